@@ -1,0 +1,26 @@
+"""The `docker` CLI command equivalent to each labkit operation, so learners learn Docker."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DockerCommand:
+    """An equivalent command line, e.g. ``docker image build -t NAME .``."""
+
+    args: tuple[str, ...]
+    stdin: str | None = None  # what is piped in, described (never a secret's value)
+
+    def __str__(self) -> str:
+        line = shlex.join(("docker", *self.args))
+        return f"{self.stdin} | {line}" if self.stdin else line
+
+    def _repr_markdown_(self) -> str:
+        return f"```bash\n$ {self}\n```"
+
+
+def docker(*args: str, stdin: str | None = None) -> DockerCommand:
+    """Build a :class:`DockerCommand` from its arguments (``docker`` is implied)."""
+    return DockerCommand(tuple(str(a) for a in args), stdin)

@@ -1,0 +1,72 @@
+"""One exception hierarchy: every error a learner sees says what failed and what to do."""
+
+from __future__ import annotations
+
+
+class LabkitError(Exception):
+    """Base of every labkit error; ``hint`` is the one-sentence fix."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n→ {self.hint}" if self.hint else self.message
+
+    def _repr_markdown_(self) -> str:  # shown when a cell returns the error
+        return f"**{type(self).__name__}**: {self.message}" + (
+            f"  \n→ {self.hint}" if self.hint else ""
+        )
+
+
+class EngineUnavailable(LabkitError):
+    """No Docker Engine answers where the environment points."""
+
+
+class ImageMissing(LabkitError):
+    """A course image is not on the engine and pulling is disabled."""
+
+
+class BuildFailed(LabkitError):
+    """A build step failed; carries the step and the tail of its output."""
+
+    def __init__(self, message: str, step: str | None = None, log_tail: str = "",
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.step = step
+        self.log_tail = log_tail
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.step:
+            text += f"\nFailing step: {self.step}"
+        if self.log_tail:
+            text += "\n--- last lines of its output ---\n" + self.log_tail
+        if self.hint:
+            text += f"\n→ {self.hint}"
+        return text
+
+
+class ContainerFailed(LabkitError):
+    """A container exited or never answered; carries its logs' tail."""
+
+    def __init__(self, message: str, logs: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.logs = logs
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.logs:
+            text += "\n--- last lines of its logs ---\n" + self.logs
+        if self.hint:
+            text += f"\n→ {self.hint}"
+        return text
+
+
+class RegistryError(LabkitError):
+    """The registry refused a login, a push or a query."""
+
+
+class PrepareError(LabkitError):
+    """An offline stand-in image could not be built."""
