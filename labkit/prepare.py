@@ -1,0 +1,513 @@
+"""Make every course image present on the engine: already there, pulled, or an offline stand-in.
+
+Offline (``LABKIT_OFFLINE=1`` or ``CI=true``) nothing is ever pulled: each missing image is
+built from Debian packages and labelled ``org.labkit.standin=true``:
+
+- the base (``python:3.11-slim-bookworm``): ``debootstrap --variant=minbase`` of Debian
+  bookworm with python3 and pip, plus a ``python`` command and no EXTERNALLY-MANAGED
+  marker (so ``RUN pip install flask`` works as in the official image), imported with
+  ``docker import``; the debootstrap tarball is cached (``LABKIT_CACHE_DIR``, default
+  ``~/.cache/labkit``) so a second preparation on the same machine skips it;
+- the registry (``registry:2``) and Docker-in-Docker (``docker:dind``) images: the
+  Dockerfiles in the repository's ``images/`` directory, built on that base with the
+  legacy builder (never pulling).
+
+``trust_host_ca`` (``LABKIT_TRUST_HOST_CA=1``) copies the host's CA bundle into the base,
+for networks whose TLS-inspecting gateway would otherwise break ``pip install``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pandas as pd
+
+from . import config
+from .commands import DockerCommand
+from .commands import docker as docker_cmd
+from .errors import ImageMissing, PrepareError
+
+SUITE = "bookworm"
+DEBOOTSTRAP_INCLUDE = ("python3", "python3-pip")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+RECIPES = Path(__file__).resolve().parent.parent / "images"
+
+#: Instructions applied when the base stand-in is imported (as the official image has).
+BASE_CHANGES = (
+    'CMD ["python3"]',
+    "ENV LANG=C.UTF-8",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+)
+HOST_CA_IN_IMAGE = "usr/local/share/ca-certificates/labkit-host-ca.crt"
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class CourseImage:
+    """One image the course needs, and the role its stand-in is labelled with."""
+
+    name: str
+    role: str
+    recipe: str | None = None  # directory under images/ (None: the debootstrap base)
+
+    @property
+    def repository(self) -> str:
+        return self.name.rsplit(":", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.rsplit(":", 1)[1]
+
+
+COURSE_IMAGES: tuple[CourseImage, ...] = (
+    CourseImage(config.BASE_IMAGE, "base"),
+    CourseImage(config.REGISTRY_IMAGE, "registry-image", "registry"),
+    CourseImage(config.DIND_IMAGE, "dind-image", "dind"),
+)
+
+
+def standin_labels(role: str) -> dict[str, str]:
+    """Labels of a stand-in: managed and marked, but in no namespace (every user shares it)."""
+    return {config.LABEL_STANDIN: "true", config.LABEL_MANAGED: "true", config.LABEL_ROLE: role}
+
+
+class ProgressPrinter:
+    """Default progress: one line per stage, with the time since preparation started."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream
+        self.start = time.monotonic()
+
+    def __call__(self, image: str, stage: str) -> None:
+        elapsed = time.monotonic() - self.start
+        print(f"[{elapsed:6.1f} s] {image}: {stage}", file=self.stream or sys.stdout, flush=True)
+
+
+def _client(client: docker.DockerClient | None) -> docker.DockerClient:
+    if client is not None:
+        return client
+    from .engine import client as engine_client
+
+    return engine_client()
+
+
+def _find(client: docker.DockerClient, name: str):
+    try:
+        return client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def image_status(client: docker.DockerClient | None = None) -> pd.DataFrame:
+    """Which course images the engine has: image, role, present, standin, id, size (bytes)."""
+    cli = _client(client)
+    rows = []
+    for spec in COURSE_IMAGES:
+        img = _find(cli, spec.name)
+        labels = (img.labels or {}) if img is not None else {}
+        rows.append({
+            "image": spec.name,
+            "role": spec.role,
+            "present": img is not None,
+            "standin": labels.get(config.LABEL_STANDIN) == "true",
+            "id": img.short_id.split(":", 1)[-1] if img is not None else None,
+            "size": int(img.attrs.get("Size", 0)) if img is not None else 0,
+        })
+    return pd.DataFrame(rows)
+
+
+def prepare(*, offline: bool | None = None, trust_host_ca: bool | None = None,
+            images: Iterable[str] | None = None, client: docker.DockerClient | None = None,
+            progress: Progress | None = None, cache_dir: Path | None = None) -> pd.DataFrame:
+    """Make each course image present; returns image, status, standin, id, size, seconds, command.
+
+    ``status`` is ``present`` (already there), ``pulled`` or ``built stand-in``. Offline
+    (the default under ``CI=true``) nothing is pulled. When a pull fails, a stand-in is
+    built instead and the progress says why.
+    """
+    settings = config.settings()
+    offline = settings.offline if offline is None else offline
+    trust = settings.trust_host_ca if trust_host_ca is None else trust_host_ca
+    cli = _client(client)
+    say = progress or ProgressPrinter()
+    wanted = set(images) if images is not None else None
+    rows = []
+    for spec in COURSE_IMAGES:
+        if wanted is not None and spec.name not in wanted:
+            continue
+        start = time.monotonic()
+        img = _find(cli, spec.name)
+        command: DockerCommand | None = None
+        if img is not None:
+            status = "present"
+            say(spec.name, "present")
+        else:
+            img, status, command = None, "", None
+            if not offline:
+                try:
+                    say(spec.name, "pulling")
+                    img, command = pull(spec.name, client=cli, offline=offline), \
+                        docker_cmd("pull", spec.name)
+                    status = "pulled"
+                except Exception as exc:  # any failure: fall back to the stand-in
+                    say(spec.name, f"pull failed ({_one_line(exc)}); building a stand-in")
+            if img is None:
+                img, command = build_standin(spec, trust_host_ca=trust, client=cli,
+                                             progress=say, cache_dir=cache_dir)
+                status = "built stand-in"
+            say(spec.name, f"{status} in {time.monotonic() - start:.1f} s")
+        labels = img.labels or {}
+        rows.append({
+            "image": spec.name,
+            "status": status,
+            "standin": labels.get(config.LABEL_STANDIN) == "true",
+            "id": img.short_id.split(":", 1)[-1],
+            "size": int(img.attrs.get("Size", 0)),
+            "seconds": round(time.monotonic() - start, 2),
+            "command": str(command) if command else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def pull(name: str, *, client: docker.DockerClient | None = None, offline: bool | None = None):
+    """Pull one image (refused when offline); returns the docker-py Image."""
+    if offline if offline is not None else config.settings().offline:
+        raise ImageMissing(
+            f"{name} is not on the engine and pulling is disabled (offline).",
+            "Run `labkit prepare --offline` (as root) to build the stand-in images.",
+        )
+    cli = _client(client)
+    repository, tag = name.rsplit(":", 1)
+    for chunk in cli.api.pull(repository, tag=tag, stream=True, decode=True):
+        if "error" in chunk:
+            raise PrepareError(f"Pulling {name} failed: {chunk['error']}",
+                               "Check the network, or prepare offline with `--offline`.")
+    return cli.images.get(name)
+
+
+def build_standin(spec: CourseImage, *, trust_host_ca: bool = False,
+                  client: docker.DockerClient | None = None, progress: Progress | None = None,
+                  cache_dir: Path | None = None):
+    """Build one offline stand-in; returns (docker-py Image, the equivalent command)."""
+    cli = _client(client)
+    say = progress or ProgressPrinter()
+    if spec.recipe is None:
+        return build_base(spec, trust_host_ca=trust_host_ca, client=cli, progress=say,
+                          cache_dir=cache_dir)
+    return build_recipe(spec, client=cli, progress=say)
+
+
+# --- the base: debootstrap, customise, import ---------------------------------------------
+
+
+def cache_root(environ: dict[str, str] | None = None) -> Path:
+    """Where the debootstrap tarball is kept between preparations."""
+    env = os.environ if environ is None else environ
+    if env.get("LABKIT_CACHE_DIR"):
+        return Path(env["LABKIT_CACHE_DIR"])
+    xdg = env.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "labkit"
+
+
+def debian_mirror(sources: Iterable[Path] = SOURCES, environ: dict[str, str] | None = None) -> str:
+    """The Debian mirror this machine's apt uses for the main archive (not security)."""
+    env = os.environ if environ is None else environ
+    if env.get("LABKIT_DEBIAN_MIRROR"):
+        return env["LABKIT_DEBIAN_MIRROR"]
+    for path in sources:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        found = parse_mirror(text)
+        if found:
+            return found
+    return DEFAULT_MIRROR
+
+
+def parse_mirror(text: str) -> str | None:
+    """The first non-security ``/debian`` URI in a deb822 ``.sources`` or one-line list."""
+    uris: list[str] = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields = dict(
+            (m.group(1).lower(), m.group(2).strip())
+            for m in re.finditer(r"^([A-Za-z-]+):[ \t]*(.*)$", stanza, re.MULTILINE)
+        )
+        if "uris" in fields and "deb" in fields.get("types", "deb").split():
+            uris.extend(fields["uris"].split())
+    for line in text.splitlines():
+        m = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+", line)
+        if m:
+            uris.append(m.group(1))
+    for uri in uris:
+        if uri.startswith(("http://", "https://")) and "security" not in uri:
+            return uri.rstrip("/")
+    return None
+
+
+def require_debootstrap() -> None:
+    """Refuse clearly when the base stand-in cannot be made on this machine."""
+    if shutil.which("debootstrap") is None:
+        raise PrepareError(
+            "The offline base image is made with debootstrap, which is not installed.",
+            "Install it (`sudo apt-get install debootstrap`), or run `make images`.",
+        )
+    if os.geteuid() != 0:
+        raise PrepareError(
+            "The offline base image is made with debootstrap, which needs root.",
+            "Run `sudo labkit prepare --offline`, or allow pulling where Docker Hub is reachable.",
+        )
+
+
+def rootfs_tarball(*, mirror: str | None = None, cache_dir: Path | None = None,
+                   progress: Progress | None = None, label: str = config.BASE_IMAGE) -> Path:
+    """The debootstrapped Debian root file system as a tar file, made once and cached."""
+    say = progress or ProgressPrinter()
+    mirror = mirror or debian_mirror()
+    key = hashlib.sha256(f"{SUITE}|minbase|{','.join(DEBOOTSTRAP_INCLUDE)}|{mirror}".encode())
+    root = cache_dir or cache_root()
+    target = root / f"debian-{SUITE}-minbase-{key.hexdigest()[:12]}.tar"
+    if target.is_file():
+        say(label, f"using the cached Debian root file system ({target.name})")
+        return target
+    require_debootstrap()
+    root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="rootfs-", dir=root))
+    try:
+        rootfs = workdir / "rootfs"
+        say(label, f"debootstrap {SUITE} from {mirror} (about a minute)")
+        _run_debootstrap(rootfs, mirror, say, label)
+        _tidy_rootfs(rootfs)
+        partial = workdir / "rootfs.tar"
+        say(label, "packing the root file system")
+        subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."],
+                       check=True)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return target
+
+
+def _run_debootstrap(rootfs: Path, mirror: str, say: Progress, label: str) -> None:
+    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(DEBOOTSTRAP_INCLUDE)}",
+           SUITE, str(rootfs), mirror]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: list[str] = []
+    seen: set[str] = set()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-15:]
+        m = re.match(r"^I: (\w+)", line)
+        if m and m.group(1).lower() not in seen:  # each phase once: it repeats per package
+            seen.add(m.group(1).lower())
+            say(label, f"debootstrap: {m.group(1).lower()}")
+    if proc.wait() != 0:
+        raise PrepareError(
+            f"debootstrap failed (exit {proc.returncode}):\n" + "\n".join(tail),
+            f"Check that {mirror} is reachable, or set LABKIT_DEBIAN_MIRROR to a Debian mirror.",
+        )
+
+
+def _tidy_rootfs(rootfs: Path) -> None:
+    """Drop what an image should not carry: package caches and this machine's names."""
+    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*",
+                    "var/log/*.log"):
+        for path in rootfs.glob(pattern):
+            if path.is_file():
+                path.unlink()
+    for name in ("etc/resolv.conf", "etc/hostname"):
+        path = rootfs / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            path.touch()
+
+
+def customise_rootfs(source: io.BufferedIOBase, out: io.BufferedIOBase, *,
+                     ca_bundle: bytes | None = None) -> list[str]:
+    """Copy a root file system tar, making it act like the official slim image.
+
+    ``python`` becomes a command, pip may install system-wide (EXTERNALLY-MANAGED is
+    dropped) and, given ``ca_bundle``, the host's CA bundle replaces the image's and is
+    kept for ``update-ca-certificates``. Returns what was changed, one line each.
+    """
+    changes: list[str] = []
+    have_python = False
+    with tarfile.open(fileobj=source, mode="r:") as src, \
+            tarfile.open(fileobj=out, mode="w:", format=tarfile.GNU_FORMAT) as dst:
+        for member in src:
+            path = member.name.removeprefix("./")
+            if re.fullmatch(r"usr/lib/python3[.\d]*/EXTERNALLY-MANAGED", path):
+                changes.append(f"removed /{path}")
+                continue
+            if path == "usr/bin/python":
+                have_python = True
+            if ca_bundle is not None and path == "etc/ssl/certs/ca-certificates.crt":
+                _add_bytes(dst, member.name, ca_bundle, member)
+                changes.append(f"replaced /{path} with the host's CA bundle")
+                continue
+            dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+        if not have_python:
+            link = tarfile.TarInfo("./usr/bin/python")
+            link.type, link.linkname, link.mode = tarfile.SYMTYPE, "python3", 0o777
+            dst.addfile(link)
+            changes.append("added /usr/bin/python -> python3")
+        if ca_bundle is not None:
+            _add_bytes(dst, "./" + HOST_CA_IN_IMAGE, ca_bundle)
+            changes.append(f"added /{HOST_CA_IN_IMAGE}")
+    return changes
+
+
+def _add_bytes(dst: tarfile.TarFile, name: str, data: bytes,
+               like: tarfile.TarInfo | None = None) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+    if like is not None:
+        info.mode, info.mtime = like.mode, like.mtime
+    dst.addfile(info, io.BytesIO(data))
+
+
+def host_ca_bundle(path: Path | None = None) -> bytes:
+    """The host's CA bundle, refusing clearly when it is not there."""
+    path = path or config.settings().host_ca_bundle
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PrepareError(
+            f"The host's CA bundle {path} cannot be read ({exc.strerror}).",
+            "Set LABKIT_HOST_CA_BUNDLE to your CA bundle, or prepare without --trust-host-ca.",
+        ) from exc
+
+
+def build_base(spec: CourseImage = COURSE_IMAGES[0], *, trust_host_ca: bool = False,
+               client: docker.DockerClient | None = None, progress: Progress | None = None,
+               cache_dir: Path | None = None):
+    """Debootstrap (or reuse the cached tarball), customise, and ``docker import`` the base."""
+    cli = _client(client)
+    say = progress or ProgressPrinter()
+    bundle = host_ca_bundle() if trust_host_ca else None
+    tarball = rootfs_tarball(cache_dir=cache_dir, progress=say, label=spec.name)
+    changes = [*BASE_CHANGES, _label_change(standin_labels(spec.role))]
+    with tempfile.TemporaryDirectory(prefix="labkit-base-", dir=tarball.parent) as tmp:
+        custom = Path(tmp) / "rootfs.tar"
+        with tarball.open("rb") as source, custom.open("wb") as out:
+            done = customise_rootfs(source, out, ca_bundle=bundle)
+        say(spec.name, "customised: " + "; ".join(done))
+        say(spec.name, "docker import")
+        answer = cli.api.import_image(src=str(custom), repository=spec.repository,
+                                      tag=spec.tag, changes=list(changes))
+    _raise_on_stream_error(str(answer), spec.name)
+    flags = [arg for change in changes for arg in ("--change", change)]
+    command = docker_cmd("import", *flags, "-", spec.name, stdin="tar -C ROOTFS -c .")
+    return cli.images.get(spec.name), command
+
+
+def _label_change(labels: dict[str, str]) -> str:
+    return "LABEL " + " ".join(f"{k}={v}" for k, v in labels.items())
+
+
+def _raise_on_stream_error(text: str, name: str) -> None:
+    m = re.search(r'"error"\s*:\s*"([^"]*)"', text)
+    if m:
+        raise PrepareError(f"Importing {name} failed: {m.group(1)}",
+                           "Check the engine's free disk space and its log.")
+
+
+# --- the registry and DinD stand-ins: Dockerfiles under images/ ----------------------------
+
+
+def recipe_dir(spec: CourseImage) -> Path:
+    """The directory of a stand-in's Dockerfile, refusing clearly when it is missing."""
+    path = RECIPES / str(spec.recipe)
+    if not (path / "Dockerfile").is_file():
+        raise PrepareError(
+            f"The recipe for the {spec.name} stand-in ({path}/Dockerfile) is missing.",
+            "Run `labkit prepare` from a clone of the course installed with `pip install -e .`.",
+        )
+    return path
+
+
+def context_tar(directory: Path) -> io.BytesIO:
+    """A build context (the recipe's few small files) as an in-memory tar."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(directory.iterdir()):
+            tar.add(path, arcname=path.name)
+    buf.seek(0)
+    return buf
+
+
+def build_recipe(spec: CourseImage, *, client: docker.DockerClient | None = None,
+                 progress: Progress | None = None, base: str = config.BASE_IMAGE):
+    """Build a stand-in from its Dockerfile on the base, never pulling; returns (Image, cmd)."""
+    cli = _client(client)
+    say = progress or ProgressPrinter()
+    if _find(cli, base) is None:  # the legacy builder would pull a missing FROM image
+        raise ImageMissing(f"The {spec.name} stand-in is built on {base}, which is missing.",
+                           "Prepare the base first: `labkit prepare --offline`.")
+    directory = recipe_dir(spec)
+    labels = standin_labels(spec.role)
+    stream = cli.api.build(fileobj=context_tar(directory), custom_context=True, tag=spec.name,
+                           pull=False, rm=True, forcerm=True, decode=True, labels=labels,
+                           buildargs={"BASE": base})
+    image_id = follow_build(stream, spec.name, say)
+    if image_id is None:
+        raise PrepareError(f"Building the {spec.name} stand-in gave no image.",
+                           "Run `docker build` on the recipe to see the engine's answer.")
+    flags = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
+    command = docker_cmd("build", "--build-arg", f"BASE={base}", *flags, "-t", spec.name,
+                         f"images/{spec.recipe}")
+    return cli.images.get(spec.name), command
+
+
+def follow_build(stream: Iterable[dict], name: str, say: Progress) -> str | None:
+    """Read a legacy build stream: report each step, raise on an error, return the image id."""
+    tail: list[str] = []
+    image_id = None
+    step = ""
+    for chunk in stream:
+        for line in _lines(chunk.get("stream", "")):
+            tail = (tail + [line])[-20:]
+            m = re.match(r"^Step (\d+/\d+) : (.*)$", line)
+            if m:
+                step = line
+                say(name, f"step {m.group(1)}: {m.group(2)[:70]}")
+            m = re.match(r"^Successfully built ([0-9a-f]+)$", line)
+            if m:
+                image_id = m.group(1)
+        if "error" in chunk:
+            detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+            raise PrepareError(
+                f"Building the {name} stand-in failed at {step or 'the start'}: {detail}\n"
+                + "\n".join(tail),
+                "Check that the Debian mirror is reachable from containers, then retry.",
+            )
+        aux = chunk.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            image_id = aux["ID"]
+    return image_id
+
+
+def _lines(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        line = line.rstrip()
+        if line:
+            yield line
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:120]

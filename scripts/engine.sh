@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The Docker Engine the course talks to: start | stop | status.
+#
+# start  An engine that already answers (Docker Desktop, DOCKER_HOST, a running dockerd) is
+#        used as is. Otherwise, as root on Debian/Ubuntu, install what is missing (Debian's
+#        docker.io, debootstrap, openssl) and start dockerd in the background, recording
+#        that we started it (.cache/engine/dockerd.pid). Anywhere else: one sentence on
+#        what to install, exit 1.
+# stop   Stop the engine only if we started it (by its pid), waiting for it to exit.
+#
+# A unix:// DOCKER_HOST that does not answer names the socket the new dockerd listens on;
+# LABKIT_DOCKERD_ARGS adds dockerd flags (e.g. its own --data-root).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE="$ROOT/.cache/engine"
+PIDFILE="$STATE/dockerd.pid"
+LOG="$STATE/dockerd.log"
+PACKAGES=(docker.io debootstrap openssl ca-certificates)
+
+say() { echo "engine: $*"; }
+
+answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+our_pid() {
+    # The pid of the dockerd we started, if it still runs.
+    [[ -s "$PIDFILE" ]] || return 1
+    local pid
+    pid=$(cat "$PIDFILE")
+    [[ -d "/proc/$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]] || return 1
+    echo "$pid"
+}
+
+socket_path() {
+    case "${DOCKER_HOST:-}" in
+        "") echo /var/run/docker.sock ;;
+        unix://*) echo "${DOCKER_HOST#unix://}" ;;
+        *) return 1 ;;
+    esac
+}
+
+missing_packages() {
+    local pkg
+    for pkg in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || echo "$pkg"
+    done
+}
+
+install_packages() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    say "installing ${missing[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+start() {
+    if answers; then
+        say "an engine already answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}; using it."
+        return 0
+    fi
+    local sock
+    if ! sock=$(socket_path); then
+        echo "No Docker Engine answers at DOCKER_HOST=$DOCKER_HOST: start that engine, or unset DOCKER_HOST to use a local one." >&2
+        exit 1
+    fi
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "No Docker Engine answers: install and start Docker (Docker Desktop, or Docker Engine / your distribution's docker.io), or run this as root on Debian/Ubuntu to have it installed." >&2
+        exit 1
+    fi
+    install_packages
+    if answers; then  # the package's own service may have started it
+        say "the installed engine answers; using it."
+        return 0
+    fi
+    if our_pid >/dev/null; then
+        echo "A dockerd we started (pid $(our_pid)) runs but does not answer; see $LOG or run '$0 stop'." >&2
+        exit 1
+    fi
+    mkdir -p "$STATE" "$(dirname "$sock")"
+    local t0=$SECONDS
+    # shellcheck disable=SC2086  # LABKIT_DOCKERD_ARGS is a list of flags
+    setsid nohup dockerd --host="unix://$sock" --pidfile="$PIDFILE" ${LABKIT_DOCKERD_ARGS:-} \
+        >"$LOG" 2>&1 </dev/null &
+    local pid=$!
+    for _ in $(seq 1 120); do
+        if DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then
+            echo "$pid" >"$PIDFILE"
+            say "started dockerd (pid $pid) at unix://$sock in $((SECONDS - t0)) s; log: .cache/engine/dockerd.log"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$LOG" >&2 || true
+            echo "dockerd exited at start; see $LOG." >&2
+            exit 1
+        fi
+        sleep 0.5
+    done
+    tail -n 20 "$LOG" >&2 || true
+    echo "dockerd did not answer within 60 s; see $LOG." >&2
+    exit 1
+}
+
+stop() {
+    local pid
+    if ! pid=$(our_pid); then
+        rm -f "$PIDFILE"
+        say "no engine started by us runs; nothing to stop."
+        return 0
+    fi
+    say "stopping dockerd (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do
+        [[ -d "/proc/$pid" ]] || { rm -f "$PIDFILE"; say "stopped."; return 0; }
+        sleep 0.5
+    done
+    say "dockerd (pid $pid) did not stop in 30 s; killing it."
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$PIDFILE"
+}
+
+status() {
+    if answers; then
+        local version
+        version=$(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')
+        say "answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}: $version"
+    else
+        say "no engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}."
+    fi
+    if our_pid >/dev/null; then say "started by us: pid $(our_pid)"; else say "not started by us."; fi
+    answers
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
