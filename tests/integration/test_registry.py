@@ -1,0 +1,205 @@
+"""The local registry against the real engine: auth on, login, push, catalog, manifest."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+from _h3_fixtures import AppBuilder, use_namespace
+
+from labkit import cleanup, config, engine, registry, state
+from labkit.errors import RegistryError
+
+pytestmark = pytest.mark.integration
+NAMESPACE = "h3"
+
+
+@pytest.fixture(scope="module")
+def engine_client() -> docker.DockerClient:
+    """The engine in DOCKER_HOST (fails, never skips, without one)."""
+    return engine.connect()
+
+
+@pytest.fixture(scope="module")
+def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.Settings]:
+    yield from use_namespace(NAMESPACE, tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(scope="module")
+def reg(ns: config.Settings, engine_client: docker.DockerClient) -> Iterator[registry.Registry]:
+    cleanup.clean(client=engine_client, show=False)  # a previous run's leftovers
+    yield registry.start_registry(client=engine_client)
+    cleanup.clean(client=engine_client, show=False)
+
+
+@pytest.fixture(scope="module")
+def builder(ns: config.Settings, engine_client: docker.DockerClient,
+            tmp_path_factory: pytest.TempPathFactory) -> AppBuilder:
+    return AppBuilder(engine_client, tmp_path_factory.mktemp("app"),
+                      ns.image_name("python-hello-world"), ns.labels("app"))
+
+
+@pytest.fixture(scope="module")
+def first(reg: registry.Registry, builder: AppBuilder, engine_client: docker.DockerClient):
+    image = builder.build("Hello, World!")
+    tagged = registry.tag_for_registry(image, registry=reg, client=engine_client)
+    registry.login(reg, client=engine_client)
+    result = registry.push(tagged, registry=reg, client=engine_client, show=False)
+    return image, tagged, result
+
+
+@pytest.fixture(scope="module")
+def second(first, reg: registry.Registry, builder: AppBuilder,
+           engine_client: docker.DockerClient):
+    image = builder.build("Hello again!")
+    tagged = registry.tag_for_registry(image, registry=reg, client=engine_client)
+    return registry.push(tagged, registry=reg, client=engine_client, show=False)
+
+
+def _unauthenticated(url: str) -> int:
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(f"{url}/v2/", timeout=5).status_code
+
+
+def test_registry_requires_auth(reg: registry.Registry) -> None:
+    assert _unauthenticated(reg.api_url or "") == 401
+
+
+def test_registry_answers_with_the_password(reg: registry.Registry) -> None:
+    with requests.Session() as session:
+        session.trust_env = False
+        answer = session.get(f"{reg.api_url}/v2/", auth=(reg.username, state.registry_password()),
+                             timeout=5)
+    assert answer.status_code == 200
+
+
+def test_registry_container_carries_the_labels(reg: registry.Registry,
+                                               engine_client: docker.DockerClient,
+                                               ns: config.Settings) -> None:
+    labels = engine_client.containers.get(reg.container_id).labels
+    assert ns.labels("registry").items() <= labels.items()
+
+
+def test_registry_data_volume_carries_the_labels(reg: registry.Registry,
+                                                 engine_client: docker.DockerClient,
+                                                 ns: config.Settings) -> None:
+    labels = engine_client.volumes.get(registry.volume_name()).attrs["Labels"]
+    assert ns.labels("registry").items() <= labels.items()
+
+
+def test_start_is_idempotent(reg: registry.Registry, engine_client: docker.DockerClient) -> None:
+    again = registry.start_registry(client=engine_client)
+    assert (again.container_id, again.address) == (reg.container_id, reg.address)
+
+
+def test_status_reports_auth_on(reg: registry.Registry,
+                                engine_client: docker.DockerClient) -> None:
+    got = registry.registry_status(client=engine_client)
+    assert (got["running"], got["auth"], got["address"]) == (True, True, reg.address)
+
+
+def test_login_with_the_right_password(reg: registry.Registry,
+                                       engine_client: docker.DockerClient) -> None:
+    assert registry.login(reg, client=engine_client).status == "Login Succeeded"
+
+
+def test_login_with_a_wrong_password_after_a_right_one_fails(
+        reg: registry.Registry, engine_client: docker.DockerClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    registry.login(reg, client=engine_client)
+    monkeypatch.setenv(state.PASSWORD_ENV, "not-the-password")
+    with pytest.raises(RegistryError, match="wrong user name or password"):
+        registry.login(reg, client=engine_client)
+
+
+def test_first_push_pushes_or_mounts_every_layer(first) -> None:
+    _, _, result = first
+    assert set(result.layers["status"]) <= {"pushed", "mounted"}
+
+
+def test_first_push_reports_one_row_per_image_layer(first) -> None:
+    image, _, result = first
+    assert len(result.layers) == len(image.attrs["RootFS"]["Layers"])
+
+
+def test_first_push_reports_the_manifest_digest(first, reg: registry.Registry) -> None:
+    _, tagged, result = first
+    assert result.digest == registry.manifest(tagged.repository, "latest", registry=reg)["digest"]
+
+
+def test_catalog_lists_the_repository(first, reg: registry.Registry) -> None:
+    assert f"{NAMESPACE}/python-hello-world" in registry.catalog(registry=reg)
+
+
+def test_tags_lists_the_tag(first, reg: registry.Registry) -> None:
+    _, tagged, _ = first
+    assert registry.tags(tagged.repository, registry=reg) == ["latest"]
+
+
+def test_manifest_has_one_layer_per_image_layer(first, reg: registry.Registry) -> None:
+    image, tagged, _ = first
+    got = registry.manifest(tagged.repository, "latest", registry=reg)
+    assert len(got["layers"]) == len(image.attrs["RootFS"]["Layers"])
+
+
+def test_second_push_pushes_only_the_changed_layer(second) -> None:
+    assert second.counts["pushed"] == 1
+
+
+def test_second_push_finds_the_other_layers(second) -> None:
+    assert second.counts["exists"] == len(second.layers) - 1
+
+
+def test_push_without_the_image_raises(reg: registry.Registry,
+                                       engine_client: docker.DockerClient) -> None:
+    with pytest.raises(RegistryError, match="does not exist locally"):
+        registry.push(reg.repository("never-built"), registry=reg, client=engine_client,
+                      show=False)
+
+
+def test_state_file_is_private(reg: registry.Registry, ns: config.Settings) -> None:
+    assert stat.S_IMODE(Path(ns.state_file).stat().st_mode) == 0o600
+
+
+def test_password_is_in_no_result(first, second, reg: registry.Registry,
+                                  engine_client: docker.DockerClient) -> None:
+    _, tagged, result = first
+    secret = state.registry_password()
+    shown = "".join([
+        repr(reg), str(reg.command), *map(str, reg.steps), repr(tagged), str(tagged.command),
+        repr(result), result.layers.to_csv(), second.layers.to_csv(),
+        repr(registry.login(reg, client=engine_client)),
+        repr(registry.registry_status(client=engine_client)),
+    ])
+    assert secret not in shown
+
+
+def test_changed_password_is_taken_on_restart(first, reg: registry.Registry,
+                                              engine_client: docker.DockerClient,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(state.PASSWORD_ENV, "a-new-password-for-the-test")
+    restarted = registry.start_registry(client=engine_client)
+    assert registry.login(restarted, client=engine_client).status == "Login Succeeded"
+
+
+def test_restart_keeps_the_port_and_the_data(first, reg: registry.Registry,
+                                             engine_client: docker.DockerClient) -> None:
+    registry.stop_registry(client=engine_client)
+    again = registry.start_registry(client=engine_client)
+    assert (again.address, registry.tags(first[1].repository, registry=again)) == (
+        reg.address, ["latest"])
+
+
+def test_push_to_a_stopped_registry_raises(first, reg: registry.Registry,
+                                           engine_client: docker.DockerClient) -> None:
+    registry.stop_registry(client=engine_client)
+    try:
+        with pytest.raises(RegistryError, match="failed"):
+            registry.push(first[1], registry=reg, client=engine_client, show=False)
+    finally:
+        registry.start_registry(client=engine_client)
