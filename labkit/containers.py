@@ -1,0 +1,362 @@
+"""Containers: run an app with a published port and wait for it, logs, stop, remove, diff.
+
+Every container carries this namespace's labels; labkit removes or stops only containers
+that carry them, never one the user made by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+import pandas as pd
+import requests
+from docker.models.containers import Container
+
+from . import engine
+from .commands import DockerCommand
+from .commands import docker as docker_cmd
+from .config import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE, settings
+from .errors import ContainerFailed, ImageMissing, LabkitError
+from .wait import wait_until
+
+LOG_TAIL = 20
+POLL_INTERVAL = 0.05
+#: ``docker container diff`` kinds, as the engine's API numbers them.
+DIFF_KINDS = {0: "changed", 1: "added", 2: "deleted"}
+DIFF_LETTERS = {"changed": "C", "added": "A", "deleted": "D"}
+
+
+def http_session() -> requests.Session:
+    """A session for talking to the apps: no proxy or CA bundle from the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run_command(name: str, image: str, port: int, bind_ip: str) -> DockerCommand:
+    """``docker container run -d --name NAME -p IP::PORT IMAGE``."""
+    return docker_cmd("container", "run", "-d", "--name", name, "-p", f"{bind_ip}::{port}",
+                      image)
+
+
+def logs_command(name: str, tail: int | None = None) -> DockerCommand:
+    """``docker container logs [--tail N] NAME``."""
+    return docker_cmd("container", "logs", *(["--tail", str(tail)] if tail else []), name)
+
+
+def stop_command(name: str) -> DockerCommand:
+    """``docker container stop NAME``."""
+    return docker_cmd("container", "stop", name)
+
+
+def remove_command(name: str) -> DockerCommand:
+    """``docker container rm -f NAME``."""
+    return docker_cmd("container", "rm", "-f", name)
+
+
+def diff_command(name: str) -> DockerCommand:
+    """``docker container diff NAME``."""
+    return docker_cmd("container", "diff", name)
+
+
+def list_command() -> DockerCommand:
+    """``docker container ls -a`` filtered to this namespace's label."""
+    return docker_cmd("container", "ls", "-a", "--filter",
+                      f"label={LABEL_NAMESPACE}={settings().namespace}")
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def _is_ours(labels: Mapping[str, str] | None) -> bool:
+    labels = labels or {}
+    return (labels.get(LABEL_MANAGED) == "true"
+            and labels.get(LABEL_NAMESPACE) == settings().namespace)
+
+
+def _find(ref: Any, cli: docker.DockerClient) -> Container | None:
+    """The container a name (``hello`` or ``student-hello``), id, Container or app names."""
+    if isinstance(ref, RunningApp | Container):
+        candidates = [ref.id]
+    else:
+        name = str(ref)
+        candidates = [name]
+        if not name.startswith(f"{settings().namespace}-"):
+            candidates.insert(0, settings().container_name(name))
+    for candidate in candidates:
+        try:
+            return cli.containers.get(candidate)
+        except docker.errors.NotFound:
+            continue
+    return None
+
+
+def _require_ours(container: Container, action: str) -> None:
+    if not _is_ours(container.labels):
+        raise LabkitError(
+            f"The container {container.name} was not created by labkit in namespace "
+            f"'{settings().namespace}'; labkit will not {action} it.",
+            f"Use `docker container {action} {container.name}` yourself if you mean it.",
+        )
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass
+class RunningApp:
+    """A container labkit started, with the URL where its published port answers."""
+
+    name: str
+    id: str
+    image: str
+    url: str
+    host_port: int
+    command: DockerCommand
+    client: docker.DockerClient | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def container(self) -> Container:
+        """The docker-py Container (reloaded)."""
+        return (self.client or engine.client()).containers.get(self.id)
+
+    def get(self, path: str = "/") -> str:
+        """HTTP GET a path of the app; returns the body text."""
+        base = self.url.split("/", 3)
+        url = f"{base[0]}//{base[2]}/{path.lstrip('/')}"
+        with http_session() as session:
+            response = session.get(url, timeout=10)
+        response.raise_for_status()
+        return response.text
+
+    def logs(self, tail: int | None = None) -> str:
+        """The container's logs (stdout and stderr)."""
+        return logs(self.id, tail=tail, client=self.client)
+
+    def stop(self, timeout: int = 10) -> None:
+        """Stop the container (SIGTERM, then SIGKILL after ``timeout`` s)."""
+        stop(self.id, timeout=timeout, client=self.client)
+
+    def remove(self) -> None:
+        """Remove the container (forced); safe to repeat."""
+        remove(self.id, client=self.client)
+
+    def diff(self) -> pd.DataFrame:
+        """What changed in the container's writable layer (see :func:`diff`)."""
+        return diff(self.id, client=self.client)
+
+    def __enter__(self) -> RunningApp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def _host_port(container: Container, port: int) -> int | None:
+    bindings = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    for binding in bindings.get(f"{port}/tcp") or []:
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None
+
+
+def _tail(container: Container, lines: int = LOG_TAIL) -> str:
+    try:
+        return container.logs(tail=lines).decode("utf-8", "replace").rstrip()
+    except docker.errors.APIError:
+        return ""
+
+
+def run(
+    image: Any,
+    name: str = "hello",
+    *,
+    port: int = 5000,
+    path: str = "/",
+    timeout: float = 30,
+    role: str = "app",
+    client: docker.DockerClient | None = None,
+) -> RunningApp:
+    """Run ``image`` detached with ``port`` published on a free host port; wait until it answers.
+
+    ``image`` is a name or a :class:`labkit.images.BuildResult`. A labkit container of the
+    same name is replaced (re-running a notebook works); anyone else's is left alone.
+    """
+    cli = client or engine.client()
+    image_ref = str(getattr(image, "tag", image))
+    cname = settings().container_name(name)
+    bind = engine.bind_ip()
+    command = run_command(cname, image_ref, port, bind)
+
+    try:
+        existing = cli.containers.get(cname)
+    except docker.errors.NotFound:
+        existing = None
+    if existing is not None:
+        if not _is_ours(existing.labels):
+            raise LabkitError(
+                f"A container named {cname} exists that labkit did not create in namespace "
+                f"'{settings().namespace}'; labkit leaves it alone.",
+                f"Remove it yourself (`docker container rm -f {cname}`) or choose another name.",
+            )
+        _remove_quietly(existing)
+
+    try:  # create + start, never containers.run: that would pull a missing image
+        container = cli.containers.create(
+            image_ref, name=cname, detach=True, labels=settings().labels(role),
+            ports={f"{port}/tcp": (bind, None)},
+        )
+    except docker.errors.ImageNotFound as exc:
+        raise ImageMissing(f"The image {image_ref} is not on the engine.",
+                           "Build it first (see the build step); labkit never pulls.") from exc
+    container.start()
+    container.reload()
+    host_port = _host_port(container, port)
+    url = f"http://{engine.publish_host()}:{host_port}{path}"
+    app = RunningApp(cname, container.id, image_ref, url, host_port or 0, command, cli)
+
+    session = http_session()
+
+    def answers() -> bool:
+        nonlocal url, host_port
+        if host_port is not None:
+            try:
+                session.get(url, timeout=(1, 5))
+                return True
+            except requests.RequestException:
+                pass
+        container.reload()
+        if container.status in ("exited", "dead"):
+            code = container.attrs.get("State", {}).get("ExitCode")
+            raise ContainerFailed(
+                f"The container {cname} exited (code {code}) before answering on port {port}.",
+                logs=_tail(container),
+                hint="Read its logs: the app must start and listen on 0.0.0.0 inside.",
+            )
+        if host_port is None:
+            host_port = _host_port(container, port)
+            url = f"http://{engine.publish_host()}:{host_port}{path}"
+        return False
+
+    try:
+        wait_until(answers, timeout, POLL_INTERVAL, f"{cname} to answer HTTP at {url}")
+    except TimeoutError as exc:
+        raise ContainerFailed(
+            f"The container {cname} did not answer at {url} within {timeout:g} s.",
+            logs=_tail(container),
+            hint=f"Check that the app listens on 0.0.0.0:{port} inside the container.",
+        ) from exc
+    finally:
+        session.close()
+    app.url, app.host_port = url, int(host_port or 0)
+    return app
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def _remove_quietly(container: Container) -> None:
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:  # "removal ... is already in progress"
+        if exc.status_code != 409:
+            raise
+
+
+def _get(ref: Any, cli: docker.DockerClient) -> Container:
+    container = _find(ref, cli)
+    if container is None:
+        raise ContainerFailed(f"No container {ref} on the engine.",
+                              hint="Run it first (see the run step).")
+    return container
+
+
+def logs(ref: Any, tail: int | None = None,
+         client: docker.DockerClient | None = None) -> str:
+    """A container's logs as text (``tail``: only the last lines)."""
+    cli = client or engine.client()
+    container = _get(ref, cli)
+    data = container.logs(tail=tail if tail else "all")
+    return data.decode("utf-8", "replace")
+
+
+def stop(ref: Any, timeout: int = 10, client: docker.DockerClient | None = None) -> None:
+    """Stop a labkit container; a missing one counts as stopped."""
+    cli = client or engine.client()
+    container = _find(ref, cli)
+    if container is None:
+        return
+    _require_ours(container, "stop")
+    with contextlib.suppress(docker.errors.NotFound):
+        container.stop(timeout=timeout)
+
+
+def remove(ref: Any, client: docker.DockerClient | None = None) -> None:
+    """Remove a labkit container (forced); safe to repeat, a missing one counts as done."""
+    cli = client or engine.client()
+    container = _find(ref, cli)
+    if container is None:
+        return
+    _require_ours(container, "rm")
+    _remove_quietly(container)
+
+
+def diff_frame(changes: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
+    """Shape the engine's change list: columns path, kind (added/changed/deleted), letter."""
+    rows = []
+    for change in changes or []:
+        kind = DIFF_KINDS.get(int(change.get("Kind", -1)), "unknown")
+        rows.append({"path": change.get("Path", ""), "kind": kind,
+                     "letter": DIFF_LETTERS.get(kind, "?")})
+    return pd.DataFrame(rows, columns=["path", "kind", "letter"])
+
+
+def diff(ref: Any, client: docker.DockerClient | None = None) -> pd.DataFrame:
+    """``docker container diff`` as a DataFrame: path, kind (added/changed/deleted), letter."""
+    cli = client or engine.client()
+    return diff_frame(_get(ref, cli).diff())
+
+
+def _ports_text(ports: Iterable[Mapping[str, Any]] | None) -> str:
+    parts = []
+    for p in ports or []:
+        inner = f"{p.get('PrivatePort')}/{p.get('Type', 'tcp')}"
+        if p.get("PublicPort"):
+            parts.append(f"{p.get('IP', '')}:{p['PublicPort']}->{inner}")
+        else:
+            parts.append(inner)
+    return ", ".join(sorted(set(parts)))
+
+
+def containers_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Shape the engine's container list: name, image, status, state, ports, id, role."""
+    rows = [
+        {
+            "name": (e.get("Names") or ["?"])[0].lstrip("/"),
+            "image": e.get("Image", ""),
+            "status": e.get("Status", ""),
+            "state": e.get("State", ""),
+            "ports": _ports_text(e.get("Ports")),
+            "id": str(e.get("Id", ""))[:12],
+            "role": (e.get("Labels") or {}).get(LABEL_ROLE, ""),
+        }
+        for e in entries
+    ]
+    return pd.DataFrame(rows, columns=["name", "image", "status", "state", "ports", "id", "role"])
+
+
+def list_containers(client: docker.DockerClient | None = None) -> pd.DataFrame:
+    """This namespace's containers, running or not (see :func:`containers_frame`)."""
+    cli = client or engine.client()
+    entries = cli.api.containers(all=True, filters={"label": settings().label_filters()})
+    return containers_frame(entries)

@@ -1,0 +1,158 @@
+"""Rendering: live build progress in a notebook (ipywidgets), plain text elsewhere.
+
+Nothing here talks to the engine; it only shows what :mod:`labkit.images` reports.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .config import settings
+
+if TYPE_CHECKING:
+    from .commands import DockerCommand
+    from .errors import LabkitError
+    from .images import BuildEvent, BuildResult, BuildStep
+
+LOG_LINES = 200  # lines kept in the live log box
+_REFRESH = 0.1  # seconds between two refreshes of the log box
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where widgets can render)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def _widgets() -> Any | None:
+    try:
+        import ipywidgets
+    except ImportError:
+        return None
+    return ipywidgets
+
+
+def step_note(step: BuildStep) -> str:
+    """``cached``/``rebuilt in 1.23 s``/``base image``, plus why labkit added it."""
+    if step.status == "base":
+        note = "base image"
+    elif step.cached:
+        note = "cached"
+    else:
+        note = f"rebuilt in {step.seconds:.2f} s"
+    if step.added_by_labkit:
+        note += " (LABEL added by the engine for labkit's --label)"
+    return note
+
+
+def summary(result: BuildResult) -> str:
+    """One line about a finished build."""
+    return (
+        f"Built {result.tag} ({result.short_id}) in {result.seconds:.2f} s: "
+        f"{len(result.cached_steps)} cached, {len(result.rebuilt_steps)} rebuilt."
+    )
+
+
+def show_command(command: DockerCommand | Iterable[DockerCommand]) -> None:
+    """Print the equivalent ``docker`` command(s), unless LABKIT_HIDE_COMMANDS is set."""
+    if not settings().show_commands:
+        return
+    commands = [command] if hasattr(command, "args") else list(command)  # type: ignore[arg-type]
+    for cmd in commands:
+        print(f"$ {cmd}")
+
+
+class BuildProgress:
+    """Shows a build as it streams: widgets in Jupyter, plain prints otherwise."""
+
+    def __init__(self, command: DockerCommand, *, widgets: bool | None = None) -> None:
+        self.command = command
+        ipw = _widgets() if (in_notebook() if widgets is None else widgets) else None
+        self._ipw = ipw
+        self._lines: list[str] = []
+        self._done_steps: list[str] = []
+        self._last_refresh = 0.0
+        if ipw is not None:
+            from IPython.display import display
+
+            self._bar = ipw.IntProgress(value=0, min=0, max=1, description="Step 0/?",
+                                        bar_style="info")
+            self._steps = ipw.HTML(value="")
+            self._log = ipw.Textarea(value="", disabled=True, rows=10,
+                                     layout=ipw.Layout(width="100%"))
+            self._box = ipw.VBox([self._bar, self._steps, self._log])
+            display(self._box)
+
+    # event handling -----------------------------------------------------------------
+    def update(self, events: Iterable[BuildEvent]) -> None:
+        """Show what the stream just said."""
+        for event in events:
+            if event.kind == "step" and event.step is not None:
+                self._on_step(event.step)
+            elif event.kind == "output":
+                self._on_output(event.line)
+            elif event.kind == "step_done" and event.step is not None:
+                self._on_step_done(event.step)
+        self._refresh()
+
+    def _on_step(self, step: BuildStep) -> None:
+        if self._ipw is None:
+            print(step.title, flush=True)
+            return
+        self._bar.max = step.total
+        self._bar.value = step.number - 1
+        self._bar.description = f"Step {step.number}/{step.total}"
+        self._lines.append(step.title)
+
+    def _on_output(self, line: str) -> None:
+        if self._ipw is None:
+            print(f"  | {line}", flush=True)
+            return
+        self._lines.append(f"  {line}")
+
+    def _on_step_done(self, step: BuildStep) -> None:
+        note = step_note(step)
+        if self._ipw is None:
+            print(f"  -> {note}", flush=True)
+            return
+        self._bar.value = step.number
+        self._done_steps.append(
+            f"<li><code>{html.escape(step.title)}</code> &mdash; <b>{html.escape(note)}</b></li>"
+        )
+        self._steps.value = f"<ul>{''.join(self._done_steps)}</ul>"
+
+    def _refresh(self, force: bool = False) -> None:
+        if self._ipw is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_refresh >= _REFRESH:
+            self._log.value = "\n".join(self._lines[-LOG_LINES:])
+            self._last_refresh = now
+
+    # end ----------------------------------------------------------------------------
+    def done(self, result: BuildResult) -> None:
+        """The build succeeded: say so and print the equivalent command."""
+        if self._ipw is None:
+            print(summary(result))
+        else:
+            self._refresh(force=True)
+            self._bar.bar_style = "success"
+            self._bar.value = self._bar.max
+            self._steps.value += f"<p>{html.escape(summary(result))}</p>"
+        show_command(self.command)
+
+    def fail(self, error: LabkitError) -> None:
+        """The build failed: mark the progress red (the error itself is raised)."""
+        if self._ipw is None:
+            print(f"Build failed: {error.message}")
+            return
+        self._refresh(force=True)
+        self._bar.bar_style = "danger"
+        self._steps.value += f"<p><b>Build failed:</b> {html.escape(error.message)}</p>"

@@ -1,0 +1,159 @@
+"""Builds, history, image list and tags against the real engine (facts the engine reports)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from labkit import config, images
+from labkit.errors import BuildFailed, ImageMissing
+
+pytestmark = pytest.mark.integration
+
+APP_PY = (
+    "from flask import Flask\n\napp = Flask(__name__)\n\n@app.route(\"/\")\n"
+    "def hello():\n    return \"hello world!\"\n\n"
+    "if __name__ == \"__main__\":\n    app.run(host=\"0.0.0.0\")\n"
+)
+DOCKERFILE = (f"FROM {config.BASE_IMAGE}\nRUN pip install flask\n"
+              "CMD [\"python\",\"app.py\"]\nCOPY app.py /app.py\n")
+
+
+@dataclasses.dataclass
+class TwoBuilds:
+    first: images.BuildResult
+    second: images.BuildResult
+
+
+@pytest.fixture(scope="module")
+def builds(client: docker.DockerClient, settings: config.Settings,
+           tmp_path_factory: pytest.TempPathFactory) -> TwoBuilds:
+    """The lab's image built, then rebuilt after touching only app.py."""
+    folder = tmp_path_factory.mktemp("build")
+    (folder / "Dockerfile").write_text(DOCKERFILE)
+    (folder / "app.py").write_text(APP_PY)
+    first = images.build(folder, "it-hello", client=client, show=False)
+    (folder / "app.py").write_text(APP_PY + "# edited\n")
+    second = images.build(folder, "it-hello", client=client, show=False)
+    return TwoBuilds(first, second)
+
+
+def test_build_tags_the_image_it_reports(builds: TwoBuilds, client: docker.DockerClient):
+    assert client.images.get(builds.second.tag).id == builds.second.image_id
+
+
+def test_build_reports_every_dockerfile_step(builds: TwoBuilds):
+    keywords = [s.keyword for s in builds.second.dockerfile_steps]
+    assert keywords == ["FROM", "RUN", "CMD", "COPY"]
+
+
+def test_rebuild_after_editing_app_py_takes_steps_before_copy_from_cache(builds: TwoBuilds):
+    assert builds.second.step("RUN").cached
+    assert builds.second.step("CMD").cached
+
+
+def test_rebuild_after_editing_app_py_rebuilds_copy(builds: TwoBuilds):
+    assert not builds.second.step("COPY").cached
+    assert builds.second.step("COPY").status == "rebuilt"
+
+
+def test_cached_steps_keep_their_image_ids(builds: TwoBuilds):
+    for keyword in ("FROM", "RUN", "CMD"):
+        assert builds.second.step(keyword).image_id == builds.first.step(keyword).image_id
+
+
+def test_copy_step_makes_a_new_image(builds: TwoBuilds):
+    assert builds.second.step("COPY").image_id != builds.first.step("COPY").image_id
+    assert builds.second.image_id != builds.first.image_id
+
+
+def test_step_image_ids_are_layers_of_the_image(builds: TwoBuilds, client: docker.DockerClient):
+    engine_ids = {h["Id"].removeprefix("sha256:")[:12]
+                  for h in client.api.history(builds.second.tag)}
+    assert {s.image_id for s in builds.second.steps} <= engine_ids
+
+
+def test_build_labels_the_image_with_the_namespace(builds: TwoBuilds,
+                                                   client: docker.DockerClient,
+                                                   settings: config.Settings):
+    labels = client.images.get(builds.second.tag).labels
+    assert labels[config.LABEL_NAMESPACE] == settings.namespace
+    assert labels[config.LABEL_ROLE] == "app"
+
+
+def test_label_steps_are_marked_as_added_by_labkit(builds: TwoBuilds):
+    added = [s.instruction for s in builds.second.steps if s.added_by_labkit]
+    assert sorted(added) == sorted(f"LABEL {k}={v}"
+                                   for k, v in config.settings().labels("app").items())
+
+
+# ------------------------------------------------------------------ failures
+
+
+def test_failing_run_names_its_step(client: docker.DockerClient, tmp_path: Path):
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {config.BASE_IMAGE}\nRUN echo about to fail && false\nCMD [\"true\"]\n"
+    )
+    with pytest.raises(BuildFailed) as info:
+        images.build(tmp_path, "it-fails", client=client, show=False)
+    assert info.value.step == "Step 2/6 : RUN echo about to fail && false"
+    assert "about to fail" in info.value.log_tail
+
+
+def test_bad_instruction_names_its_line(client: docker.DockerClient, tmp_path: Path):
+    (tmp_path / "Dockerfile").write_text(f"FROM {config.BASE_IMAGE}\nRUNN pip install flask\n")
+    with pytest.raises(BuildFailed) as info:
+        images.build(tmp_path, "it-typo", client=client, show=False)
+    assert info.value.step == "line 2: RUNN pip install flask"
+
+
+@pytest.fixture
+def offline(settings: config.Settings) -> Iterator[config.Settings]:
+    before = config.settings()
+    yield config.use(dataclasses.replace(before, offline=True))
+    config.use(before)
+
+
+def test_missing_base_image_offline_raises_without_pulling(
+    client: docker.DockerClient, tmp_path: Path, offline: config.Settings
+):
+    missing = "labkit-test-missing/never-pulled:1"
+    (tmp_path / "Dockerfile").write_text(f"FROM {missing}\nRUN true\n")
+    with pytest.raises(ImageMissing):
+        images.build(tmp_path, "it-missing", client=client, show=False)
+    assert not images.image_exists(missing, client=client)
+    assert not images.image_exists(f"{offline.image_name('it-missing')}:latest", client=client)
+
+
+# ------------------------------------------------------------------ facts about images
+
+
+def test_history_has_one_row_per_engine_entry(builds: TwoBuilds, client: docker.DockerClient):
+    frame = images.history(builds.second.tag, client=client)
+    engine_history = client.api.history(builds.second.tag)
+    assert frame["size_bytes"].tolist() == [h["Size"] for h in engine_history]
+
+
+def test_history_names_the_instructions(builds: TwoBuilds, client: docker.DockerClient):
+    frame = images.history(builds.second.tag, client=client)
+    assert "RUN pip install flask" in frame["instruction"].tolist()
+    assert 'CMD ["python" "app.py"]' in frame["instruction"].tolist()
+
+
+def test_list_images_shows_the_build_and_the_base(builds: TwoBuilds,
+                                                  client: docker.DockerClient):
+    listed = images.list_images(client=client)["image"].tolist()
+    assert builds.second.tag in listed
+    assert config.BASE_IMAGE in listed
+
+
+def test_tag_gives_the_image_a_second_name(builds: TwoBuilds, client: docker.DockerClient,
+                                           settings: config.Settings):
+    repository = settings.image_name("it-tagged")
+    command = images.tag(builds.second.tag, repository, "v2", client=client)
+    assert client.images.get(f"{repository}:v2").id == builds.second.image_id
+    assert command.args == ("image", "tag", builds.second.tag, f"{repository}:v2")
