@@ -11,10 +11,10 @@ from typing import Any
 import bcrypt
 import pytest
 from docker.auth import INDEX_NAME, INDEX_URL
-from docker.errors import APIError
+from docker.errors import APIError, ImageNotFound, NotFound
 
 from labkit import config, registry, state
-from labkit.errors import RegistryError
+from labkit.errors import ImageMissing, RegistryError
 
 PASSWORD = "s3cret-for-unit-tests"
 
@@ -232,6 +232,24 @@ def test_configured_registry_has_no_catalog(hub: None) -> None:
 
 def test_configured_registry_status_starts_nothing(hub: None) -> None:
     assert registry.registry_status(client=FakeClient())["local"] is False
+
+
+def test_missing_registry_image_offline_says_prepare(tmp_path: Path) -> None:
+    class Missing:
+        def get(self, name: str) -> None:
+            raise (ImageNotFound if "registry" in name else NotFound)(name)
+
+    class Bare:
+        containers = images = Missing()
+
+    before = config.settings()
+    config.use(config.Settings(user="h3", state_dir=tmp_path, offline=True))
+    try:
+        with pytest.raises(ImageMissing, match="registry:2") as info:
+            registry.start_registry(client=Bare())
+    finally:
+        config.use(before)
+    assert "labkit prepare" in (info.value.hint or "")
 
 
 # ---------------------------------------------------------------- files copied into the registry
