@@ -1,0 +1,61 @@
+# The course in two commands (Debian/Ubuntu; as root, missing system packages are installed):
+#   make lab    set everything up, then JupyterLab on notebooks/
+#   make test   set everything up, then lint, unit, integration, notebook and browser tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# Trust the host's CA bundle in the offline stand-in images, so `pip install` inside
+# containers works behind a TLS-inspecting proxy (needed on such networks; 0 to disable).
+TRUST_HOST_CA ?= 1
+# Never pull images; build stand-ins from Debian packages instead (CI=true implies it).
+OFFLINE ?= 0
+
+export VENV PYTHON
+export LABKIT_TRUST_HOST_CA := $(TRUST_HOST_CA)
+ifeq ($(OFFLINE),1)
+export LABKIT_OFFLINE := 1
+endif
+
+.PHONY: help venv engine engine-stop images registry doctor lab test bench lint dind dind-stop
+
+help:
+	@echo "make lab | test | bench | lint | venv | engine | engine-stop | images | registry | doctor"
+
+venv:
+	@scripts/venv.sh
+
+engine:
+	@scripts/engine.sh start
+
+engine-stop:
+	@scripts/engine.sh stop
+
+images: venv engine
+	$(BIN)/labkit prepare $(if $(filter 1,$(TRUST_HOST_CA)),--trust-host-ca)
+
+registry: images
+	$(BIN)/labkit registry start
+
+doctor: venv
+	$(BIN)/labkit doctor
+
+dind: images
+	@scripts/dind.sh start
+
+dind-stop:
+	@scripts/dind.sh stop
+
+lab:
+	@scripts/lab.sh
+
+test:
+	@scripts/test.sh
+
+bench: registry
+	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \
+	else echo "bench/run.py is not there yet."; exit 1; fi
+
+lint: venv
+	$(BIN)/ruff check .

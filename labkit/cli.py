@@ -1,0 +1,183 @@
+"""The ``labkit`` command: doctor | prepare | registry | clean (thin wrappers, rendered as text)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import pandas as pd
+
+from . import config, engine
+from .errors import EngineUnavailable, LabkitError
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of ``labkit doctor``: what was checked, whether it is fine, and the fix."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
+    """Everything the course needs, checked against the engine (raises EngineUnavailable)."""
+    from .prepare import image_status
+
+    cli = client or engine.connect()
+    info = engine.info(cli)
+    s = config.settings()
+    out = [
+        Check("engine", True, f"{info.host}: Docker {info.version}, API {info.api_version}, "
+              f"{info.storage_driver}, cgroup v{info.cgroup_version}"),
+        Check("published ports", True,
+              f"bound to {info.bind_ip}, reachable at http://{info.publish_host}:PORT"),
+        Check("pulling", True, "disabled (offline): stand-ins are built" if s.offline
+              else "allowed"),
+    ]
+    status = image_status(client=cli)
+    for row in status.itertuples():
+        kind = "stand-in" if row.standin else "official"
+        out.append(Check(f"image {row.image}", bool(row.present),
+                         f"present ({kind}, {row.size / 1e6:.0f} MB)" if row.present
+                         else "missing",
+                         "" if row.present else "Run `labkit prepare` (`make images`)."))
+    out.append(_registry_check(cli))
+    return out
+
+
+def _registry_check(cli: docker.DockerClient) -> Check:
+    try:
+        from .registry import registry_status
+    except ImportError:
+        return Check("registry", False, "not available (labkit.registry cannot be imported)",
+                     "Reinstall the course package (`make venv`).")
+    st: dict[str, Any] = registry_status(client=cli)
+    if not st.get("local", True):
+        return Check("registry", True, f"{st.get('address')} (configured, not local)")
+    if st.get("running"):
+        auth = {True: "auth on", False: "auth OFF", None: "auth unknown"}[st.get("auth")]
+        return Check("registry", True, f"{st.get('registry')} at {st.get('address')} ({auth})")
+    return Check("registry", False, f"{st.get('registry')}: {st.get('status', 'absent')}",
+                 "Run `labkit registry start` (`make registry`).")
+
+
+def render_checks(checks: Sequence[Check]) -> str:
+    """Checks as text lines, each fix under the failing line."""
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for c in checks:
+        lines.append(f"{'ok ' if c.ok else 'NO '} {c.name:<{width}}  {c.detail}")
+        if not c.ok and c.fix:
+            lines.append(f"    {'':<{width}}  → {c.fix}")
+    return "\n".join(lines)
+
+
+def _frame(df: pd.DataFrame) -> str:
+    return "(nothing)" if df.empty else df.to_string(index=False)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = doctor_checks()
+    print(render_checks(checks))
+    failing = [c for c in checks if not c.ok]
+    if failing:
+        print(f"\n{len(failing)} problem(s): {failing[0].fix}")
+        return 1
+    print("\nEverything the course needs is ready.")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare
+
+    result = prepare(offline=True if args.offline else None,
+                     trust_host_ca=True if args.trust_host_ca else None,
+                     images=args.image or None)
+    print(_frame(result.drop(columns=["command"])))
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from .registry import registry_status, start_registry, stop_registry
+
+    if args.action == "start":
+        reg = start_registry()
+        print(f"registry {reg.name} at {reg.address} (user {reg.username})")
+        if reg.command:
+            print(f"$ {reg.command}")
+    elif args.action == "stop":
+        stopped = stop_registry(remove=args.remove)
+        print("stopped" if stopped else "not running")
+    else:
+        for key, value in registry_status().items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from .cleanup import clean, preview_system_prune
+
+    if args.preview:
+        print("A plain `docker system prune` would remove (nothing removed):")
+        print(_frame(preview_system_prune()))
+        return 0
+    report = clean(include_base=args.include_base, show=False)
+    print(_frame(report.items))
+    print(f"reclaimed {report.reclaimed_bytes / 1e6:.1f} MB")
+    for command in report.commands:
+        print(f"$ {command}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per task."""
+    top = argparse.ArgumentParser(prog="labkit", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check the engine, course images and registry")
+    p = sub.add_parser("prepare", help="make every course image present (pull or stand-in)")
+    p.add_argument("--offline", action="store_true",
+                   help="never pull: build stand-ins from Debian packages (CI=true implies it)")
+    p.add_argument("--trust-host-ca", action="store_true",
+                   help="stand-ins trust the host's CA bundle (TLS-inspecting proxies)")
+    p.add_argument("--image", action="append", metavar="NAME",
+                   help="only this course image (repeatable)")
+    r = sub.add_parser("registry", help="the local registry container")
+    r.add_argument("action", choices=["start", "stop", "status"])
+    r.add_argument("--remove", action="store_true", help="with stop: remove the container")
+    c = sub.add_parser("clean", help="remove what the course created (by label)")
+    c.add_argument("--include-base", action="store_true", help="also the prepared images")
+    c.add_argument("--preview", action="store_true",
+                   help="only show what `docker system prune` would remove")
+    return top
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "doctor": cmd_doctor, "prepare": cmd_prepare, "registry": cmd_registry, "clean": cmd_clean,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``labkit`` console script; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except EngineUnavailable as exc:
+        print(f"{exc.message} {exc.hint or ''}".strip(), file=sys.stderr)
+        return 1
+    except LabkitError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"This labkit has no {exc.name or 'such'} module yet: `labkit {args.command}` is "
+              "not available.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

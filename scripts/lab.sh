@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make lab`: set everything up, then JupyterLab on notebooks/ until you stop it (Ctrl-C);
+# an engine this script started is stopped when JupyterLab exits.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+BIN="${VENV:-$ROOT/.venv}/bin"
+PORT="${LAB_PORT:-8888}"
+
+scripts/venv.sh
+scripts/engine.sh start
+trap 'scripts/engine.sh stop' EXIT
+prepare_args=()
+[[ "${LABKIT_TRUST_HOST_CA:-0}" == 1 ]] && prepare_args+=(--trust-host-ca)
+"$BIN/labkit" prepare "${prepare_args[@]}"
+"$BIN/labkit" registry start
+"$BIN/labkit" doctor || echo "lab: labkit doctor reports a problem (above); JupyterLab starts anyway."
+echo "lab: JupyterLab on notebooks/ (the URL with its token follows; Ctrl-C stops it)"
+"$BIN/jupyter" lab --no-browser --port "$PORT" --notebook-dir notebooks \
+    --ServerApp.ip="${LAB_IP:-127.0.0.1}"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Everything `make test` does, in order; whatever it started is stopped on exit, also on
+# failure, and the first failing step's exit status is the script's.
+#   lint and unit tests (no engine) → engine → offline images → DinD engine with the
+#   course images → integration tests, notebooks (nbval) and the browser test against it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+BIN="${VENV:-$ROOT/.venv}/bin"
+export LABKIT_OFFLINE=1                      # CI never pulls: stand-ins are built instead
+export LABKIT_TRUST_HOST_CA="${LABKIT_TRUST_HOST_CA:-1}"
+T0=$SECONDS
+TIMES=()
+
+step() {  # step NAME COMMAND...: run it, and remember how long it took
+    local name=$1 t=$SECONDS
+    shift
+    echo "==> $name"
+    "$@"
+    TIMES+=("$(printf '%5d s  %s' $((SECONDS - t)) "$name")")
+}
+
+finish() {
+    local rc=$?
+    trap - EXIT INT TERM
+    echo "==> stopping what this run started"
+    scripts/dind.sh stop || true
+    scripts/engine.sh stop || true
+    printf '%s\n' "${TIMES[@]}"
+    printf '%5d s  total (exit %d)\n' $((SECONDS - T0)) "$rc"
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+browser_deps() {  # Debian's chromium for the browser test (Playwright's own download fails)
+    command -v chromium >/dev/null 2>&1 || [[ -x /usr/lib/chromium/chromium ]] && return 0
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+        echo "The browser test needs Chromium: install Debian's chromium package." >&2
+        return 1
+    fi
+}
+
+in_dind() {  # run a command with DOCKER_HOST & co. pointing at the DinD engine
+    (set -a; . .cache/dind/env; set +a; "$@")
+}
+
+have_notebooks() { compgen -G "notebooks/*.ipynb" >/dev/null; }
+
+prepare_args=(--offline)
+[[ "$LABKIT_TRUST_HOST_CA" == 1 ]] && prepare_args+=(--trust-host-ca)
+
+step "venv" scripts/venv.sh
+step "lint (ruff)" "$BIN/ruff" check .
+step "unit tests" "$BIN/pytest" -q tests/unit
+step "engine" scripts/engine.sh start
+step "course images (offline)" "$BIN/labkit" prepare "${prepare_args[@]}"
+[[ -d tests/browser ]] && step "chromium" browser_deps
+step "DinD engine" scripts/dind.sh start
+step "integration tests (DinD)" in_dind "$BIN/pytest" -q -m integration tests/integration
+if have_notebooks; then
+    step "notebooks (nbval, DinD)" in_dind "$BIN/pytest" -q --nbval notebooks/ \
+        --nbval-sanitize-with tests/nbval_sanitize.cfg
+fi
+if [[ -d tests/browser ]]; then
+    step "browser test (DinD)" in_dind "$BIN/pytest" -q tests/browser
+fi

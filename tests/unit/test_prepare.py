@@ -1,0 +1,336 @@
+# ruff: noqa: E501  (sources.list lines are long)
+"""labkit.prepare without an engine: mirrors, the root file system rewrite, the decisions
+(present / pull / stand-in, never a pull offline) and the build stream, with a fake client."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from labkit import config, prepare
+from labkit.errors import ImageMissing, PrepareError
+
+DEB822 = """Types: deb
+URIs: http://mirror.example.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+
+Types: deb
+URIs: http://mirror.example.org/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+class FakeImage:
+    def __init__(self, name: str, labels: dict[str, str] | None = None) -> None:
+        self.id = "sha256:" + "ab" * 32
+        self.short_id = "sha256:" + "ab" * 6
+        self.labels = labels or {}
+        self.attrs = {"Size": 1000, "Config": {}}
+        self.name = name
+
+
+class FakeClient:
+    """Holds some images; records pulls and builds; pulls succeed unless told otherwise."""
+
+    def __init__(self, present: dict[str, FakeImage], pull_error: str | None = None,
+                 build_chunks: list[dict[str, Any]] | None = None) -> None:
+        self.present = present
+        self.pulled: list[str] = []
+        self.built: list[dict[str, Any]] = []
+        outer = self
+
+        class Images:
+            def get(self, name: str) -> FakeImage:
+                if name not in outer.present:
+                    raise docker.errors.ImageNotFound(name)
+                return outer.present[name]
+
+        class Api:
+            def pull(self, repository: str, tag: str, stream: bool, decode: bool):
+                outer.pulled.append(f"{repository}:{tag}")
+                if pull_error:
+                    yield {"error": pull_error}
+                    return
+                outer.present[f"{repository}:{tag}"] = FakeImage(f"{repository}:{tag}")
+                yield {"status": "Downloaded newer image"}
+
+            def build(self, **kwargs: Any):
+                outer.built.append(kwargs)
+                outer.present[kwargs["tag"]] = FakeImage(kwargs["tag"], kwargs["labels"])
+                return iter(build_chunks or [{"stream": "Step 1/1 : FROM base\n"},
+                                             {"aux": {"ID": "sha256:" + "cd" * 32}}])
+
+        self.images = Images()
+        self.api = Api()
+
+
+def standin(role: str) -> FakeImage:
+    return FakeImage(role, prepare.standin_labels(role))
+
+
+def quiet(image: str, stage: str) -> None:
+    pass
+
+
+@pytest.fixture
+def fake_standins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace the real stand-in builder; returns the names it was asked to build."""
+    built: list[str] = []
+
+    def build(spec, *, trust_host_ca, client, progress, cache_dir):
+        built.append(spec.name)
+        image = standin(spec.role)
+        client.present[spec.name] = image
+        return image, None
+
+    monkeypatch.setattr(prepare, "build_standin", build)
+    return built
+
+
+# --- mirrors ----------------------------------------------------------------------------
+
+
+def test_mirror_from_deb822_sources_skips_security() -> None:
+    assert prepare.parse_mirror(DEB822) == "http://mirror.example.org/debian"
+
+
+def test_mirror_from_one_line_sources_with_options() -> None:
+    text = "# comment\ndeb [signed-by=/usr/share/keyrings/k.gpg] https://m.example.org/debian/ bookworm main\n"
+    assert prepare.parse_mirror(text) == "https://m.example.org/debian"
+
+
+def test_mirror_none_when_only_security() -> None:
+    assert prepare.parse_mirror("deb http://m.example.org/debian-security bookworm-security main") is None
+
+
+def test_mirror_environment_wins_and_default_otherwise(tmp_path: Path) -> None:
+    env = {"LABKIT_DEBIAN_MIRROR": "http://own.example.org/debian"}
+    assert prepare.debian_mirror([tmp_path / "none"], env) == "http://own.example.org/debian"
+    assert prepare.debian_mirror([tmp_path / "none"], {}) == prepare.DEFAULT_MIRROR
+
+
+def test_cache_root_follows_environment(tmp_path: Path) -> None:
+    assert prepare.cache_root({"LABKIT_CACHE_DIR": str(tmp_path)}) == tmp_path
+    assert prepare.cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "labkit"
+
+
+# --- the root file system rewrite -----------------------------------------------------------
+
+
+def rootfs_tar() -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("./usr/lib/python3.11/EXTERNALLY-MANAGED", b"[x]\n"),
+                           ("./etc/ssl/certs/ca-certificates.crt", b"debian bundle\n"),
+                           ("./usr/bin/python3.11", b"\x7fELF")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("./usr/bin/python3")
+        link.type, link.linkname = tarfile.SYMTYPE, "python3.11"
+        tar.addfile(link)
+    buf.seek(0)
+    return buf
+
+
+def members(buf: io.BytesIO) -> dict[str, tarfile.TarInfo]:
+    buf.seek(0)
+    with tarfile.open(fileobj=buf, mode="r:") as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def read(buf: io.BytesIO, name: str) -> bytes:
+    buf.seek(0)
+    with tarfile.open(fileobj=buf, mode="r:") as tar:
+        handle = tar.extractfile(name)
+        assert handle is not None
+        return handle.read()
+
+
+def test_customise_drops_the_marker_and_adds_python() -> None:
+    out = io.BytesIO()
+    prepare.customise_rootfs(rootfs_tar(), out)
+    got = members(out)
+    assert "./usr/lib/python3.11/EXTERNALLY-MANAGED" not in got
+    assert got["./usr/bin/python"].issym()
+    assert got["./usr/bin/python"].linkname == "python3"
+    assert read(out, "./etc/ssl/certs/ca-certificates.crt") == b"debian bundle\n"
+    assert "./" + prepare.HOST_CA_IN_IMAGE not in got
+
+
+def test_customise_with_the_host_bundle_replaces_and_keeps_it() -> None:
+    out = io.BytesIO()
+    changes = prepare.customise_rootfs(rootfs_tar(), out, ca_bundle=b"host bundle\n")
+    assert read(out, "./etc/ssl/certs/ca-certificates.crt") == b"host bundle\n"
+    assert read(out, "./" + prepare.HOST_CA_IN_IMAGE) == b"host bundle\n"
+    assert len(changes) == 4
+
+
+def test_host_ca_bundle_missing_is_a_prepare_error(tmp_path: Path) -> None:
+    with pytest.raises(PrepareError) as err:
+        prepare.host_ca_bundle(tmp_path / "missing.crt")
+    assert err.value.hint
+
+
+def test_rootfs_tarball_is_reused_from_the_cache(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def fake_debootstrap(rootfs: Path, mirror: str, say, label: str) -> None:
+        calls.append(mirror)
+        (rootfs / "etc").mkdir(parents=True)
+        (rootfs / "etc" / "debian_version").write_text("12.0\n")
+
+    monkeypatch.setattr(prepare, "require_debootstrap", lambda: None)
+    monkeypatch.setattr(prepare, "_run_debootstrap", fake_debootstrap)
+    first = prepare.rootfs_tarball(mirror="http://m.example.org/debian", cache_dir=tmp_path,
+                                   progress=quiet)
+    second = prepare.rootfs_tarball(mirror="http://m.example.org/debian", cache_dir=tmp_path,
+                                    progress=quiet)
+    assert first == second
+    assert calls == ["http://m.example.org/debian"]
+    with tarfile.open(first) as tar:
+        assert "./etc/debian_version" in tar.getnames()
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no work directory left
+
+
+def test_require_debootstrap_refuses_without_the_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepare.shutil, "which", lambda name: None)
+    with pytest.raises(PrepareError, match="debootstrap"):
+        prepare.require_debootstrap()
+
+
+def test_require_debootstrap_refuses_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepare.shutil, "which", lambda name: "/usr/sbin/debootstrap")
+    monkeypatch.setattr(prepare.os, "geteuid", lambda: 1000)
+    with pytest.raises(PrepareError, match="root"):
+        prepare.require_debootstrap()
+
+
+# --- decisions --------------------------------------------------------------------------------
+
+
+def test_standin_labels_have_no_namespace() -> None:
+    labels = prepare.standin_labels("base")
+    assert labels[config.LABEL_STANDIN] == "true"
+    assert config.LABEL_NAMESPACE not in labels
+
+
+def test_present_images_are_left_alone(fake_standins: list[str]) -> None:
+    client = FakeClient({s.name: standin(s.role) for s in prepare.COURSE_IMAGES})
+    result = prepare.prepare(offline=False, client=client, progress=quiet)
+    assert list(result["status"]) == ["present"] * 3
+    assert client.pulled == []
+    assert fake_standins == []
+
+
+def test_offline_never_pulls_and_builds_stand_ins(fake_standins: list[str]) -> None:
+    client = FakeClient({})
+    result = prepare.prepare(offline=True, client=client, progress=quiet)
+    assert client.pulled == []
+    assert fake_standins == [s.name for s in prepare.COURSE_IMAGES]
+    assert list(result["status"]) == ["built stand-in"] * 3
+    assert result["standin"].all()
+
+
+def test_online_pulls_what_is_missing(fake_standins: list[str]) -> None:
+    client = FakeClient({config.BASE_IMAGE: standin("base")})
+    result = prepare.prepare(offline=False, client=client, progress=quiet)
+    assert client.pulled == [config.REGISTRY_IMAGE, config.DIND_IMAGE]
+    assert list(result["status"]) == ["present", "pulled", "pulled"]
+    assert result.loc[1, "command"] == f"docker pull {config.REGISTRY_IMAGE}"
+
+
+def test_failed_pull_falls_back_to_a_stand_in_and_says_so(fake_standins: list[str]) -> None:
+    client = FakeClient({}, pull_error="no route to registry")
+    stages: list[str] = []
+    result = prepare.prepare(offline=False, client=client, images=[config.BASE_IMAGE],
+                             progress=lambda image, stage: stages.append(stage))
+    assert list(result["status"]) == ["built stand-in"]
+    assert any("pull failed (" in s and "no route to registry" in s for s in stages)
+
+
+def test_pull_refuses_offline_without_asking_the_engine() -> None:
+    client = FakeClient({})
+    with pytest.raises(ImageMissing) as err:
+        prepare.pull(config.BASE_IMAGE, client=client, offline=True)
+    assert "labkit prepare" in (err.value.hint or "")
+    assert client.pulled == []
+
+
+def test_recipe_build_refuses_when_the_base_is_missing() -> None:
+    client = FakeClient({})
+    with pytest.raises(ImageMissing, match="base|python"):
+        prepare.build_recipe(prepare.COURSE_IMAGES[1], client=client, progress=quiet)
+    assert client.built == []
+
+
+def test_recipe_build_never_pulls_and_labels_the_stand_in() -> None:
+    client = FakeClient({config.BASE_IMAGE: standin("base")})
+    image, command = prepare.build_recipe(prepare.COURSE_IMAGES[2], client=client,
+                                          progress=quiet)
+    (kwargs,) = client.built
+    assert kwargs["pull"] is False
+    assert kwargs["labels"] == prepare.standin_labels("dind-image")
+    assert kwargs["buildargs"] == {"BASE": config.BASE_IMAGE}
+    assert image.labels[config.LABEL_ROLE] == "dind-image"
+    assert str(command).startswith("docker build")
+
+
+def test_every_recipe_has_a_dockerfile_taking_the_base_as_argument() -> None:
+    for spec in prepare.COURSE_IMAGES[1:]:
+        text = (prepare.recipe_dir(spec) / "Dockerfile").read_text()
+        assert "ARG BASE=" + config.BASE_IMAGE in text
+        assert "FROM ${BASE}" in text
+
+
+def test_image_status_marks_present_and_stand_in() -> None:
+    client = FakeClient({config.BASE_IMAGE: standin("base"),
+                         config.REGISTRY_IMAGE: FakeImage(config.REGISTRY_IMAGE)})
+    status = prepare.image_status(client=client)
+    assert list(status["present"]) == [True, True, False]
+    assert list(status["standin"]) == [True, False, False]
+
+
+# --- the build stream -------------------------------------------------------------------------
+
+
+def test_follow_build_reports_steps_and_returns_the_id() -> None:
+    stages: list[str] = []
+    chunks = [{"stream": "Step 1/2 : FROM python:3.11-slim-bookworm\n"},
+              {"stream": " ---> 49a33be61832\n"},
+              {"stream": "Step 2/2 : RUN apt-get update\n"},
+              {"stream": "Successfully built 0123456789ab\n"}]
+    got = prepare.follow_build(chunks, "registry:2", lambda image, stage: stages.append(stage))
+    assert got == "0123456789ab"
+    assert stages == ["step 1/2: FROM python:3.11-slim-bookworm", "step 2/2: RUN apt-get update"]
+
+
+def test_follow_build_raises_with_the_failing_step() -> None:
+    chunks = [{"stream": "Step 3/9 : RUN apt-get install -y docker-registry\n"},
+              {"stream": "E: Unable to locate package docker-registry\n"},
+              {"error": "The command returned a non-zero code: 100",
+               "errorDetail": {"message": "The command returned a non-zero code: 100"}}]
+    with pytest.raises(PrepareError) as err:
+        prepare.follow_build(chunks, "registry:2", quiet)
+    assert "Step 3/9" in err.value.message
+    assert "Unable to locate package" in err.value.message
+
+
+def test_progress_printer_writes_elapsed_image_and_stage() -> None:
+    out = io.StringIO()
+    prepare.ProgressPrinter(out)("registry:2", "step 1/9")
+    assert out.getvalue().rstrip().endswith("registry:2: step 1/9")
+    assert out.getvalue().startswith("[")
+
+
+def test_course_images_cover_the_three_settings() -> None:
+    names = {s.name for s in prepare.COURSE_IMAGES}
+    assert names == {config.BASE_IMAGE, config.REGISTRY_IMAGE, config.DIND_IMAGE}
