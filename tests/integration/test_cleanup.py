@@ -5,28 +5,57 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import docker
 import pytest
-from _h3_fixtures import AppBuilder, use_namespace
 
-from labkit import cleanup, config, engine, registry
+from labkit import cleanup, config, registry
 
 pytestmark = pytest.mark.integration
-NAMESPACE = "h3-clean"
+SUFFIX = "cln"
+
+
+DOCKERFILE = (
+    f"FROM {config.BASE_IMAGE}\n"
+    "ARG CACHE_SCOPE\n"  # keeps this module's build cache its own (see build_app)
+    "RUN pip install flask\n"
+    "COPY app.py /app.py\n"
+    'CMD ["python", "/app.py"]\n'
+)
+
+
+def build_app(client: docker.DockerClient, workdir: Path, tag: str,
+              labels: dict[str, str] | None, greeting: str, scope: str):
+    """Build the lab's image, changing only app.py between builds.
+
+    ``CACHE_SCOPE`` makes the RUN step's cache key unique to this module, so a cache hit on
+    another test's intermediate image (removed meanwhile by its clean-up) cannot turn the
+    "only app.py changed" rebuild into a full one.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "Dockerfile").write_text(DOCKERFILE)
+    (workdir / "app.py").write_text(
+        "from flask import Flask\napp = Flask(__name__)\n\n@app.route('/')\n"
+        f"def hello():\n    return {greeting!r}\n\n"
+        "if __name__ == '__main__':\n    app.run(host='0.0.0.0', port=5000)\n")
+    image, _ = client.images.build(path=str(workdir), tag=tag, labels=labels, pull=False,
+                                   rm=True, forcerm=True, buildargs={"CACHE_SCOPE": scope})
+    return image
+
+
+@pytest.fixture(scope="module")
+def ns(settings: config.Settings,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.Settings]:
+    """A namespace of this module's own (clean() here must not touch other modules' objects)."""
+    before = config.settings()
+    chosen = config.use(replace(
+        settings, user=f"{settings.namespace}-{SUFFIX}"[:30], offline=True,
+        state_dir=tmp_path_factory.mktemp("state")))
+    yield chosen
+    config.use(before)
 SLEEP = ["python", "-c", "import time; time.sleep(600)"]
-
-
-@pytest.fixture(scope="module")
-def engine_client() -> docker.DockerClient:
-    """The engine in DOCKER_HOST (fails, never skips, without one)."""
-    return engine.connect()
-
-
-@pytest.fixture(scope="module")
-def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.Settings]:
-    yield from use_namespace(NAMESPACE, tmp_path_factory.mktemp("state"))
 
 
 @dataclass
@@ -50,16 +79,16 @@ class Ours:
 
 
 @pytest.fixture(scope="module")
-def made(ns: config.Settings, engine_client: docker.DockerClient,
+def made(ns: config.Settings, client: docker.DockerClient,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ours, Foreign]]:
-    cli = engine_client
+    cli = client
     suffix = uuid.uuid4().hex[:8]
     cleanup.clean(client=cli, show=False)  # a previous run's leftovers
     # ours: the registry (container + labelled volume), the app image tagged for it, a
     # running container, a labelled volume and network
     reg = registry.start_registry(client=cli)
-    image = AppBuilder(cli, tmp_path_factory.mktemp("app"), ns.image_name("python-hello-world"),
-                       ns.labels("app")).build()
+    image = build_app(cli, tmp_path_factory.mktemp("app"), ns.image_name("python-hello-world"),
+                      ns.labels("app"), "Hello, World!", suffix)
     tagged = registry.tag_for_registry(image, registry=reg, client=cli)
     volume = cli.volumes.create(name=ns.container_name(f"data-{suffix}"), labels=ns.labels("app"))
     network = cli.networks.create(ns.container_name(f"net-{suffix}"), labels=ns.labels("app"))
@@ -69,10 +98,10 @@ def made(ns: config.Settings, engine_client: docker.DockerClient,
     app.exec_run(["sh", "-c", "head -c 300000 /dev/urandom > /data/blob && cp /data/blob /b"])
     # foreign: no labkit labels given (an image built FROM the stand-in base inherits only
     # the base's labels, never a namespace)
-    f_volume = cli.volumes.create(name=f"h3-foreign-vol-{suffix}")
-    f_image = AppBuilder(cli, tmp_path_factory.mktemp("foreign"), f"h3-foreign/app:{suffix}",
-                         None).build("not from the course")
-    f_container = cli.containers.create(f_image.id, ["true"], name=f"h3-foreign-{suffix}",
+    f_volume = cli.volumes.create(name=f"nolabel-vol-{suffix}")
+    f_image = build_app(cli, tmp_path_factory.mktemp("foreign"), f"nolabel/app:{suffix}", None,
+                        "not from the course", suffix)
+    f_container = cli.containers.create(f_image.id, ["true"], name=f"nolabel-{suffix}",
                                         volumes={f_volume.name: {"bind": "/data"}})
     ours = Ours([app.name, reg.name], volume.name, network.name, image.id, str(tagged))
     foreign = Foreign(f_container.name, f_volume.name, f_image.id)
@@ -86,16 +115,16 @@ def made(ns: config.Settings, engine_client: docker.DockerClient,
 
 
 @pytest.fixture(scope="module")
-def preview(made, engine_client: docker.DockerClient):
-    before = sorted(c["Id"] for c in engine_client.api.containers(all=True))
-    frame = cleanup.preview_system_prune(client=engine_client)
-    after = sorted(c["Id"] for c in engine_client.api.containers(all=True))
+def preview(made, client: docker.DockerClient):
+    before = sorted(c["Id"] for c in client.api.containers(all=True))
+    frame = cleanup.preview_system_prune(client=client)
+    after = sorted(c["Id"] for c in client.api.containers(all=True))
     return frame, before, after
 
 
 @pytest.fixture(scope="module")
-def report(preview, made, engine_client: docker.DockerClient) -> cleanup.CleanupReport:
-    return cleanup.clean(client=engine_client, show=False)
+def report(preview, made, client: docker.DockerClient) -> cleanup.CleanupReport:
+    return cleanup.clean(client=client, show=False)
 
 
 def _exists(call) -> bool:
@@ -138,42 +167,42 @@ def test_clean_removes_our_containers(report, made) -> None:
     assert set(made[0].containers) <= set(report.names("container"))
 
 
-def test_our_containers_are_gone(report, made, engine_client: docker.DockerClient) -> None:
-    assert not any(_exists(lambda n=n: engine_client.api.inspect_container(n))
+def test_our_containers_are_gone(report, made, client: docker.DockerClient) -> None:
+    assert not any(_exists(lambda n=n: client.api.inspect_container(n))
                    for n in made[0].containers)
 
 
-def test_our_image_is_gone(report, made, engine_client: docker.DockerClient) -> None:
-    assert not _exists(lambda: engine_client.api.inspect_image(made[0].image))
+def test_our_image_is_gone(report, made, client: docker.DockerClient) -> None:
+    assert not _exists(lambda: client.api.inspect_image(made[0].image))
 
 
-def test_registry_tag_is_gone(report, made, engine_client: docker.DockerClient) -> None:
-    assert not _exists(lambda: engine_client.api.inspect_image(made[0].registry_tag))
+def test_registry_tag_is_gone(report, made, client: docker.DockerClient) -> None:
+    assert not _exists(lambda: client.api.inspect_image(made[0].registry_tag))
 
 
-def test_our_volumes_are_gone(report, made, engine_client: docker.DockerClient) -> None:
+def test_our_volumes_are_gone(report, made, client: docker.DockerClient) -> None:
     names = [made[0].volume, registry.volume_name()]
-    assert not any(_exists(lambda n=n: engine_client.api.inspect_volume(n)) for n in names)
+    assert not any(_exists(lambda n=n: client.api.inspect_volume(n)) for n in names)
 
 
-def test_our_network_is_gone(report, made, engine_client: docker.DockerClient) -> None:
-    assert not _exists(lambda: engine_client.api.inspect_network(made[0].network))
+def test_our_network_is_gone(report, made, client: docker.DockerClient) -> None:
+    assert not _exists(lambda: client.api.inspect_network(made[0].network))
 
 
-def test_foreign_container_stays(report, made, engine_client: docker.DockerClient) -> None:
-    assert _exists(lambda: engine_client.api.inspect_container(made[1].container))
+def test_foreign_container_stays(report, made, client: docker.DockerClient) -> None:
+    assert _exists(lambda: client.api.inspect_container(made[1].container))
 
 
-def test_foreign_volume_stays(report, made, engine_client: docker.DockerClient) -> None:
-    assert _exists(lambda: engine_client.api.inspect_volume(made[1].volume))
+def test_foreign_volume_stays(report, made, client: docker.DockerClient) -> None:
+    assert _exists(lambda: client.api.inspect_volume(made[1].volume))
 
 
-def test_foreign_image_stays(report, made, engine_client: docker.DockerClient) -> None:
-    assert _exists(lambda: engine_client.api.inspect_image(made[1].image))
+def test_foreign_image_stays(report, made, client: docker.DockerClient) -> None:
+    assert _exists(lambda: client.api.inspect_image(made[1].image))
 
 
-def test_prepared_base_image_stays(report, engine_client: docker.DockerClient) -> None:
-    assert _exists(lambda: engine_client.api.inspect_image(config.BASE_IMAGE))
+def test_prepared_base_image_stays(report, client: docker.DockerClient) -> None:
+    assert _exists(lambda: client.api.inspect_image(config.BASE_IMAGE))
 
 
 def test_clean_reports_reclaimed_bytes(report) -> None:
@@ -189,8 +218,8 @@ def test_clean_counts_per_kind(report) -> None:
         2, 2, 1)
 
 
-def test_clean_is_safe_to_repeat(report, engine_client: docker.DockerClient) -> None:
-    again = cleanup.clean(client=engine_client, show=False)
+def test_clean_is_safe_to_repeat(report, client: docker.DockerClient) -> None:
+    again = cleanup.clean(client=client, show=False)
     assert (sum(again.counts.values()), again.reclaimed_bytes) == (0, 0)
 
 

@@ -2,62 +2,94 @@
 
 from __future__ import annotations
 
+import secrets
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import docker
 import pytest
 import requests
-from _h3_fixtures import AppBuilder, use_namespace
 
-from labkit import cleanup, config, engine, registry, state
+from labkit import cleanup, config, registry, state
 from labkit.errors import RegistryError
 
 pytestmark = pytest.mark.integration
-NAMESPACE = "h3"
+SUFFIX = "reg"
+
+
+DOCKERFILE = (
+    f"FROM {config.BASE_IMAGE}\n"
+    "ARG CACHE_SCOPE\n"  # keeps this module's build cache its own (see build_app)
+    "RUN pip install flask\n"
+    "COPY app.py /app.py\n"
+    'CMD ["python", "/app.py"]\n'
+)
+
+
+def build_app(client: docker.DockerClient, workdir: Path, tag: str,
+              labels: dict[str, str] | None, greeting: str, scope: str):
+    """Build the lab's image, changing only app.py between builds.
+
+    ``CACHE_SCOPE`` makes the RUN step's cache key unique to this module, so a cache hit on
+    another test's intermediate image (removed meanwhile by its clean-up) cannot turn the
+    "only app.py changed" rebuild into a full one.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "Dockerfile").write_text(DOCKERFILE)
+    (workdir / "app.py").write_text(
+        "from flask import Flask\napp = Flask(__name__)\n\n@app.route('/')\n"
+        f"def hello():\n    return {greeting!r}\n\n"
+        "if __name__ == '__main__':\n    app.run(host='0.0.0.0', port=5000)\n")
+    image, _ = client.images.build(path=str(workdir), tag=tag, labels=labels, pull=False,
+                                   rm=True, forcerm=True, buildargs={"CACHE_SCOPE": scope})
+    return image
 
 
 @pytest.fixture(scope="module")
-def engine_client() -> docker.DockerClient:
-    """The engine in DOCKER_HOST (fails, never skips, without one)."""
-    return engine.connect()
+def ns(settings: config.Settings,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.Settings]:
+    """A namespace of this module's own (clean() here must not touch other modules' objects)."""
+    before = config.settings()
+    chosen = config.use(replace(
+        settings, user=f"{settings.namespace}-{SUFFIX}"[:30], offline=True,
+        state_dir=tmp_path_factory.mktemp("state")))
+    yield chosen
+    config.use(before)
 
 
 @pytest.fixture(scope="module")
-def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.Settings]:
-    yield from use_namespace(NAMESPACE, tmp_path_factory.mktemp("state"))
+def reg(ns: config.Settings, client: docker.DockerClient) -> Iterator[registry.Registry]:
+    cleanup.clean(client=client, show=False)  # a previous run's leftovers
+    yield registry.start_registry(client=client)
+    cleanup.clean(client=client, show=False)
 
 
 @pytest.fixture(scope="module")
-def reg(ns: config.Settings, engine_client: docker.DockerClient) -> Iterator[registry.Registry]:
-    cleanup.clean(client=engine_client, show=False)  # a previous run's leftovers
-    yield registry.start_registry(client=engine_client)
-    cleanup.clean(client=engine_client, show=False)
+def builder(ns: config.Settings, client: docker.DockerClient,
+            tmp_path_factory: pytest.TempPathFactory):
+    workdir = tmp_path_factory.mktemp("app")
+    scope = secrets.token_hex(4)
+    return lambda greeting: build_app(client, workdir, ns.image_name("python-hello-world"),
+                                      ns.labels("app"), greeting, scope)
 
 
 @pytest.fixture(scope="module")
-def builder(ns: config.Settings, engine_client: docker.DockerClient,
-            tmp_path_factory: pytest.TempPathFactory) -> AppBuilder:
-    return AppBuilder(engine_client, tmp_path_factory.mktemp("app"),
-                      ns.image_name("python-hello-world"), ns.labels("app"))
-
-
-@pytest.fixture(scope="module")
-def first(reg: registry.Registry, builder: AppBuilder, engine_client: docker.DockerClient):
-    image = builder.build("Hello, World!")
-    tagged = registry.tag_for_registry(image, registry=reg, client=engine_client)
-    registry.login(reg, client=engine_client)
-    result = registry.push(tagged, registry=reg, client=engine_client, show=False)
+def first(reg: registry.Registry, builder, client: docker.DockerClient):
+    image = builder("Hello, World!")
+    tagged = registry.tag_for_registry(image, registry=reg, client=client)
+    registry.login(reg, client=client)
+    result = registry.push(tagged, registry=reg, client=client, show=False)
     return image, tagged, result
 
 
 @pytest.fixture(scope="module")
-def second(first, reg: registry.Registry, builder: AppBuilder,
-           engine_client: docker.DockerClient):
-    image = builder.build("Hello again!")
-    tagged = registry.tag_for_registry(image, registry=reg, client=engine_client)
-    return registry.push(tagged, registry=reg, client=engine_client, show=False)
+def second(first, reg: registry.Registry, builder,
+           client: docker.DockerClient):
+    image = builder("Hello again!")
+    tagged = registry.tag_for_registry(image, registry=reg, client=client)
+    return registry.push(tagged, registry=reg, client=client, show=False)
 
 
 def _unauthenticated(url: str) -> int:
@@ -79,42 +111,42 @@ def test_registry_answers_with_the_password(reg: registry.Registry) -> None:
 
 
 def test_registry_container_carries_the_labels(reg: registry.Registry,
-                                               engine_client: docker.DockerClient,
+                                               client: docker.DockerClient,
                                                ns: config.Settings) -> None:
-    labels = engine_client.containers.get(reg.container_id).labels
+    labels = client.containers.get(reg.container_id).labels
     assert ns.labels("registry").items() <= labels.items()
 
 
 def test_registry_data_volume_carries_the_labels(reg: registry.Registry,
-                                                 engine_client: docker.DockerClient,
+                                                 client: docker.DockerClient,
                                                  ns: config.Settings) -> None:
-    labels = engine_client.volumes.get(registry.volume_name()).attrs["Labels"]
+    labels = client.volumes.get(registry.volume_name()).attrs["Labels"]
     assert ns.labels("registry").items() <= labels.items()
 
 
-def test_start_is_idempotent(reg: registry.Registry, engine_client: docker.DockerClient) -> None:
-    again = registry.start_registry(client=engine_client)
+def test_start_is_idempotent(reg: registry.Registry, client: docker.DockerClient) -> None:
+    again = registry.start_registry(client=client)
     assert (again.container_id, again.address) == (reg.container_id, reg.address)
 
 
 def test_status_reports_auth_on(reg: registry.Registry,
-                                engine_client: docker.DockerClient) -> None:
-    got = registry.registry_status(client=engine_client)
+                                client: docker.DockerClient) -> None:
+    got = registry.registry_status(client=client)
     assert (got["running"], got["auth"], got["address"]) == (True, True, reg.address)
 
 
 def test_login_with_the_right_password(reg: registry.Registry,
-                                       engine_client: docker.DockerClient) -> None:
-    assert registry.login(reg, client=engine_client).status == "Login Succeeded"
+                                       client: docker.DockerClient) -> None:
+    assert registry.login(reg, client=client).status == "Login Succeeded"
 
 
 def test_login_with_a_wrong_password_after_a_right_one_fails(
-        reg: registry.Registry, engine_client: docker.DockerClient,
+        reg: registry.Registry, client: docker.DockerClient,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    registry.login(reg, client=engine_client)
+    registry.login(reg, client=client)
     monkeypatch.setenv(state.PASSWORD_ENV, "not-the-password")
     with pytest.raises(RegistryError, match="wrong user name or password"):
-        registry.login(reg, client=engine_client)
+        registry.login(reg, client=client)
 
 
 def test_first_push_pushes_or_mounts_every_layer(first) -> None:
@@ -132,8 +164,9 @@ def test_first_push_reports_the_manifest_digest(first, reg: registry.Registry) -
     assert result.digest == registry.manifest(tagged.repository, "latest", registry=reg)["digest"]
 
 
-def test_catalog_lists_the_repository(first, reg: registry.Registry) -> None:
-    assert f"{NAMESPACE}/python-hello-world" in registry.catalog(registry=reg)
+def test_catalog_lists_the_repository(first, reg: registry.Registry,
+                                      ns: config.Settings) -> None:
+    assert ns.image_name("python-hello-world") in registry.catalog(registry=reg)
 
 
 def test_tags_lists_the_tag(first, reg: registry.Registry) -> None:
@@ -156,9 +189,9 @@ def test_second_push_finds_the_other_layers(second) -> None:
 
 
 def test_push_without_the_image_raises(reg: registry.Registry,
-                                       engine_client: docker.DockerClient) -> None:
+                                       client: docker.DockerClient) -> None:
     with pytest.raises(RegistryError, match="does not exist locally"):
-        registry.push(reg.repository("never-built"), registry=reg, client=engine_client,
+        registry.push(reg.repository("never-built"), registry=reg, client=client,
                       show=False)
 
 
@@ -167,39 +200,39 @@ def test_state_file_is_private(reg: registry.Registry, ns: config.Settings) -> N
 
 
 def test_password_is_in_no_result(first, second, reg: registry.Registry,
-                                  engine_client: docker.DockerClient) -> None:
+                                  client: docker.DockerClient) -> None:
     _, tagged, result = first
     secret = state.registry_password()
     shown = "".join([
         repr(reg), str(reg.command), *map(str, reg.steps), repr(tagged), str(tagged.command),
         repr(result), result.layers.to_csv(), second.layers.to_csv(),
-        repr(registry.login(reg, client=engine_client)),
-        repr(registry.registry_status(client=engine_client)),
+        repr(registry.login(reg, client=client)),
+        repr(registry.registry_status(client=client)),
     ])
     assert secret not in shown
 
 
 def test_changed_password_is_taken_on_restart(first, reg: registry.Registry,
-                                              engine_client: docker.DockerClient,
+                                              client: docker.DockerClient,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(state.PASSWORD_ENV, "a-new-password-for-the-test")
-    restarted = registry.start_registry(client=engine_client)
-    assert registry.login(restarted, client=engine_client).status == "Login Succeeded"
+    restarted = registry.start_registry(client=client)
+    assert registry.login(restarted, client=client).status == "Login Succeeded"
 
 
 def test_restart_keeps_the_port_and_the_data(first, reg: registry.Registry,
-                                             engine_client: docker.DockerClient) -> None:
-    registry.stop_registry(client=engine_client)
-    again = registry.start_registry(client=engine_client)
+                                             client: docker.DockerClient) -> None:
+    registry.stop_registry(client=client)
+    again = registry.start_registry(client=client)
     assert (again.address, registry.tags(first[1].repository, registry=again)) == (
         reg.address, ["latest"])
 
 
 def test_push_to_a_stopped_registry_raises(first, reg: registry.Registry,
-                                           engine_client: docker.DockerClient) -> None:
-    registry.stop_registry(client=engine_client)
+                                           client: docker.DockerClient) -> None:
+    registry.stop_registry(client=client)
     try:
         with pytest.raises(RegistryError, match="failed"):
-            registry.push(first[1], registry=reg, client=engine_client, show=False)
+            registry.push(first[1], registry=reg, client=client, show=False)
     finally:
-        registry.start_registry(client=engine_client)
+        registry.start_registry(client=client)
