@@ -30,7 +30,6 @@ Wasted bytes and efficiency
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import posixpath
 import re
@@ -159,72 +158,157 @@ class ImageLayers:
 # ---------------------------------------------------------------- reading the stream
 
 
-class ChunkReader(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks (docker-py's ``get_image``)."""
+class ByteStream:
+    """Sequential reads over an iterator of byte chunks; skipping data copies nothing."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._it: Iterator[bytes] = iter(chunks)
         self._view = memoryview(b"")
-        self.bytes_read = 0
+        self.position = 0
 
-    def readable(self) -> bool:
+    def _fill(self) -> bool:
+        while not len(self._view):
+            try:
+                self._view = memoryview(next(self._it))
+            except StopIteration:
+                return False
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        while not len(self._view):
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (fewer only at the end of the stream)."""
+        if size is None or size < 0:
+            size = 1 << 62
+        parts = []
+        while size > 0 and self._fill():
+            part = self._view[:size]
+            self._view = self._view[len(part):]
+            parts.append(part)
+            size -= len(part)
+            self.position += len(part)
+        return b"".join(parts)
+
+    def skip(self, size: int) -> None:
+        """Drop ``size`` bytes."""
+        while size > 0 and self._fill():
+            n = min(size, len(self._view))
+            self._view = self._view[n:]
+            size -= n
+            self.position += n
+
+    def peek(self, size: int) -> bytes:
+        """The next ``size`` bytes, left in the stream."""
+        while len(self._view) < size:
             try:
-                self._view = memoryview(next(self._it))
+                more = next(self._it)
             except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._view))
-        buffer[:n] = self._view[:n]
-        self._view = self._view[n:]
-        self.bytes_read += n
-        return n
+                break
+            self._view = memoryview(bytes(self._view) + more)
+        return bytes(self._view[:size])
+
+
+class _Member:
+    """The data of one tar member, read or skipped from the underlying stream."""
+
+    def __init__(self, stream: ByteStream | _Member, size: int) -> None:
+        self._stream = stream
+        self.left = size
 
     def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            return b"".join([bytes(self._view), *self._it])
-        while not len(self._view):
-            try:
-                self._view = memoryview(next(self._it))
-            except StopIteration:
-                return b""
-        out = bytes(self._view[:size])
-        self._view = self._view[len(out):]
-        self.bytes_read += len(out)
-        return out
+        n = self.left if size is None or size < 0 else min(size, self.left)
+        data = self._stream.read(n)
+        self.left -= len(data)
+        return data
+
+    def skip(self, size: int) -> None:
+        n = min(size, self.left)
+        self._stream.skip(n)
+        self.left -= n
+
+    def peek(self, size: int) -> bytes:
+        return self._stream.peek(min(size, self.left))
+
+
+def _pax(data: bytes) -> dict[str, str]:
+    out, pos = {}, 0
+    while pos < len(data) and data[pos:pos + 1] != b"\0":
+        space = data.index(b" ", pos)
+        length = int(data[pos:space])
+        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        out[key.decode()] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
+def iter_tar(stream: ByteStream | _Member) -> Iterator[tuple[tarfile.TarInfo, _Member]]:
+    """Members of an uncompressed tar stream with their data; unread data is skipped.
+
+    Handles ustar, GNU long names and PAX headers; only headers are ever kept.
+    """
+    extra: dict[str, str] = {}
+    while True:
+        block = stream.read(tarfile.BLOCKSIZE)
+        if len(block) < tarfile.BLOCKSIZE or block == tarfile.NUL * tarfile.BLOCKSIZE:
+            return
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        padded = -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
+            value = stream.read(padded)[:info.size].rstrip(b"\0").decode(
+                "utf-8", "surrogateescape")
+            extra["path" if info.type == tarfile.GNUTYPE_LONGNAME else "linkpath"] = value
+            continue
+        if info.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
+            extra.update(_pax(stream.read(padded)[:info.size]))
+            continue
+        if info.type == tarfile.XGLTYPE:
+            stream.skip(padded)
+            continue
+        if "path" in extra:
+            info.name = extra["path"]
+        if "linkpath" in extra:
+            info.linkname = extra["linkpath"]
+        if "size" in extra:
+            info.size = int(extra["size"])
+            padded = -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        extra = {}
+        data_size = info.size if info.type not in (tarfile.LNKTYPE, tarfile.SYMTYPE,
+                                                   tarfile.DIRTYPE) else 0
+        member = _Member(stream, data_size)
+        yield info, member
+        member.skip(member.left)
+        stream.skip(padded - data_size if data_size else padded)
 
 
 _KINDS = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
           tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink"}
+_COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zXZ")
 
 
 def _norm(name: str) -> str:
     return "/" + posixpath.normpath("/" + name).lstrip("/")
 
 
-def read_layer_tar(fileobj: IO[bytes]) -> list[tuple[str, str, int]]:
+def _entry(name: str, type_: bytes, size: int) -> tuple[str, str, int]:
+    path = _norm(name)
+    base = posixpath.basename(path)
+    if base == OPAQUE:
+        return posixpath.dirname(path), "opaque", 0
+    if base.startswith(WHITEOUT):
+        return posixpath.join(posixpath.dirname(path), base[len(WHITEOUT):]), "whiteout", 0
+    kind = _KINDS.get(type_, "other")
+    return path, kind, size if kind == "file" else 0
+
+
+def read_layer_tar(data: ByteStream | _Member) -> list[tuple[str, str, int]]:
     """Entries of one layer tar, streamed: ``(path, kind, size)``.
 
     ``kind`` is file/dir/symlink/hardlink/other, or ``whiteout`` (path = the deleted
     path) and ``opaque`` (path = the directory whose lower contents are hidden).
     Compressed layers (OCI gzip/zstd blobs) are detected and decompressed on the fly.
     """
-    out: list[tuple[str, str, int]] = []
-    with tarfile.open(fileobj=fileobj, mode="r|*", bufsize=_BUFSIZE) as tar:
-        for m in tar:
-            path = _norm(m.name)
-            base = posixpath.basename(path)
-            if base == OPAQUE:
-                out.append((posixpath.dirname(path), "opaque", 0))
-            elif base.startswith(WHITEOUT):
-                out.append((posixpath.join(posixpath.dirname(path), base[len(WHITEOUT):]),
-                            "whiteout", 0))
-            else:
-                kind = _KINDS.get(m.type, "other")
-                out.append((path, kind, m.size if kind == "file" else 0))
-    return out
+    if data.peek(6).startswith(_COMPRESSED):
+        with tarfile.open(fileobj=data, mode="r|*", bufsize=_BUFSIZE) as tar:  # type: ignore
+            return [_entry(m.name, m.type, m.size) for m in tar]
+    return [_entry(info.name, info.type, info.size) for info, _ in iter_tar(data)]
 
 
 @dataclass
@@ -234,29 +318,25 @@ class _Archive:
     aliases: dict[str, str] = field(default_factory=dict)
 
 
-def _read_archive(fileobj: IO[bytes]) -> _Archive:
+def _read_archive(stream: ByteStream) -> _Archive:
     arc = _Archive()
-    with tarfile.open(fileobj=fileobj, mode="r|", bufsize=_BUFSIZE) as outer:
-        for m in outer:
-            name = m.name.lstrip("./")
-            if m.issym() or m.islnk():
-                target = m.linkname if m.islnk() else posixpath.join(
-                    posixpath.dirname(name), m.linkname)
-                arc.aliases[name] = posixpath.normpath(target).lstrip("./")
+    for m, data in iter_tar(stream):
+        name = m.name.removeprefix("./")
+        if m.issym() or m.islnk():
+            target = m.linkname if m.islnk() else posixpath.join(
+                posixpath.dirname(name), m.linkname)
+            arc.aliases[name] = posixpath.normpath(target).removeprefix("./")
+            continue
+        if not m.isfile():
+            continue
+        head = data.peek(1)
+        if name.endswith("layer.tar") or (name.startswith("blobs/") and head != b"{"):
+            arc.layers[name] = (read_layer_tar(data), m.size)
+        elif m.size <= _MAX_JSON and (name.endswith(".json") or head == b"{"):
+            try:
+                arc.docs[name] = json.loads(data.read())
+            except ValueError:
                 continue
-            if not m.isfile():
-                continue
-            f = outer.extractfile(m)
-            assert f is not None
-            head = f.peek(1)[:1] if isinstance(f, io.BufferedReader) else b""
-            is_blob = name.startswith("blobs/")
-            if name.endswith("layer.tar") or (is_blob and head != b"{"):
-                arc.layers[name] = (read_layer_tar(f), m.size)
-            elif m.size <= _MAX_JSON and (name.endswith(".json") or head == b"{"):
-                try:
-                    arc.docs[name] = json.load(f)
-                except ValueError:
-                    continue
     return arc
 
 
@@ -421,8 +501,10 @@ def _replay(entries_by_layer: list[list[tuple[str, str, int]]]) -> tuple[list[di
 def analyze_archive(source: IO[bytes] | Iterable[bytes], image: str = "",
                     image_id: str = "") -> ImageLayers:
     """Analyse a saved image (a file object, or an iterator of tar chunks), streamed once."""
-    fileobj = source if hasattr(source, "read") else ChunkReader(source)  # type: ignore[arg-type]
-    arc = _read_archive(fileobj)  # type: ignore[arg-type]
+    if hasattr(source, "read"):
+        fileobj = source
+        source = iter(lambda: fileobj.read(_BUFSIZE), b"")  # type: ignore[union-attr]
+    arc = _read_archive(ByteStream(source))  # type: ignore[arg-type]
     layout, config, paths, config_id = _resolve(arc, image)
     diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
     history = [h for h in config.get("history", []) if not h.get("empty_layer")]
