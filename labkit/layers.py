@@ -567,6 +567,10 @@ def analyze(image: str, client: docker.DockerClient | None = None,
 # ---------------------------------------------------------------- the lifecycle join
 
 
+_EMPTY_KEYWORDS = {"ENV", "CMD", "LABEL", "EXPOSE", "ENTRYPOINT", "USER", "VOLUME", "ARG",
+                   "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "MAINTAINER"}
+
+
 def _short(digest: str) -> str:
     return str(digest).split(":")[-1][:12]
 
@@ -585,7 +589,7 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
       ``created``, ``empty`` (True for steps that made no layer, e.g. ENV or CMD).
     - ``push_layers_df``: one row per layer of a push, columns ``layer`` (the first 12 hex
       of the compressed digest, as the CLI shows them), ``status`` (pushed / exists /
-      mounted) and ``bytes``. ``None`` when not pushed.
+      mounted) and ``bytes`` (or ``bytes_pushed``). ``None`` when not pushed.
     - ``manifest``: the registry manifest, ``{"layers": [{"digest", "size"}, ...]}`` in
       rootfs order (bottom first). ``None`` when not pushed.
 
@@ -595,7 +599,13 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
     ``ratio`` (compressed / uncompressed).
     """
     hist = history_df.iloc[::-1].reset_index(drop=True)  # bottom first
-    hist = hist[~hist["empty"].astype(bool)].reset_index(drop=True)
+    layers = list((manifest or {}).get("layers", []))
+    made = ~hist["empty"].astype(bool)
+    if manifest is not None and int(made.sum()) != len(layers):
+        # "empty" from a 0-byte size misses layers that changed no bytes: use the keyword
+        keyword = hist["instruction"].astype(str).str.split().str[0].str.upper()
+        made = ~keyword.isin(_EMPTY_KEYWORDS)
+    hist = hist[made].reset_index(drop=True)
     out = pd.DataFrame({
         "position": range(len(hist)),
         "instruction": hist["instruction"].astype(str),
@@ -613,7 +623,6 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
             if r is not None:
                 out.loc[i, ["step", "cached", "build_seconds"]] = [r.step, bool(r.cached),
                                                                    float(r.seconds)]
-    layers = list((manifest or {}).get("layers", []))
     if manifest is not None and len(layers) != len(out):
         raise ImageArchiveError(
             f"The manifest lists {len(layers)} layers but the history has {len(out)}.",
@@ -621,14 +630,16 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
     out["digest"] = [x.get("digest") for x in layers] if layers else None
     out["compressed_bytes"] = pd.Series([x.get("size") for x in layers] if layers
                                         else [pd.NA] * len(out), dtype="Int64")
-    push = {}
+    push: dict[str, tuple[str, Any]] = {}
     if push_layers_df is not None:
-        push = {_short(r.layer): r for r in push_layers_df.itertuples()}
-    out["push_status"] = [push[_short(d)].status if d and _short(d) in push else None
-                          for d in (out["digest"] if layers else [None] * len(out))]
-    out["push_bytes"] = pd.Series(
-        [push[_short(d)].bytes if d and _short(d) in push else pd.NA
-         for d in (out["digest"] if layers else [None] * len(out))], dtype="Int64")
+        col = "bytes" if "bytes" in push_layers_df else "bytes_pushed"
+        push = {_short(layer): (status, size) for layer, status, size in zip(
+            push_layers_df["layer"], push_layers_df["status"], push_layers_df[col],
+            strict=True)}
+    keys = [_short(d) if d else "" for d in (out["digest"] if layers else [None] * len(out))]
+    out["push_status"] = [push[k][0] if k in push else None for k in keys]
+    out["push_bytes"] = pd.Series([push[k][1] if k in push else pd.NA for k in keys],
+                                  dtype="Int64")
     ratio = out["compressed_bytes"].astype("Float64") / out["size_bytes"].astype("Float64")
     out["ratio"] = ratio.where(out["size_bytes"].fillna(0) > 0)
     return out.drop(columns=["history_id"])

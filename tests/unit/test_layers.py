@@ -502,3 +502,18 @@ def test_explorer_without_ipywidgets_is_static(result, monkeypatch):
 
 def test_human_sizes():
     assert [widgets.human(x) for x in (5, 1500, 2_500_000)] == ["5 B", "1.5 kB", "2.5 MB"]
+
+
+def test_lifecycle_keeps_zero_byte_layers_that_the_manifest_lists():
+    history = pd.DataFrame({  # `empty` from a 0-byte size also flags the RUN that wrote nothing
+        "layer": ["b" * 12, "c" * 12, "<missing>"],
+        "instruction": ["CMD [\"python\"]", "RUN true", "ADD rootfs"],
+        "size_bytes": [0, 0, 10], "created": ["t"] * 3, "empty": [True, True, False]})
+    manifest = {"layers": [{"digest": "sha256:" + "1" * 64, "size": 5},
+                           {"digest": "sha256:" + "2" * 64, "size": 32}]}
+    push = pd.DataFrame({"layer": ["2" * 12, "1" * 12], "status": ["pushed", "exists"],
+                         "bytes_pushed": [32, 0], "bytes_total": [32, 5]})
+    out = layers.lifecycle(None, history, push, manifest)
+    assert out["instruction"].tolist() == ["ADD rootfs", "RUN true"]
+    assert out["push_status"].tolist() == ["exists", "pushed"]
+    assert out["push_bytes"].tolist() == [0, 32]
