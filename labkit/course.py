@@ -7,11 +7,14 @@ any number of times.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import docker.errors
 
 from . import engine
 from .config import Settings, settings
@@ -141,29 +144,25 @@ def ensure(step: int, *, message: str | None = None):
     return result
 
 
-def forget_change(keep_image: str, client=None) -> list[str]:  # noqa: ANN001
-    """Remove this user's earlier builds of a changed app (siblings of ``keep_image``).
+def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
+    """Remove this user's earlier builds of a changed app, built on ``original``'s steps.
 
     The build cache keys COPY on the file's content: after a first run of step 5 the
-    changed app would come from the cache. Removing the images built from other versions
-    of app.py on the same base layers makes the lab's experiment start fresh each run.
-    Only images carrying this user's labels are removed.
+    changed app would come from the cache. Removing the images that share the original's
+    steps up to COPY but differ from there (other versions of app.py) makes the lab's
+    experiment start fresh each run. Only images carrying this user's labels are removed.
     """
     cli = client or engine.client()
-    keep = cli.images.get(keep_image)
-    chain = _chain(cli, keep.id)
+    steps = [s for s in original.steps if not s.added_by_labkit]
+    copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
+    fork = cli.images.get(steps[copy_at - 1].image_id).id  # the last step before COPY
+    keep = set(_chain(cli, cli.images.get(original.image_id).id))
     removed: list[str] = []
     for img in cli.images.list(all=True, filters={"label": settings().label_filters()}):
-        if img.id in chain:
-            continue
-        other = _chain(cli, img.id)
-        shared = [i for i in other if i in chain]
-        if shared and len(other) - len(shared) <= 3:  # differs only in its top steps
-            try:
+        if img.id not in keep and fork in _chain(cli, img.id):
+            with contextlib.suppress(docker.errors.NotFound):
                 cli.images.remove(img.id, force=True)
                 removed.append(img.short_id)
-            except Exception:  # noqa: BLE001 - already removed with its parent
-                pass
     return removed
 
 
@@ -270,3 +269,83 @@ def run_locally(folder: Path = WORKSPACE, timeout: float = 20) -> LocalApp:
         app.stop()
         raise
     return app
+
+
+# --------------------------------------------------------------------------- step 0
+def doctor():  # noqa: ANN201 - a DataFrame
+    """``labkit doctor`` as a table: each check, whether it is fine, and the fix."""
+    import pandas as pd
+
+    from .cli import doctor_checks
+
+    return pd.DataFrame(
+        [{"check": c.name, "ok": "✓" if c.ok else "✗", "detail": c.detail, "fix": c.fix}
+         for c in doctor_checks()]
+    )
+
+
+# --------------------------------------------------------------------------- step 5
+def fresh_start_for_change(before, client=None):  # noqa: ANN001, ANN201
+    """Make step 5 start as if for the first time; returns the pushed original.
+
+    Forgets earlier builds of a changed app (the build cache), empties this user's local
+    registry (its layers), then pushes the original image again.
+    """
+    from . import registry
+
+    cli = client or engine.client()
+    forget_change(before, client=cli)
+    if registry.configured_registry() is None:
+        registry.stop_registry(remove=True, client=cli)
+        with contextlib.suppress(docker.errors.NotFound):
+            cli.volumes.get(registry.volume_name()).remove(force=True)
+    reg = registry.start_registry(client=cli)
+    registry.login(reg, client=cli)
+    ref = registry.tag_for_registry(before.image_id, APP_NAME, registry=reg, client=cli)
+    return registry.push(ref, registry=reg, client=cli, show=False)
+
+
+# --------------------------------------------------------------------------- step 6
+def exec_in(app, command: str) -> str:  # noqa: ANN001
+    """Run a shell command inside a running container (``docker exec``); returns its output."""
+    code, out = app.container.exec_run(["sh", "-c", command])
+    text = out.decode("utf-8", "replace")
+    if code != 0:
+        raise LabkitError(f"`{command}` failed in {app.name} (exit {code}): {text.strip()}")
+    return text
+
+
+def read_image_file(image: str, path: str, client=None) -> str:  # noqa: ANN001
+    """A file's text as the image holds it (``docker create`` + ``docker cp``; nothing runs)."""
+    import io
+    import tarfile
+
+    cli = client or engine.client()
+    container = cli.containers.create(image, labels=settings().labels("inspect"))
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            data = tar.extractfile(member).read() if member else b""
+    finally:
+        container.remove(force=True)
+    return data.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- step 7
+def foreign_inventory(client=None) -> set[tuple[str, str]]:  # noqa: ANN001
+    """The (kind, id) of every container, image, volume and network NOT of this user."""
+    from .config import LABEL_NAMESPACE
+
+    cli = client or engine.client()
+
+    def foreign(labels: dict | None) -> bool:
+        return (labels or {}).get(LABEL_NAMESPACE) != settings().namespace
+
+    return (
+        {("container", c.id) for c in cli.containers.list(all=True) if foreign(c.labels)}
+        | {("image", i.id) for i in cli.images.list() if foreign(i.labels)}
+        | {("volume", v.name) for v in cli.volumes.list()
+           if foreign((v.attrs or {}).get("Labels"))}
+        | {("network", n.id) for n in cli.networks.list() if foreign(n.attrs.get("Labels"))}
+    )
