@@ -131,6 +131,23 @@ def _wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
     return bool(predicate())
 
 
+def layers_size(client: docker.DockerClient | None = None, timeout: float = 30) -> int:
+    """The engine's image-layer storage in bytes (``docker system df``'s LayersSize).
+
+    The engine runs one disk-usage computation at a time and refuses a second one
+    ("already running"): wait for the other one to finish instead of failing.
+    """
+    cli = _cli(client)
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return int(cli.df().get("LayersSize") or 0)
+        except docker.errors.APIError as exc:
+            if "already running" not in str(exc) or time.monotonic() > end:
+                raise
+            time.sleep(0.2)
+
+
 def _remove_demo(cli: docker.DockerClient) -> None:
     for c in cli.containers.list(all=True, filters={"label": settings().label_filters(
             "cow-demo")}):
@@ -158,7 +175,7 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
     _remove_demo(cli)
     try:
         for n in counts:
-            before = int(cli.df().get("LayersSize") or 0)
+            before = layers_size(cli)
             started = []
             t0 = time.perf_counter()
             for i in range(n):
@@ -169,7 +186,7 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
             for c in started:
                 _wait_until(lambda c=c: bool(cli.api.diff(c.id)), timeout=15)
             size_rw = sum(writable_layer(c, client=cli).size_rw for c in started)
-            after = int(cli.df().get("LayersSize") or 0)
+            after = layers_size(cli)
             rows.append({
                 "containers": n, "start_seconds": seconds, "seconds_per_container": seconds / n,
                 "size_rw_bytes": size_rw, "layers_bytes_before": before,

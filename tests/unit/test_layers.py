@@ -517,3 +517,18 @@ def test_lifecycle_keeps_zero_byte_layers_that_the_manifest_lists():
     assert out["instruction"].tolist() == ["ADD rootfs", "RUN true"]
     assert out["push_status"].tolist() == ["exists", "pushed"]
     assert out["push_bytes"].tolist() == [0, 32]
+
+
+def test_layers_size_waits_for_a_running_disk_usage():
+    import docker
+
+    class Busy:
+        calls = 0
+
+        def df(self):
+            Busy.calls += 1
+            if Busy.calls < 3:
+                raise docker.errors.APIError("a disk usage operation is already running")
+            return {"LayersSize": 123}
+
+    assert cow.layers_size(Busy()) == 123
