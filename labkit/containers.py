@@ -153,6 +153,12 @@ class RunningApp:
         """What changed in the container's writable layer (see :func:`diff`)."""
         return diff(self.id, client=self.client)
 
+    def _repr_html_(self) -> str:
+        from .display import card_html
+
+        return card_html(f"container {self.name}", {"image": self.image, "id": self.id[:12]},
+                         self.command, links={"app": self.url})
+
     def __enter__(self) -> RunningApp:
         return self
 
@@ -324,7 +330,10 @@ def diff_frame(changes: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
 def diff(ref: Any, client: docker.DockerClient | None = None) -> pd.DataFrame:
     """``docker container diff`` as a DataFrame: path, kind (added/changed/deleted), letter."""
     cli = client or engine.client()
-    return diff_frame(_get(ref, cli).diff())
+    container = _get(ref, cli)
+    frame = diff_frame(container.diff())
+    frame.attrs["command"] = diff_command(container.name)
+    return frame
 
 
 def _ports_text(ports: Iterable[Mapping[str, Any]] | None) -> str:
@@ -359,4 +368,6 @@ def list_containers(client: docker.DockerClient | None = None) -> pd.DataFrame:
     """This namespace's containers, running or not (see :func:`containers_frame`)."""
     cli = client or engine.client()
     entries = cli.api.containers(all=True, filters={"label": settings().label_filters()})
-    return containers_frame(entries)
+    frame = containers_frame(entries)
+    frame.attrs["command"] = list_command()
+    return frame

@@ -17,7 +17,7 @@ from pathlib import Path
 import docker.errors
 
 from . import engine
-from .config import Settings, settings
+from .config import settings
 from .errors import EngineUnavailable, LabkitError
 
 APP_NAME = "python-hello-world"
@@ -58,11 +58,11 @@ def _short_error(shell, etype, value, tb, tb_offset=None):  # noqa: ANN001 - IPy
     return stb
 
 
-def setup(quiet: bool = False) -> Settings | None:
+def setup(quiet: bool = False) -> None:
     """First cell of every notebook: short errors, a workspace, and the engine's status.
 
-    Returns the settings, or None when no engine answers (then it says what to do, once,
-    without a traceback: the stored outputs of the notebook remain readable).
+    When no engine answers it says what to do, once, without a traceback (the stored
+    outputs of the notebook remain readable).
     """
     try:
         from IPython import get_ipython
@@ -71,20 +71,22 @@ def setup(quiet: bool = False) -> Settings | None:
     except ImportError:  # pragma: no cover - outside IPython
         shell = None
     if shell is not None:
+        from .display import enable_command_tables
+
         shell.set_custom_exc((LabkitError,), _short_error)
+        enable_command_tables(shell)
     WORKSPACE.mkdir(exist_ok=True)
     try:
         info = engine.info()
     except EngineUnavailable as exc:
         print(f"No Docker Engine: {exc.message}\n→ {exc.hint}")
-        return None
+        return
     if not quiet:
         print(
             f"Docker Engine {info.version} (API {info.api_version}, {info.storage_driver}) "
             f"at {'this machine' if engine.is_local() else info.publish_host}; "
             f"course user: {settings().user}"
         )
-    return settings()
 
 
 # --------------------------------------------------------------------------- files
@@ -196,14 +198,13 @@ class Fact:
         return str(self)
 
 
-def expect(claim: str, holds: bool, detail: str = "") -> Fact:
+def expect(claim: str, holds: bool, detail: str = "") -> None:
     """Check a claim; raise :class:`CheckFailed` (failing the notebook in CI) if it is false."""
     fact = Fact(claim, bool(holds), detail)
     if not fact.holds:
         raise CheckFailed(str(fact), "Re-run the notebook from the top; if it still fails, "
                           "the engine did something the lab does not expect.")
     print(fact)
-    return fact
 
 
 # --------------------------------------------------------------------------- step 1

@@ -156,3 +156,46 @@ class BuildProgress:
         self._refresh(force=True)
         self._bar.bar_style = "danger"
         self._steps.value += f"<p><b>Build failed:</b> {html.escape(error.message)}</p>"
+
+
+# --------------------------------------------------------------------------- result cards
+def command_html(command: DockerCommand | Iterable[DockerCommand] | None) -> str:
+    """The equivalent command(s) as a small terminal-like block."""
+    if command is None or not settings().show_commands:
+        return ""
+    commands = [command] if hasattr(command, "args") else list(command)  # type: ignore[arg-type]
+    lines = "\n".join(f"$ {html.escape(str(c))}" for c in commands)
+    return f'<pre class="labkit-command" style="margin:0 0 .4em 0">{lines}</pre>'
+
+
+def card_html(title: str, facts: dict[str, object],
+              command: DockerCommand | Iterable[DockerCommand] | None = None,
+              links: dict[str, str] | None = None) -> str:
+    """A result as a title, its key facts and the equivalent docker command."""
+    rows = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+        f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+        for k, v in facts.items()
+    )
+    for label, url in (links or {}).items():
+        safe = html.escape(url, quote=True)
+        rows += (f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
+                 f"<td style='text-align:left'><a class='labkit-link' href='{safe}' "
+                 f"target='_blank'>{safe}</a></td></tr>")
+    return (f"<div class='labkit-card'><b>{html.escape(title)}</b>{command_html(command)}"
+            f"<table>{rows}</table></div>")
+
+
+def frame_html(frame) -> str | None:  # noqa: ANN001 - a pandas DataFrame
+    """A DataFrame that carries ``attrs['command']``, shown with that command above it."""
+    command = frame.attrs.get("command")
+    table = frame._repr_html_()
+    return command_html(command) + (table or "") if command is not None else table
+
+
+def enable_command_tables(shell) -> None:  # noqa: ANN001 - an IPython shell
+    """Show each DataFrame's equivalent docker command above it in this notebook."""
+    import pandas as pd
+
+    formatter = shell.display_formatter.formatters["text/html"]
+    formatter.for_type(pd.DataFrame, frame_html)

@@ -524,7 +524,9 @@ def history(image: str, client: docker.DockerClient | None = None) -> pd.DataFra
     except docker.errors.ImageNotFound as exc:
         raise ImageMissing(f"The image {image} is not on the engine.",
                            "Build it first (see the build step).") from exc
-    return history_frame(entries)
+    frame = history_frame(entries)
+    frame.attrs["command"] = history_command(image)
+    return frame
 
 
 def history_command(image: str) -> DockerCommand:
@@ -586,7 +588,9 @@ def list_images(client: docker.DockerClient | None = None,
     """
     cli = client or engine.client()
     namespace = None if all_course else settings().namespace
-    return images_frame(cli.api.images(), namespace)
+    frame = images_frame(cli.api.images(), namespace)
+    frame.attrs["command"] = list_images_command()
+    return frame
 
 
 def list_images_command() -> DockerCommand:

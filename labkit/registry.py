@@ -78,6 +78,15 @@ class Registry:
         prefix = "" if self.is_docker_hub else f"{self.address}/"
         return f"{prefix}{self.username}/{name}"
 
+    def _repr_html_(self) -> str:
+        from .display import card_html
+
+        facts = {"address (for the engine)": self.address, "user": self.username}
+        if self.container_id:
+            facts["container"] = f"{self.name} ({self.container_id[:12]})"
+        links = {"HTTP API": f"{self.api_url}/v2/"} if self.api_url else None
+        return card_html(f"registry {self.name}", facts, self.command, links=links)
+
 
 @dataclass(frozen=True)
 class LoginResult:
@@ -87,6 +96,12 @@ class LoginResult:
     username: str
     status: str
     command: DockerCommand
+
+    def _repr_html_(self) -> str:
+        from .display import card_html
+
+        return card_html(self.status, {"registry": self.registry, "user": self.username},
+                         self.command)
 
 
 class TaggedName(str):
@@ -100,6 +115,12 @@ class TaggedName(str):
         obj = super().__new__(cls, f"{repository}:{tag}")
         obj.repository, obj.tag, obj.command = repository, tag, command
         return obj
+
+    def _repr_html_(self) -> str:
+        from .display import card_html
+
+        return card_html(str(self), {"repository": self.repository, "tag": self.tag},
+                         self.command)
 
 
 #: bytes_pushed: the last byte count the engine reported sending (None: not reported);
