@@ -15,6 +15,7 @@ prepare_args=()
 "$BIN/labkit" prepare "${prepare_args[@]}"
 "$BIN/labkit" registry start
 "$BIN/labkit" doctor || echo "lab: labkit doctor reports a problem (above); JupyterLab starts anyway."
+mkdir -p notebooks
 echo "lab: JupyterLab on notebooks/ (the URL with its token follows; Ctrl-C stops it)"
 "$BIN/jupyter" lab --no-browser --port "$PORT" --notebook-dir notebooks \
     --ServerApp.ip="${LAB_IP:-127.0.0.1}"

@@ -16,8 +16,10 @@ step() {  # step NAME COMMAND...: run it, and remember how long it took
     local name=$1 t=$SECONDS
     shift
     echo "==> $name"
-    "$@"
-    TIMES+=("$(printf '%5d s  %s' $((SECONDS - t)) "$name")")
+    local rc=0
+    "$@" || rc=$?
+    TIMES+=("$(printf "%5d s  %s" $((SECONDS - t)) "$name")")
+    [[ $rc -eq 0 ]] || { TIMES[-1]+=" FAILED (exit $rc)"; return "$rc"; }
 }
 
 finish() {
