@@ -16,6 +16,8 @@ prepare_args=()
 "$BIN/labkit" registry start
 "$BIN/labkit" doctor || echo "lab: labkit doctor reports a problem (above); JupyterLab starts anyway."
 mkdir -p notebooks
+lab_args=()
+[[ $(id -u) -eq 0 ]] && lab_args+=(--allow-root)  # e.g. a container or a throwaway VM
 echo "lab: JupyterLab on notebooks/ (the URL with its token follows; Ctrl-C stops it)"
 "$BIN/jupyter" lab --no-browser --port "$PORT" --notebook-dir notebooks \
-    --ServerApp.ip="${LAB_IP:-127.0.0.1}"
+    --ServerApp.ip="${LAB_IP:-127.0.0.1}" "${lab_args[@]}"
