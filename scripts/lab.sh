@@ -10,6 +10,8 @@ PORT="${LAB_PORT:-8888}"
 scripts/venv.sh
 scripts/engine.sh start
 trap 'scripts/engine.sh stop' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 prepare_args=()
 [[ "${LABKIT_TRUST_HOST_CA:-0}" == 1 ]] && prepare_args+=(--trust-host-ca)
 "$BIN/labkit" prepare "${prepare_args[@]}"
