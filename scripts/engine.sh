@@ -14,7 +14,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE="$ROOT/.cache/engine"
-PIDFILE="$STATE/dockerd.pid"
+PIDFILE="$STATE/dockerd.pid"   # written by dockerd itself
+STARTED="$STATE/started"       # "PID START-TIME": the dockerd that WE started
 LOG="$STATE/dockerd.log"
 PACKAGES=(docker.io debootstrap openssl ca-certificates)
 
@@ -22,12 +23,21 @@ say() { echo "engine: $*"; }
 
 answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 
+start_time() {  # field 22 of /proc/PID/stat: when the process started (after the "(comm)")
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    awk '{print $20}' <<<"$stat"
+}
+
 our_pid() {
-    # The pid of the dockerd we started, if it still runs.
-    [[ -s "$PIDFILE" ]] || return 1
-    local pid
-    pid=$(cat "$PIDFILE")
-    [[ -d "/proc/$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]] || return 1
+    # The pid of the dockerd we started, if that very process still runs (a reused pid,
+    # e.g. of another engine, does not match the recorded start time).
+    [[ -s "$STARTED" ]] || return 1
+    local pid started
+    read -r pid started <"$STARTED"
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]] || return 1
+    [[ "$(start_time "$pid")" == "$started" ]] || return 1
     echo "$pid"
 }
 
@@ -88,7 +98,7 @@ start() {
     local pid=$!
     for _ in $(seq 1 120); do
         if DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then
-            echo "$pid" >"$PIDFILE"
+            echo "$pid $(start_time "$pid")" >"$STARTED"
             say "started dockerd (pid $pid) at unix://$sock in $((SECONDS - t0)) s; log: .cache/engine/dockerd.log"
             return 0
         fi
@@ -107,19 +117,19 @@ start() {
 stop() {
     local pid
     if ! pid=$(our_pid); then
-        rm -f "$PIDFILE"
+        rm -f "$STARTED"
         say "no engine started by us runs; nothing to stop."
         return 0
     fi
     say "stopping dockerd (pid $pid)"
     kill -TERM "$pid"
     for _ in $(seq 1 60); do
-        [[ -d "/proc/$pid" ]] || { rm -f "$PIDFILE"; say "stopped."; return 0; }
+        [[ -d "/proc/$pid" ]] || { rm -f "$STARTED"; say "stopped."; return 0; }
         sleep 0.5
     done
     say "dockerd (pid $pid) did not stop in 30 s; killing it."
     kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$PIDFILE"
+    rm -f "$STARTED" "$PIDFILE"
 }
 
 status() {
