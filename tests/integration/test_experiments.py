@@ -1,0 +1,60 @@
+"""The cache experiment against the real engine: one round of each Dockerfile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+
+from labkit import config, experiments
+from labkit.experiments import COPY_FIRST, LAB_ORDER
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def results(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+            ) -> experiments.CacheExperiment:
+    return experiments.run(1, tmp_path_factory.mktemp("cache-lab"), client=client)
+
+
+def test_lab_order_rebuilds_only_copy(results: experiments.CacheExperiment):
+    assert results.rebuilt_per_round(LAB_ORDER) == [("COPY",)]
+
+
+def test_copy_first_rebuilds_copy_run_and_cmd(results: experiments.CacheExperiment):
+    assert results.rebuilt_per_round(COPY_FIRST) == [("COPY", "RUN", "CMD")]
+
+
+def test_each_round_built_a_new_image(results: experiments.CacheExperiment,
+                                      client: docker.DockerClient):
+    tagged = {name: client.images.get(tag).id for name, tag in results.tags.items()}
+    assert tagged == {r.dockerfile: r.image_id for r in results.rounds}
+
+
+def test_images_carry_this_sessions_labels(results: experiments.CacheExperiment,
+                                           client: docker.DockerClient,
+                                           settings: config.Settings):
+    labels = client.images.get(results.tags[COPY_FIRST]).labels
+    assert labels[config.LABEL_NAMESPACE] == settings.namespace
+
+
+def test_replaced_round_images_are_gone(results: experiments.CacheExperiment,
+                                        client: docker.DockerClient,
+                                        settings: config.Settings):
+    # Untagged images of the experiment: only the warm-ups (the next run's cache) stay.
+    flt = {"label": settings.label_filters(experiments.ROLE), "dangling": True}
+    dangling = {image.id for image in client.images.list(filters=flt)}
+    assert dangling <= set(results.warm_ups.values())
+
+
+def test_a_second_run_warms_up_from_the_cache(results: experiments.CacheExperiment,
+                                              client: docker.DockerClient):
+    again = experiments.run(1, results.folder, client=client)
+    assert again.warm_ups == results.warm_ups
+
+
+def test_the_app_folder_holds_the_last_round(results: experiments.CacheExperiment):
+    app = Path(results.folder) / LAB_ORDER / "app.py"
+    assert "hello world " in app.read_text()
