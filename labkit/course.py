@@ -159,12 +159,26 @@ def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
     fork = cli.images.get(steps[copy_at - 1].image_id).id  # the last step before COPY
     keep = set(_chain(cli, cli.images.get(original.image_id).id))
-    removed: list[str] = []
+    doomed = []
     for img in cli.images.list(all=True, filters={"label": settings().label_filters()}):
-        if img.id not in keep and fork in _chain(cli, img.id):
-            with contextlib.suppress(docker.errors.NotFound):
-                cli.images.remove(img.id, force=True)
-                removed.append(img.short_id)
+        chain = _chain(cli, img.id)
+        if img.id not in keep and fork in chain:
+            doomed.append((len(chain), img))
+    doomed_ids = {img.id for _, img in doomed}
+    for container in cli.containers.list(all=True, filters={"label": settings().label_filters()}):
+        if container.attrs.get("Image") in doomed_ids:  # ours, running an image to forget
+            container.remove(force=True)
+    removed: list[str] = []
+    for _, img in sorted(doomed, key=lambda pair: -pair[0]):  # children before parents
+        try:
+            cli.images.remove(img.id, force=True)
+            removed.append(img.short_id)
+        except docker.errors.NotFound:
+            pass  # went with a child removed before it
+        except docker.errors.APIError as exc:
+            raise LabkitError(f"Could not remove the earlier build {img.short_id}: "
+                              f"{exc.explanation}", "Run the clean-up notebook, then this one."
+                              ) from None
     return removed
 
 
