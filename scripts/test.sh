@@ -66,8 +66,16 @@ step "course images (offline)" "$BIN/labkit" prepare "${prepare_args[@]}"
 step "DinD engine" scripts/dind.sh start
 step "integration tests (DinD)" in_dind "$BIN/pytest" -q -m integration tests/integration
 if have_notebooks; then
-    step "notebooks (nbval, DinD)" in_dind "$BIN/pytest" -q --nbval notebooks/ \
-        --nbval-sanitize-with tests/nbval_sanitize.cfg
+    # In order, as a learner goes; then in reverse order, which runs every notebook a
+    # second time and each one right after a later step's state (06 after 07's clean-up:
+    # as if opened alone).
+    mapfile -t NOTEBOOKS < <(ls notebooks/*.ipynb | sort)
+    mapfile -t REVERSED < <(ls notebooks/*.ipynb | sort -r)
+    NBVAL=(-q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
+           --nbval-cell-timeout 600)
+    step "notebooks in order (nbval, DinD)" in_dind "$BIN/pytest" "${NBVAL[@]}" "${NOTEBOOKS[@]}"
+    step "notebooks again, reversed (nbval, DinD)" in_dind "$BIN/pytest" "${NBVAL[@]}" \
+        "${REVERSED[@]}"
 fi
 if [[ -d tests/browser ]]; then
     step "browser test (DinD)" in_dind "$BIN/pytest" -q tests/browser
