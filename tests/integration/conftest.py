@@ -7,31 +7,17 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import docker
 import pytest
 
-from labkit import config, engine
+from labkit import config, course, engine
 from labkit.errors import EngineUnavailable
 
-APP_PY = '''from flask import Flask
-
-app = Flask(__name__)
-
-@app.route("/")
-def hello():
-    return "hello world!"
-
-if __name__ == "__main__":
-    app.run(host="0.0.0.0")
-'''
-
-DOCKERFILE = f"""FROM {config.BASE_IMAGE}
-RUN pip install flask
-CMD ["python","app.py"]
-COPY app.py /app.py
-"""
+APP_PY = course.app_source(course.HELLO)
+DOCKERFILE = course.DOCKERFILE
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -121,3 +107,42 @@ def labels(settings: config.Settings) -> dict[str, str]:
     return settings.labels("test")
 
 
+
+
+SCOPED_DOCKERFILE = DOCKERFILE.replace("\nRUN ", "\nARG CACHE_SCOPE\nRUN ", 1)
+
+
+def build_app(client: docker.DockerClient, workdir: Path, tag: str,
+              labels: dict[str, str] | None, greeting: str, scope: str):
+    """Build the lab's image with app.py answering ``greeting`` (only app.py changes).
+
+    ``CACHE_SCOPE`` makes the RUN step's cache key unique to the calling module, so a cache
+    hit on another test's intermediate image (removed meanwhile by its clean-up) cannot
+    turn an "only app.py changed" rebuild into a full one.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "Dockerfile").write_text(SCOPED_DOCKERFILE)
+    (workdir / "app.py").write_text(course.app_source(greeting))
+    image, _ = client.images.build(path=str(workdir), tag=tag, labels=labels, pull=False,
+                                   rm=True, forcerm=True, buildargs={"CACHE_SCOPE": scope})
+    return image
+
+
+@pytest.fixture(scope="session")
+def app_builder():  # noqa: ANN201 - the build_app function
+    """:func:`build_app`, for modules that build the lab's image with docker-py directly."""
+    return build_app
+
+
+@pytest.fixture(scope="module")
+def ns(request: pytest.FixtureRequest, settings: config.Settings,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.Settings]:
+    """A namespace of the module's own (``SUFFIX`` in the module), so its clean() cannot
+    touch other modules' objects."""
+    before = config.settings()
+    suffix = getattr(request.module, "SUFFIX", request.module.__name__.rsplit(".", 1)[-1])
+    chosen = config.use(replace(
+        settings, user=f"{settings.namespace}-{suffix}"[:30], offline=True,
+        state_dir=tmp_path_factory.mktemp("state")))
+    yield chosen
+    config.use(before)

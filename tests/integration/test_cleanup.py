@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import docker
 import pytest
@@ -17,44 +16,6 @@ pytestmark = pytest.mark.integration
 SUFFIX = "cln"
 
 
-DOCKERFILE = (
-    f"FROM {config.BASE_IMAGE}\n"
-    "ARG CACHE_SCOPE\n"  # keeps this module's build cache its own (see build_app)
-    "RUN pip install flask\n"
-    "COPY app.py /app.py\n"
-    'CMD ["python", "/app.py"]\n'
-)
-
-
-def build_app(client: docker.DockerClient, workdir: Path, tag: str,
-              labels: dict[str, str] | None, greeting: str, scope: str):
-    """Build the lab's image, changing only app.py between builds.
-
-    ``CACHE_SCOPE`` makes the RUN step's cache key unique to this module, so a cache hit on
-    another test's intermediate image (removed meanwhile by its clean-up) cannot turn the
-    "only app.py changed" rebuild into a full one.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "Dockerfile").write_text(DOCKERFILE)
-    (workdir / "app.py").write_text(
-        "from flask import Flask\napp = Flask(__name__)\n\n@app.route('/')\n"
-        f"def hello():\n    return {greeting!r}\n\n"
-        "if __name__ == '__main__':\n    app.run(host='0.0.0.0', port=5000)\n")
-    image, _ = client.images.build(path=str(workdir), tag=tag, labels=labels, pull=False,
-                                   rm=True, forcerm=True, buildargs={"CACHE_SCOPE": scope})
-    return image
-
-
-@pytest.fixture(scope="module")
-def ns(settings: config.Settings,
-       tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.Settings]:
-    """A namespace of this module's own (clean() here must not touch other modules' objects)."""
-    before = config.settings()
-    chosen = config.use(replace(
-        settings, user=f"{settings.namespace}-{SUFFIX}"[:30], offline=True,
-        state_dir=tmp_path_factory.mktemp("state")))
-    yield chosen
-    config.use(before)
 SLEEP = ["python", "-c", "import time; time.sleep(600)"]
 
 
@@ -79,7 +40,7 @@ class Ours:
 
 
 @pytest.fixture(scope="module")
-def made(ns: config.Settings, client: docker.DockerClient,
+def made(ns: config.Settings, client: docker.DockerClient, app_builder,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ours, Foreign]]:
     cli = client
     suffix = uuid.uuid4().hex[:8]
@@ -87,7 +48,7 @@ def made(ns: config.Settings, client: docker.DockerClient,
     # ours: the registry (container + labelled volume), the app image tagged for it, a
     # running container, a labelled volume and network
     reg = registry.start_registry(client=cli)
-    image = build_app(cli, tmp_path_factory.mktemp("app"), ns.image_name("python-hello-world"),
+    image = app_builder(cli, tmp_path_factory.mktemp("app"), ns.image_name("python-hello-world"),
                       ns.labels("app"), "Hello, World!", suffix)
     tagged = registry.tag_for_registry(image, registry=reg, client=cli)
     volume = cli.volumes.create(name=ns.container_name(f"data-{suffix}"), labels=ns.labels("app"))
@@ -99,7 +60,7 @@ def made(ns: config.Settings, client: docker.DockerClient,
     # foreign: no labkit labels given (an image built FROM the stand-in base inherits only
     # the base's labels, never a namespace)
     f_volume = cli.volumes.create(name=f"nolabel-vol-{suffix}")
-    f_image = build_app(cli, tmp_path_factory.mktemp("foreign"), f"nolabel/app:{suffix}", None,
+    f_image = app_builder(cli, tmp_path_factory.mktemp("foreign"), f"nolabel/app:{suffix}", None,
                         "not from the course", suffix)
     f_container = cli.containers.create(f_image.id, ["true"], name=f"nolabel-{suffix}",
                                         volumes={f_volume.name: {"bind": "/data"}})

@@ -9,18 +9,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import config, images
+from labkit import config, course, images
 from labkit.errors import BuildFailed, ImageMissing
 
 pytestmark = pytest.mark.integration
 
-APP_PY = (
-    "from flask import Flask\n\napp = Flask(__name__)\n\n@app.route(\"/\")\n"
-    "def hello():\n    return \"hello world!\"\n\n"
-    "if __name__ == \"__main__\":\n    app.run(host=\"0.0.0.0\")\n"
-)
-DOCKERFILE = (f"FROM {config.BASE_IMAGE}\nRUN pip install flask\n"
-              "CMD [\"python\",\"app.py\"]\nCOPY app.py /app.py\n")
+APP_PY = course.app_source(course.HELLO)
+DOCKERFILE = course.DOCKERFILE
 
 
 @dataclasses.dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import stat
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -19,44 +18,6 @@ pytestmark = pytest.mark.integration
 SUFFIX = "reg"
 
 
-DOCKERFILE = (
-    f"FROM {config.BASE_IMAGE}\n"
-    "ARG CACHE_SCOPE\n"  # keeps this module's build cache its own (see build_app)
-    "RUN pip install flask\n"
-    "COPY app.py /app.py\n"
-    'CMD ["python", "/app.py"]\n'
-)
-
-
-def build_app(client: docker.DockerClient, workdir: Path, tag: str,
-              labels: dict[str, str] | None, greeting: str, scope: str):
-    """Build the lab's image, changing only app.py between builds.
-
-    ``CACHE_SCOPE`` makes the RUN step's cache key unique to this module, so a cache hit on
-    another test's intermediate image (removed meanwhile by its clean-up) cannot turn the
-    "only app.py changed" rebuild into a full one.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "Dockerfile").write_text(DOCKERFILE)
-    (workdir / "app.py").write_text(
-        "from flask import Flask\napp = Flask(__name__)\n\n@app.route('/')\n"
-        f"def hello():\n    return {greeting!r}\n\n"
-        "if __name__ == '__main__':\n    app.run(host='0.0.0.0', port=5000)\n")
-    image, _ = client.images.build(path=str(workdir), tag=tag, labels=labels, pull=False,
-                                   rm=True, forcerm=True, buildargs={"CACHE_SCOPE": scope})
-    return image
-
-
-@pytest.fixture(scope="module")
-def ns(settings: config.Settings,
-       tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.Settings]:
-    """A namespace of this module's own (clean() here must not touch other modules' objects)."""
-    before = config.settings()
-    chosen = config.use(replace(
-        settings, user=f"{settings.namespace}-{SUFFIX}"[:30], offline=True,
-        state_dir=tmp_path_factory.mktemp("state")))
-    yield chosen
-    config.use(before)
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +28,12 @@ def reg(ns: config.Settings, client: docker.DockerClient) -> Iterator[registry.R
 
 
 @pytest.fixture(scope="module")
-def builder(ns: config.Settings, client: docker.DockerClient,
+def builder(ns: config.Settings, client: docker.DockerClient, app_builder,
             tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("app")
     scope = secrets.token_hex(4)
-    return lambda greeting: build_app(client, workdir, ns.image_name("python-hello-world"),
-                                      ns.labels("app"), greeting, scope)
+    return lambda greeting: app_builder(client, workdir, ns.image_name("python-hello-world"),
+                                        ns.labels("app"), greeting, scope)
 
 
 @pytest.fixture(scope="module")
