@@ -78,8 +78,11 @@ def setup(quiet: bool = False) -> None:
     WORKSPACE.mkdir(exist_ok=True)
     try:
         info = engine.info()
-    except EngineUnavailable as exc:
-        print(f"No Docker Engine: {exc.message}\n→ {exc.hint}")
+    except EngineUnavailable:
+        from .binder import check_engine
+
+        verdict = check_engine()
+        print(f"No Docker Engine: {verdict.message}\n→ {verdict.hint}")
         return
     if not quiet:
         print(
@@ -117,17 +120,17 @@ def image_name() -> str:
 
 
 # --------------------------------------------------------------------------- steps
-def ensure(step: int, *, message: str | None = None):
+def ensure(step: int, *, message: str = HELLO):
     """Make sure what the steps before ``step`` produced exists; build it if not.
 
-    - 2: ``workspace/app.py`` exists (written if missing);
+    - 2: ``workspace/app.py`` is the app of step 1 (answering ``message``);
     - 3: and the Dockerfile, and the image ``<user>/python-hello-world`` built from them;
     - 5: and the local registry runs, you are logged in, and the image is pushed.
     Returns the build result (step ≥ 3) or the path of app.py.
     """
     app = WORKSPACE / "app.py"
-    if message is not None or not app.exists():
-        write_app(message or HELLO)
+    if not app.exists() or app.read_text() != app_source(message):
+        write_app(message)
     if step <= 2:
         return app
     if not (WORKSPACE / "Dockerfile").exists():
@@ -357,10 +360,11 @@ def foreign_inventory(client=None) -> set[tuple[str, str]]:  # noqa: ANN001
     def foreign(labels: dict | None) -> bool:
         return (labels or {}).get(LABEL_NAMESPACE) != settings().namespace
 
+    api = cli.api
     return (
-        {("container", c.id) for c in cli.containers.list(all=True) if foreign(c.labels)}
-        | {("image", i.id) for i in cli.images.list() if foreign(i.labels)}
-        | {("volume", v.name) for v in cli.volumes.list()
-           if foreign((v.attrs or {}).get("Labels"))}
-        | {("network", n.id) for n in cli.networks.list() if foreign(n.attrs.get("Labels"))}
+        {("container", c["Id"]) for c in api.containers(all=True) if foreign(c.get("Labels"))}
+        | {("image", i["Id"]) for i in api.images() if foreign(i.get("Labels"))}
+        | {("volume", v["Name"]) for v in api.volumes().get("Volumes") or []
+           if foreign(v.get("Labels"))}
+        | {("network", n["Id"]) for n in api.networks() if foreign(n.get("Labels"))}
     )

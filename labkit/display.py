@@ -180,7 +180,8 @@ def card_html(title: str, facts: dict[str, object],
     for label, url in (links or {}).items():
         safe = html.escape(url, quote=True)
         rows += (f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
-                 f"<td style='text-align:left'><a class='labkit-link' href='{safe}' "
+                 f"<td style='text-align:left'><a class='labkit-link' data-labkit-app-url "
+                 f"href='{safe}' "
                  f"target='_blank'>{safe}</a></td></tr>")
     return (f"<div class='labkit-card'><b>{html.escape(title)}</b>{command_html(command)}"
             f"<table>{rows}</table></div>")

@@ -334,7 +334,7 @@ def check_chart(page: Page, run: NotebookRun, artifacts: Path) -> None:
                        f"{Path(run.name).stem}-chart")
 
 
-@pytest.mark.integration
+@pytest.mark.browser
 @pytest.mark.parametrize("name", COURSE)
 def test_notebook_runs_in_jupyterlab(page: Page, lab_server: LabServer, artifacts: Path,
                                      name: str) -> None:
