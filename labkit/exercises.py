@@ -87,8 +87,8 @@ def ex02_workdir(folder: Path | str = WORKSPACE / "ex02", client=None) -> Check:
               f"built on {BASE_IMAGE}")
     app = containers.run(result.tag, name="ex02", client=cli, timeout=20)
     try:
-        listing = app.exec("ls /srv")[1]
-        check.add("app.py" in listing.split(), "app.py is in /srv")
+        _, listing = app.container.exec_run(["ls", "/srv"])
+        check.add("app.py" in listing.decode("utf-8", "replace").split(), "app.py is in /srv")
         check.add(bool(app.get()), "the container answers on port 5000")
     finally:
         app.remove()

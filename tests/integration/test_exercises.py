@@ -1,0 +1,93 @@
+"""Each exercise check passes a right answer and fails a wrong one, judged from the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from labkit import cleanup, containers, course, exercises, registry
+from labkit.config import BASE_IMAGE, Settings
+
+SUFFIX = "ex"
+
+
+@pytest.fixture(scope="module")
+def lab(ns: Settings, client: docker.DockerClient,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A notebooks folder where steps 1-4 have run (app, Dockerfile, image, registry)."""
+    folder = tmp_path_factory.mktemp("notebooks")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        course.ensure(5, message=course.HELLO)
+        yield folder
+    cleanup.clean(client=client, show=False)
+
+
+def write_ex02(folder: Path, workdir: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "app.py").write_text(course.app_source())
+    lines = [f"FROM {BASE_IMAGE}", "RUN pip install flask"]
+    lines += ["WORKDIR /srv", "COPY app.py ."] if workdir else ["COPY app.py /app.py"]
+    lines.append('CMD ["python", "app.py"]')
+    (folder / "Dockerfile").write_text("\n".join(lines) + "\n")
+
+
+def test_ex02_not_attempted_is_not_a_failure(lab: Path) -> None:
+    verdict = exercises.ex02_workdir(lab / "nothing-here")
+    assert verdict.passed is None
+
+
+def test_ex02_right_and_wrong(lab: Path) -> None:
+    write_ex02(lab / "right02", workdir=True)
+    write_ex02(lab / "wrong02", workdir=False)
+    assert exercises.ex02_workdir(lab / "right02").passed is True
+    wrong = exercises.ex02_workdir(lab / "wrong02")
+    assert wrong.passed is False
+    assert not wrong.findings[0][0]  # the working directory is the finding that fails
+
+
+def test_ex03_right_and_wrong(lab: Path, client: docker.DockerClient, ns: Settings) -> None:
+    assert exercises.ex03_second_container().passed is None
+    app = containers.run(course.image_name(), name="hello-2")
+    assert exercises.ex03_second_container().passed is True
+    app.stop(timeout=1)
+    assert exercises.ex03_second_container().passed is False  # not running any more
+    app.remove()
+
+
+def test_ex04_right_and_wrong(lab: Path, ns: Settings) -> None:
+    reg = registry.start_registry()
+    ref = registry.tag_for_registry(course.image_name(), course.APP_NAME, tag="1.0",
+                                    registry=reg)
+    registry.push(ref, registry=reg, show=False)
+    assert exercises.ex04_version_tag().passed is True
+    other = course.ensure(3, message="another version")  # latest now names another image
+    latest = registry.tag_for_registry(other.tag, course.APP_NAME, registry=reg)
+    registry.push(latest, registry=reg, show=False)
+    assert exercises.ex04_version_tag().passed is False
+
+
+@pytest.mark.parametrize(("prediction", "passed"), [(3, True), (1, False)])
+def test_ex05_prediction(lab: Path, prediction: int, passed: bool) -> None:
+    folder = lab / "workspace" / "ex05"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nCOPY app.py /app.py\n"
+                                       'RUN pip install flask\nCMD ["python", "app.py"]\n')
+    assert exercises.ex05_wrong_order(prediction, folder).passed is passed
+
+
+def test_ex06_right_and_wrong(lab: Path) -> None:
+    course.ensure(3)
+    assert exercises.ex06_heaviest_layer("RUN pip install flask").passed is True
+    assert exercises.ex06_heaviest_layer("COPY app.py /app.py").passed is False
+    assert exercises.ex06_heaviest_layer(None).passed is None
+
+
+def test_ex07_right_and_wrong(lab: Path, client: docker.DockerClient) -> None:
+    preview = cleanup.preview_system_prune()
+    foreign = int((~preview["course"].astype(bool)).sum())
+    assert exercises.ex07_prune_preview(foreign).passed is True
+    assert exercises.ex07_prune_preview(foreign + 1).passed is False
