@@ -125,6 +125,7 @@ def ensure(step: int, *, message: str = HELLO):
 
     - 2: ``workspace/app.py`` is the app of step 1 (answering ``message``);
     - 3: and the Dockerfile, and the image ``<user>/python-hello-world`` built from them;
+    - 4: and a container of it, ``<user>-hello``, runs;
     - 5: and the local registry runs, you are logged in, and the image is pushed.
     Returns the build result (step ≥ 3) or the path of app.py.
     """
@@ -138,6 +139,9 @@ def ensure(step: int, *, message: str = HELLO):
     from . import images
 
     result = images.build(WORKSPACE, APP_NAME, show=False)
+    if step <= 3:
+        return result
+    _ensure_running(result.image_id, result.tag)
     if step <= 4:
         return result
     from . import registry
@@ -147,6 +151,19 @@ def ensure(step: int, *, message: str = HELLO):
     ref = registry.tag_for_registry(image_name(), APP_NAME, registry=reg)
     registry.push(ref, registry=reg, show=False)
     return result
+
+
+def _ensure_running(image_id: str, image: str, name: str = "hello") -> None:
+    """Start the step-3 container unless it already runs this very image."""
+    from . import containers
+
+    try:
+        current = engine.client().containers.get(settings().container_name(name))
+        if current.status == "running" and current.attrs.get("Image") == image_id:
+            return
+    except docker.errors.NotFound:
+        pass
+    containers.run(image, name=name)
 
 
 def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
