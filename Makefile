@@ -53,9 +53,10 @@ lab:
 test:
 	@scripts/test.sh
 
+# The lab's steps through labkit vs the docker CLI, then layer analysis vs `docker save`.
 bench: registry
-	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \
-	else echo "bench/run.py is not there yet."; exit 1; fi
+	@rc=0; $(BIN)/python bench/run.py || rc=$$?; $(BIN)/python bench/layers.py || rc=$$?; \
+	scripts/engine.sh stop; exit $$rc
 
 lint: venv
 	$(BIN)/ruff check .

@@ -25,6 +25,7 @@ import time
 
 import docker
 
+from labkit import engine
 from labkit.config import BASE_IMAGE, DIND_IMAGE, REGISTRY_IMAGE, settings
 
 CHILD = r"""
@@ -34,9 +35,9 @@ def hwm():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
 import docker, pandas
-from labkit import layers
+from labkit import engine, layers
 after_import = hwm()
-client = docker.from_env()
+client = engine.connect()
 t = time.perf_counter()
 result = layers.analyze(sys.argv[1], client=client)
 seconds = time.perf_counter() - t
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the big image afterwards")
     args = parser.parse_args(argv)
-    client = docker.from_env()
+    client = engine.connect()
     rows = []
     big = None
     try:
