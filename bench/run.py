@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    "cli": defaultdict(list)}
         try:
             for round_no in range(args.rounds + 1):  # round 0 warms the cache, not counted
-                message = f"hello round {round_no} {uuid.uuid4().hex[:6]}!"
-                for ctx in (ctx_l, ctx_c):
+                for ctx in (ctx_l, ctx_c):  # a message of its own: no cache hit on the other's
+                    message = f"hello {ctx.name} round {round_no} {uuid.uuid4().hex[:6]}!"
                     (ctx / "app.py").write_text(app_source(message))
                 sink: dict[str, dict[str, list[float]]] = (
                     {"labkit": defaultdict(list), "cli": defaultdict(list)} if round_no == 0
