@@ -21,7 +21,7 @@ from docker.utils import decode_json_header
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import settings
-from .errors import ContainerFailed, ImageMissing
+from .errors import ContainerFailed
 from .layers import ImageLayers, analyze
 
 KINDS = {0: "changed", 1: "added", 2: "deleted"}
@@ -163,12 +163,10 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
     (``docker system df``) before and after; time: starting all N. Every container is
     labelled ``cow-demo`` and removed again, even on failure.
     """
+    from .images import get_image
+
     cli = _cli(client)
-    try:
-        img = cli.images.get(image)
-    except docker.errors.ImageNotFound as exc:
-        raise ImageMissing(f"There is no image {image!r} on the engine.",
-                           "Build or prepare it first (`labkit prepare`).") from exc
+    img = get_image(image, client=cli)
     cmd = list(command or DEMO_COMMAND)
     s = settings()
     rows = []

@@ -451,15 +451,27 @@ def image_exists(name: str, client: docker.DockerClient | None = None) -> bool:
     return True
 
 
+def get_image(name: str, client: docker.DockerClient | None = None) -> docker.models.images.Image:
+    """The engine's image ``name`` (name, tag or id); :class:`ImageMissing` if absent."""
+    cli = client or engine.client()
+    try:
+        return cli.images.get(name)
+    except docker.errors.ImageNotFound:
+        raise _missing(name) from None
+
+
 def require_image(name: str, client: docker.DockerClient | None = None) -> None:
     """Raise :class:`ImageMissing` unless the engine has ``name`` (labkit never pulls it)."""
-    if image_exists(name, client=client):
-        return
+    if not image_exists(name, client=client):
+        raise _missing(name)
+
+
+def _missing(name: str) -> ImageMissing:
     if settings().offline:
         hint = "Run `labkit prepare` to make the course images present (pulling is disabled)."
     else:
-        hint = f"Run `labkit prepare` (or `docker pull {name}`) first; labkit never pulls."
-    raise ImageMissing(f"The image {name} is not on the engine.", hint)
+        hint = f"Build it, or run `labkit prepare` (or `docker pull {name}`); labkit never pulls."
+    return ImageMissing(f"The image {name} is not on the engine.", hint)
 
 
 def human_size(size: float) -> str:

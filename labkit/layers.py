@@ -43,7 +43,7 @@ import pandas as pd
 
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
-from .errors import ImageMissing, LabkitError
+from .errors import LabkitError
 
 _BUFSIZE = 1 << 20
 _MAX_JSON = 8 << 20
@@ -548,13 +548,10 @@ def analyze(image: str, client: docker.DockerClient | None = None,
     Equivalent: ``docker image save IMAGE | tar -t`` and the same for every layer tar.
     """
     from .engine import client as default_client
+    from .images import get_image
 
     cli = client or default_client()
-    try:
-        img = cli.images.get(image)
-    except docker.errors.ImageNotFound as exc:
-        raise ImageMissing(f"There is no image {image!r} on the engine.",
-                           "Build it first (or check the name with `docker image ls`).") from exc
+    img = get_image(image, client=cli)
     stream = cli.api.get_image(image, chunk_size=chunk_size)
     try:
         return analyze_archive(stream, image=image, image_id=img.id)

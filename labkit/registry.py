@@ -29,6 +29,7 @@ from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import REGISTRY_IMAGE, settings
 from .errors import ImageMissing, RegistryError
+from .images import get_image
 
 REGISTRY_PORT = "5000/tcp"
 CONFIG_DIR = "/etc/docker/registry"
@@ -648,10 +649,7 @@ def tag_for_registry(image: Any, name: str = "python-hello-world", tag: str = "l
     cli = _client(client)
     repository = repository_for(name, registry, client)
     source = image if isinstance(image, str) else image.id
-    try:
-        obj = cli.images.get(source)
-    except ImageNotFound:
-        raise ImageMissing(f"No image {source} to tag.", "Build it first.") from None
+    obj = get_image(source, client=cli)
     obj.tag(repository, tag)
     shown = image if isinstance(image, str) else (obj.tags[0] if obj.tags else obj.short_id)
     return TaggedName(repository, tag, docker_cmd("tag", shown, f"{repository}:{tag}"))

@@ -15,7 +15,6 @@ import pandas as pd
 
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
-from .errors import ImageMissing
 from .layers import ImageLayers, analyze, chain_ids, instruction_of
 
 TABLE_COLUMNS = ["image", "position", "instruction", "size_bytes", "diff_id", "chain_id",
@@ -95,13 +94,10 @@ def stack(image: str, client: docker.DockerClient | None = None) -> ImageStack:
     the image itself (:func:`labkit.layers.analyze`).
     """
     from .engine import client as default_client
+    from .images import get_image
 
     cli = client or default_client()
-    try:
-        img = cli.images.get(image)
-    except docker.errors.ImageNotFound as exc:
-        raise ImageMissing(f"There is no image {image!r} on the engine.",
-                           "Build it first (or check the name with `docker image ls`).") from exc
+    img = get_image(image, client=cli)
     diff_ids = list(img.attrs.get("RootFS", {}).get("Layers", []))
     made = [h for h in reversed(img.history()) if not _is_empty(h.get("CreatedBy", ""))]
     if len(made) != len(diff_ids):
