@@ -251,11 +251,10 @@ class LocalApp:
 
     def get(self, path: str = "/") -> str:
         """GET a page of the app."""
-        import requests
+        from .containers import http_session
 
-        with requests.Session() as s:
-            s.trust_env = False
-            return s.get(self.url.rstrip("/") + path, timeout=5).text
+        with http_session() as session:
+            return session.get(self.url.rstrip("/") + path, timeout=5).text
 
     def stop(self) -> int:
         """Stop the app (Ctrl+C in a terminal); returns its exit status."""

@@ -51,8 +51,9 @@ def _http_get(url: str) -> str:
     """GET a URL without this machine's proxy settings; '' when it does not answer."""
     import requests
 
-    with requests.Session() as session:
-        session.trust_env = False
+    from .containers import http_session
+
+    with http_session() as session:
         try:
             return session.get(url, timeout=5).text
         except requests.RequestException:

@@ -28,8 +28,10 @@ from . import engine, state
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import REGISTRY_IMAGE, settings
+from .containers import http_session
 from .errors import ImageMissing, RegistryError
 from .images import get_image
+from .wait import wait_until
 
 REGISTRY_PORT = "5000/tcp"
 CONFIG_DIR = "/etc/docker/registry"
@@ -251,20 +253,9 @@ def _client(client: docker.DockerClient | None) -> docker.DockerClient:
 
 def _session(registry: Registry) -> requests.Session:
     """An HTTP session for the registry API: basic auth, no proxy or CA from the environment."""
-    session = requests.Session()
-    session.trust_env = False
+    session = http_session()
     session.auth = credentials(registry)
     return session
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def htpasswd_line(username: str, password: str, rounds: int = BCRYPT_ROUNDS) -> str:
@@ -374,14 +365,11 @@ def _describe(container: Any) -> Registry:
 
 
 def _api_status(api_url: str, timeout: float = 2.0) -> int | None:
-    session = requests.Session()
-    session.trust_env = False
     try:
-        return session.get(f"{api_url}/v2/", timeout=timeout).status_code
+        with http_session() as session:
+            return session.get(f"{api_url}/v2/", timeout=timeout).status_code
     except requests.RequestException:
         return None
-    finally:
-        session.close()
 
 
 def _ensure_image(cli: docker.DockerClient) -> None:
@@ -436,14 +424,16 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
     container.reload()
     registry = _describe(container)
     _remember_port(registry.address.rsplit(":", 1)[1])
-    if not _wait_until(lambda: _api_status(registry.api_url or "") == 401, START_TIMEOUT):
+    try:
+        wait_until(lambda: _api_status(registry.api_url or "") == 401, START_TIMEOUT)
+    except TimeoutError:
         container.reload()
         logs = container.logs(tail=20).decode(errors="replace")
         raise RegistryError(
             f"The registry {name} did not answer 401 at {registry.api_url}/v2/ within "
             f"{START_TIMEOUT:.0f} s (status {container.status}).\n{logs}",
             "Check `docker logs " + name + "`; `labkit doctor` shows where ports are reachable.",
-        )
+        ) from None
     return registry
 
 
