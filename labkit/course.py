@@ -175,43 +175,43 @@ def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
     experiment start fresh each run. Only images carrying this user's labels are removed.
     """
     cli = client or engine.client()
+    api = cli.api
+    parents = {i["Id"]: i.get("ParentId") or "" for i in api.images(all=True)}
     steps = [s for s in original.steps if not s.added_by_labkit]
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
-    fork = cli.images.get(steps[copy_at - 1].image_id).id  # the last step before COPY
-    keep = set(_chain(cli, cli.images.get(original.image_id).id))
-    doomed = []
-    for img in cli.images.list(all=True, filters={"label": settings().label_filters()}):
-        chain = _chain(cli, img.id)
-        if img.id not in keep and fork in chain:
-            doomed.append((len(chain), img))
-    doomed_ids = {img.id for _, img in doomed}
-    for container in cli.containers.list(all=True, filters={"label": settings().label_filters()}):
-        if container.attrs.get("Image") in doomed_ids:  # ours, running an image to forget
-            container.remove(force=True)
+    fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
+    keep = set(_chain(parents, api.inspect_image(original.image_id)["Id"]))
+    ours = {"label": settings().label_filters()}
+    doomed = {}  # image id -> length of its chain
+    for image in api.images(all=True, filters=ours):
+        chain = _chain(parents, image["Id"])
+        if image["Id"] not in keep and fork in chain:
+            doomed[image["Id"]] = len(chain)
+    for container in api.containers(all=True, filters=ours):
+        if container.get("ImageID") in doomed:  # ours, running an image to forget
+            api.remove_container(container["Id"], force=True)
     removed: list[str] = []
-    for _, img in sorted(doomed, key=lambda pair: -pair[0]):  # children before parents
+    for image_id in sorted(doomed, key=lambda i: -doomed[i]):  # children before parents
         try:
-            cli.images.remove(img.id, force=True)
-            removed.append(img.short_id)
+            api.remove_image(image_id, force=True)
+            removed.append(image_id[:19])
         except docker.errors.NotFound:
             pass  # went with a child removed before it
         except docker.errors.APIError as exc:
-            raise LabkitError(f"Could not remove the earlier build {img.short_id}: "
+            raise LabkitError(f"Could not remove the earlier build {image_id[:19]}: "
                               f"{exc.explanation}", "Run the clean-up notebook, then this one."
                               ) from None
     return removed
 
 
-def _chain(cli, image_id: str) -> list[str]:  # noqa: ANN001
-    """An image id and its parents' ids (classic builder keeps the chain)."""
+def _chain(parents: dict[str, str], image_id: str) -> list[str]:
+    """An image id and its parents' ids, from one image listing (the classic builder
+    records each step's parent)."""
     out = []
     current = image_id
-    while current:
+    while current and current not in out:
         out.append(current)
-        try:
-            current = cli.api.inspect_image(current).get("Parent") or ""
-        except Exception:  # noqa: BLE001 - a pulled image has no local parents
-            break
+        current = parents.get(current, "")
     return out
 
 
