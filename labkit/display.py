@@ -31,6 +31,19 @@ def in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
+def readable_size(n: float | None) -> str:
+    """Bytes as text for tables and summaries, e.g. ``12.3 MB`` ('' for missing values)."""
+    import pandas as pd
+
+    if n is None or pd.isna(n):  # None, NaN or pandas' NA
+        return ""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"
+
+
 def _widgets() -> Any | None:
     try:
         import ipywidgets

@@ -10,27 +10,11 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from .display import command_html, in_notebook
+from .display import readable_size as _human
+
 if TYPE_CHECKING:
     from .registry import LayerProgress, PushResult, PushStream
-
-
-def _in_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def _human(n: float | None) -> str:
-    if n is None:
-        return ""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 def progress_text(stream: PushStream) -> str:
@@ -49,7 +33,7 @@ class PushProgress:
         self._bar: Any = None
         self._label: Any = None
         self._box: Any = None
-        if _in_kernel():
+        if in_notebook():
             import ipywidgets as widgets
             from IPython.display import display
 
@@ -81,17 +65,14 @@ def push_summary(result: PushResult) -> str:
 def push_html(result: PushResult) -> str:
     """HTML: the summary, the layer table, and the equivalent command."""
     frame = result.layers.copy()
-    frame["size"] = [_human(x) if x is not None and x == x else "" for x in frame["bytes_total"]]
+    frame["size"] = [_human(x) for x in frame["bytes_total"]]
     table = frame[["layer", "status", "size"]].to_html(index=False, escape=True)
-    return (
-        f"<p><b>{html.escape(push_summary(result))}</b></p>{table}"
-        f"<pre>$ {html.escape(str(result.command))}</pre>"
-    )
+    return f"<p><b>{html.escape(push_summary(result))}</b></p>{command_html(result.command)}{table}"
 
 
 def render_push(result: PushResult) -> None:
     """Show the pushed layers (HTML in a notebook, text elsewhere is left to the caller)."""
-    if not _in_kernel():
+    if not in_notebook():
         return
     from IPython.display import HTML, display
 
@@ -107,15 +88,15 @@ def cleanup_summary(report: Any) -> str:
 def cleanup_html(report: Any) -> str:
     """HTML: the summary, what was removed or kept, and the equivalent commands."""
     frame = report.items.copy()
-    frame["size"] = [_human(x) if x is not None and x == x else "" for x in frame["bytes"]]
+    frame["size"] = [_human(x) for x in frame["bytes"]]
     table = frame[["kind", "name", "size", "outcome"]].to_html(index=False, escape=True)
-    commands = "\n".join(f"$ {html.escape(str(c))}" for c in report.commands)
-    return f"<p><b>{html.escape(cleanup_summary(report))}</b></p>{table}<pre>{commands}</pre>"
+    summary = html.escape(cleanup_summary(report))
+    return f"<p><b>{summary}</b></p>{command_html(report.commands)}{table}"
 
 
 def render_cleanup(report: Any) -> None:
     """Show a clean-up report in a notebook (nothing outside a kernel)."""
-    if not _in_kernel():
+    if not in_notebook():
         return
     from IPython.display import HTML, display
 

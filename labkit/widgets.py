@@ -12,21 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import docker
-import pandas as pd
 
 from .config import BASE_IMAGE, settings
+from .display import readable_size as human
 from .layers import ImageLayers, analyze
-
-
-def human(n: float | None) -> str:
-    """Bytes as text, e.g. ``12.3 MB``."""
-    if n is None or pd.isna(n):
-        return ""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 def layers_html(analysis: ImageLayers) -> str:

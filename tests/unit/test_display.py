@@ -81,3 +81,30 @@ def test_step_note_explains_labkit_label_steps():
 
 def test_outside_a_kernel_there_is_no_notebook():
     assert display.in_notebook() is False
+
+
+def test_readable_size_leaves_missing_values_blank():
+    import pandas as pd
+
+    from labkit.display import readable_size
+
+    assert [readable_size(x) for x in (None, float("nan"), pd.NA)] == ["", "", ""]
+    assert [readable_size(x) for x in (5, 1500, 2_500_000)] == ["5 B", "1.5 kB", "2.5 MB"]
+
+
+def test_push_table_renders_layers_whose_size_the_engine_did_not_report():
+    import pandas as pd
+
+    from labkit.commands import docker
+    from labkit.display_registry import push_html
+    from labkit.registry import PushResult
+
+    layers = pd.DataFrame({"layer": ["a" * 12, "b" * 12], "status": ["pushed", "exists"],
+                           "bytes_pushed": [2048, 0],
+                           "bytes_total": pd.array([171, pd.NA], dtype="Int64")})
+    result = PushResult("localhost:5000/student/app", "latest", "sha256:" + "0" * 64, 947,
+                        layers, 0.1, docker("push", "localhost:5000/student/app:latest"))
+    page = push_html(result)
+    assert "171 B" in page
+    assert "pushed 1, exists 1, mounted 0" in page
+    assert "docker push localhost:5000/student/app:latest" in page
