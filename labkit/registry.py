@@ -682,8 +682,10 @@ def push(repository: str, tag: str = "latest", registry: Registry | str | None =
         progress.close()
     if parser.error:
         raise RegistryError(f"Push of {repo}:{tag} failed: {parser.error}", _push_hint(parser))
+    layers = parser.layers_frame()
+    layers.attrs["command"] = command
     return PushResult(repository=repo, tag=tag, digest=parser.digest, size=parser.size,
-                      layers=parser.layers_frame(), seconds=seconds, command=command)
+                      layers=layers, seconds=seconds, command=command)
 
 
 def _push_hint(parser: PushStream) -> str:
