@@ -12,7 +12,7 @@ import docker
 import pandas as pd
 
 from . import config, engine
-from .errors import EngineUnavailable, LabkitError
+from .errors import EngineIncompatible, EngineUnavailable, LabkitError
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,12 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
     info = engine.info(cli)
     s = config.settings()
     out = [
-        Check("engine", True, f"{info.host}: Docker {info.version}, API {info.api_version}, "
-              f"{info.storage_driver}, cgroup v{info.cgroup_version}"),
+        Check("engine", True, f"{info.host}: Docker {info.version} ({info.os}/{info.arch}, "
+              f"cgroup v{info.cgroup_version})"),
+        Check("API version", True, f"labkit speaks {info.client_api_version}; the engine "
+              f"accepts {info.min_api_version} to {info.api_version}"),
+        Check("image store", True, info.store_label),
+        Check("builder", True, info.builder),
         Check("published ports", True,
               f"bound to {info.bind_ip}, reachable at http://{info.publish_host}:PORT"),
         Check("pulling", True, "disabled (offline): stand-ins are built" if s.offline
@@ -167,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except EngineUnavailable as exc:
+    except (EngineUnavailable, EngineIncompatible) as exc:
         print(f"{exc.message} {exc.hint or ''}".strip(), file=sys.stderr)
         return 1
     except LabkitError as exc:

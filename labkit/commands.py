@@ -12,15 +12,19 @@ class DockerCommand:
 
     args: tuple[str, ...]
     stdin: str | None = None  # what is piped in, described (never a secret's value)
+    env: tuple[tuple[str, str], ...] = ()  # variables set for this command only
 
     def __str__(self) -> str:
         line = shlex.join(("docker", *self.args))
+        if self.env:
+            line = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env) + " " + line
         return f"{self.stdin} | {line}" if self.stdin else line
 
     def _repr_markdown_(self) -> str:
         return f"```bash\n$ {self}\n```"
 
 
-def docker(*args: str, stdin: str | None = None) -> DockerCommand:
+def docker(*args: str, stdin: str | None = None,
+           env: dict[str, str] | None = None) -> DockerCommand:
     """Build a :class:`DockerCommand` from its arguments (``docker`` is implied)."""
-    return DockerCommand(tuple(str(a) for a in args), stdin)
+    return DockerCommand(tuple(str(a) for a in args), stdin, tuple((env or {}).items()))

@@ -18,7 +18,7 @@ import docker.errors
 
 from . import engine
 from .config import settings
-from .errors import EngineUnavailable, LabkitError
+from .errors import EngineIncompatible, EngineUnavailable, LabkitError
 
 APP_NAME = "python-hello-world"
 HELLO = "hello world!"
@@ -78,6 +78,9 @@ def setup(quiet: bool = False) -> None:
     WORKSPACE.mkdir(exist_ok=True)
     try:
         info = engine.info()
+    except EngineIncompatible as exc:
+        print(f"Docker Engine found, but: {exc.message}\n→ {exc.hint}")
+        return
     except EngineUnavailable:
         from .binder import check_engine
 
@@ -86,7 +89,7 @@ def setup(quiet: bool = False) -> None:
         return
     if not quiet:
         print(
-            f"Docker Engine {info.version} (API {info.api_version}, {info.storage_driver}) "
+            f"Docker Engine {info.version} (API {info.client_api_version}, {info.store_label}) "
             f"at {'this machine' if engine.is_local() else info.publish_host}; "
             f"course user: {settings().user}"
         )

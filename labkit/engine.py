@@ -8,12 +8,18 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import docker
+from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
 from docker.utils import kwargs_from_env
 
 from .config import settings
-from .errors import EngineUnavailable
+from .errors import EngineIncompatible, EngineUnavailable
 
-API_VERSION = "1.41"
+#: The newest API version this docker-py speaks, and the oldest the course needs
+#: (Docker 20.10 speaks 1.41; the course uses nothing newer than that).
+CLIENT_MAX_API = DEFAULT_DOCKER_API_VERSION
+COURSE_MIN_API = "1.41"
+#: `docker info` DriverStatus entry naming the containerd image store.
+CONTAINERD_SNAPSHOTTER = "io.containerd.snapshotter.v1"
 
 _client: docker.DockerClient | None = None
 
@@ -24,19 +30,71 @@ NO_ENGINE_HINT = (
 )
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def negotiate(server_api: str, server_min_api: str | None,
+              client_max: str = CLIENT_MAX_API, course_min: str = COURSE_MIN_API) -> str:
+    """The API version to speak: the newest both sides know, as the docker CLI chooses it.
+
+    Raises :class:`EngineIncompatible` when the engine is too old for the course, or
+    refuses every version this docker-py speaks (Engine 29 refuses anything below 1.44).
+    """
+    chosen = min(server_api, client_max, key=_version_key)
+    if _version_key(server_api) < _version_key(course_min):
+        raise EngineIncompatible(
+            f"This Docker Engine is too old for the course: it speaks API {server_api}, "
+            f"the course needs {course_min} (Docker 20.10) or newer.",
+            "Upgrade Docker (Docker Desktop, or Docker Engine 20.10 or newer).")
+    if server_min_api and _version_key(chosen) < _version_key(server_min_api):
+        raise EngineIncompatible(
+            f"This Docker Engine refuses the course's client: it needs API {server_min_api} "
+            f"or newer, and the installed docker-py speaks up to {client_max}.",
+            "Upgrade the Python package: `pip install -U docker` (or `make venv`).")
+    return chosen
+
+
+def _open(env: dict[str, str], version: str) -> docker.DockerClient:
+    client = docker.DockerClient(version=version, timeout=300,
+                                 **kwargs_from_env(environment=env))
+    client.api.trust_env = False
+    return client
+
+
 def connect(environ: dict[str, str] | None = None) -> docker.DockerClient:
     """A new client for the engine that DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH name.
 
-    The session ignores REQUESTS_CA_BUNDLE and proxies (``trust_env = False``): they are
-    meant for the internet, and would override the engine's own TLS CA.
+    The API version is negotiated (unless DOCKER_API_VERSION pins one): the engine's
+    unversioned ``/version`` says what it speaks and its minimum; we speak the newest both
+    know. The session ignores REQUESTS_CA_BUNDLE and proxies (``trust_env = False``): they
+    are meant for the internet, and would override the engine's own TLS CA.
     """
     env = dict(os.environ if environ is None else environ)
     try:
-        kwargs = kwargs_from_env(environment=env)
-        client = docker.DockerClient(version=env.get("DOCKER_API_VERSION", API_VERSION),
-                                     timeout=300, **kwargs)
-        client.api.trust_env = False
-        client.ping()
+        probe = _open(env, MINIMUM_DOCKER_API_VERSION)
+        try:
+            ver = probe.api.version(api_version=False)
+        finally:
+            probe.close()
+    except Exception as exc:  # docker-py raises several kinds here
+        raise EngineUnavailable(
+            f"No Docker Engine answers at {describe_host(env)} ({type(exc).__name__}).",
+            NO_ENGINE_HINT,
+        ) from exc
+    pinned = env.get("DOCKER_API_VERSION")
+    version = pinned or negotiate(str(ver.get("ApiVersion", COURSE_MIN_API)),
+                                  ver.get("MinAPIVersion"))
+    try:
+        client = _open(env, version)
+        client.api.version()  # a versioned call: refused here if the engine refuses us
+    except docker.errors.APIError as exc:
+        raise EngineIncompatible(
+            f"The Docker Engine at {describe_host(env)} refuses API {version}: "
+            f"{exc.explanation or exc}",
+            "Unset DOCKER_API_VERSION to let labkit choose." if pinned
+            else "Upgrade the Python package: `pip install -U docker`.",
+        ) from exc
     except Exception as exc:  # docker-py raises several kinds here
         raise EngineUnavailable(
             f"No Docker Engine answers at {describe_host(env)} ({type(exc).__name__}).",
@@ -106,25 +164,62 @@ def publish_host(environ: dict[str, str] | None = None) -> str:
     return "localhost" if is_local(environ) else host
 
 
+def image_store(data: dict) -> str:
+    """``containerd`` when the engine keeps images in containerd's store, else ``graphdriver``.
+
+    The containerd image store (Docker 29's default for new installs, Docker Desktop's)
+    names ``io.containerd.snapshotter.v1`` as its driver type in ``docker info``.
+    """
+    status = data.get("DriverStatus") or []
+    if any(len(kv) == 2 and kv[1] == CONTAINERD_SNAPSHOTTER for kv in status):
+        return "containerd"
+    return "graphdriver"
+
+
+def legacy_cli_builder(version: str) -> bool:
+    """True when `docker build` on this engine's CLI uses the classic builder by default."""
+    try:
+        return int(version.split(".")[0]) < 23
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class EngineInfo:
-    """What `docker version` and `docker info` say about the engine."""
+    """What `docker version` and `docker info` say about the engine, and how we talk to it."""
 
     host: str
     version: str
     api_version: str
+    min_api_version: str
+    client_api_version: str
     os: str
     arch: str
     storage_driver: str
+    image_store: str
     cgroup_version: str
     images: int
     containers: int
     publish_host: str
     bind_ip: str
 
+    @property
+    def store_label(self) -> str:
+        """The image store as a learner would name it."""
+        if self.image_store == "containerd":
+            return f"containerd image store ({self.storage_driver} snapshotter)"
+        return f"{self.storage_driver} (classic image store)"
+
+    @property
+    def builder(self) -> str:
+        """Which builder labkit drives, and what the docker CLI uses on this engine."""
+        cli = ("the classic builder too" if legacy_cli_builder(self.version)
+               else "BuildKit (labkit echoes DOCKER_BUILDKIT=0 to match)")
+        return f"classic builder through the API; `docker build` here uses {cli}"
+
 
 def info(cli: docker.DockerClient | None = None) -> EngineInfo:
-    """Collect the engine's version, API, storage driver and where its ports are reachable."""
+    """Collect the engine's version, APIs, image store and where its ports are reachable."""
     cli = cli or client()
     ver = cli.version()
     data = cli.info()
@@ -132,9 +227,12 @@ def info(cli: docker.DockerClient | None = None) -> EngineInfo:
         host=describe_host(),
         version=str(ver.get("Version", "?")),
         api_version=str(ver.get("ApiVersion", "?")),
+        min_api_version=str(ver.get("MinAPIVersion", "?")),
+        client_api_version=str(cli.api.api_version),
         os=str(ver.get("Os", "?")),
         arch=str(ver.get("Arch", "?")),
         storage_driver=str(data.get("Driver", "?")),
+        image_store=image_store(data),
         cgroup_version=str(data.get("CgroupVersion", "?")),
         images=int(data.get("Images", 0)),
         containers=int(data.get("Containers", 0)),

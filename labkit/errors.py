@@ -24,6 +24,10 @@ class EngineUnavailable(LabkitError):
     """No Docker Engine answers where the environment points."""
 
 
+class EngineIncompatible(LabkitError):
+    """An engine answers, but it and this client share no API version the course can use."""
+
+
 class ImageMissing(LabkitError):
     """A course image is not on the engine and pulling is disabled."""
 

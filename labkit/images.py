@@ -345,10 +345,21 @@ def image_name(name: str) -> str:
     return name if "/" in name else settings().image_name(name)
 
 
+#: What makes the docker CLI build with the classic builder, as labkit does.
+CLASSIC_BUILDER_ENV = {"DOCKER_BUILDKIT": "0"}
+
+
 def build_command(tag: str, path: str | Path = ".", *, dockerfile: str = "Dockerfile",
                   labels: Mapping[str, str] | None = None, nocache: bool = False,
                   ) -> DockerCommand:
-    """The ``docker image build`` line that does the same build."""
+    """The ``docker image build`` line that does the same build, with the same builder.
+
+    labkit drives the classic builder (the only one the Engine API streams step by step);
+    ``DOCKER_BUILDKIT=0`` makes the CLI use it too, so a learner's terminal prints the same
+    steps (``Step N/M``, ``Using cache``) as the notebook on every engine. Docker 23+ would
+    otherwise build with BuildKit (``CACHED``), and Docker 28+ warns that the classic
+    builder is deprecated.
+    """
     args = ["image", "build", "-t", tag]
     for key, value in sorted((labels or {}).items()):
         args += ["--label", f"{key}={value}"]
@@ -361,7 +372,7 @@ def build_command(tag: str, path: str | Path = ".", *, dockerfile: str = "Docker
     except OSError:
         here = False
     args.append("." if here else str(path))
-    return docker_cmd(*args)
+    return docker_cmd(*args, env=CLASSIC_BUILDER_ENV)
 
 
 def build(

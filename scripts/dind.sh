@@ -14,18 +14,32 @@
 #        service, that engine is used: nothing is started, the images are still loaded.
 # stop   Remove the container we started (and its volumes); nothing else.
 #
+# LABKIT_ENGINE=SPEC (e.g. 28.5+containerd+api1.44, see scripts/engines.sh) starts that
+# engine stand-in instead of docker:dind, building it first when missing; start then
+# checks that the engine is the one asked for (version, image store, minimum API).
+#
 # LABKIT_DIND_FLAGS replaces the run flags below (e.g. --privileged where the host allows
 # every capability; this default works where CAP_SYS_RESOURCE is not grantable).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE="$ROOT/.cache/dind"
+STATE="${LABKIT_DIND_STATE:-$ROOT/.cache/dind}"  # one DinD engine per state directory
 ENVFILE="$STATE/env"
 NAMEFILE="$STATE/container"
-IMAGE="${LABKIT_DIND_IMAGE:-docker:dind}"
+ENGINE="${LABKIT_ENGINE:-}"
+ENGINE_FLAGS=""
+if [[ -n "$ENGINE" ]]; then
+    IMAGE=$("$ROOT/scripts/engines.sh" image "$ENGINE")
+    ENGINE_FLAGS=$("$ROOT/scripts/engines.sh" flags "$ENGINE")
+else
+    IMAGE="${LABKIT_DIND_IMAGE:-docker:dind}"
+fi
 COURSE_IMAGES=(python:3.11-slim-bookworm registry:2 docker:dind)
+# systempaths=unconfined: Docker 28+ inside a container must write /proc/sys to start its
+# containers ("failed to disable IPv6 on container's interface" otherwise).
 DEFAULT_FLAGS="--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
---security-opt apparmor=unconfined -v /sys/fs/cgroup:/sys/fs/cgroup:rw"
+--security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+-v /sys/fs/cgroup:/sys/fs/cgroup:rw"
 
 say() { echo "dind: $*"; }
 
@@ -65,6 +79,24 @@ load_images() {
     say "loaded ${missing[*]} in $((SECONDS - t0)) s"
 }
 
+check_engine() {  # the engine that answers is the one LABKIT_ENGINE asked for
+    local version containerd minapi got store
+    read -r version containerd minapi < <("$ROOT/scripts/engines.sh" parse "$ENGINE")
+    got=$(inner version --format '{{.Server.Version}} {{.Server.MinAPIVersion}}')
+    store=$(inner info --format '{{range .DriverStatus}}{{index . 1}} {{end}}')
+    say "engine $ENGINE: Docker ${got% *}, minimum API ${got#* }, driver status: $store"
+    if [[ "${got%% *}" != "$version".* ]]; then
+        echo "Asked for Docker $version, the stand-in runs ${got%% *}." >&2; return 1
+    fi
+    if [[ "$containerd" == 1 && "$store" != *io.containerd.snapshotter.v1* ]] \
+        || [[ "$containerd" == 0 && "$store" == *io.containerd.snapshotter.v1* ]]; then
+        echo "The engine's image store is not the one asked for ($ENGINE)." >&2; return 1
+    fi
+    if [[ "$minapi" != - && "${got#* }" != "$minapi" ]]; then
+        echo "The engine's minimum API is ${got#* }, not $minapi." >&2; return 1
+    fi
+}
+
 start() {
     mkdir -p "$STATE"
     if [[ -s "$NAMEFILE" ]] && docker inspect "$(cat "$NAMEFILE")" >/dev/null 2>&1; then
@@ -83,7 +115,9 @@ start() {
         load_images
         return 0
     fi
-    if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    if [[ -n "$ENGINE" ]]; then
+        "$ROOT/scripts/engines.sh" build "$ENGINE"
+    elif ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
         echo "$IMAGE is not on the engine: run 'make images' (labkit prepare) first." >&2
         exit 1
     fi
@@ -94,7 +128,7 @@ start() {
     # shellcheck disable=SC2086  # the flags are a list
     docker run -d --name "$name" \
         --label org.labkit.managed=true --label org.labkit.role=dind-engine \
-        ${LABKIT_DIND_FLAGS:-$DEFAULT_FLAGS} \
+        ${LABKIT_DIND_FLAGS:-$DEFAULT_FLAGS} $ENGINE_FLAGS \
         -e DOCKER_TLS_CERTDIR=/certs -v "$certs:/certs" \
         "$IMAGE" >/dev/null
     echo "$name" >"$NAMEFILE"
@@ -113,13 +147,15 @@ start() {
         echo "DOCKER_HOST=tcp://$ip:2376"
         echo "DOCKER_TLS_VERIFY=1"
         echo "DOCKER_CERT_PATH=$certs/client"
+        [[ -z "$ENGINE" ]] || echo "LABKIT_ENGINE=$ENGINE"
     } >"$ENVFILE"
     for _ in $(seq 1 120); do  # the certificates appear before dockerd listens
         [[ -s "$certs/client/key.pem" ]] && break
         sleep 0.25
     done
     wait_answers "$name"
-    say "started $name at tcp://$ip:2376 (TLS) in $((SECONDS - t0)) s; env: .cache/dind/env"
+    say "started $name at tcp://$ip:2376 (TLS) in $((SECONDS - t0)) s; env: $ENVFILE"
+    [[ -z "$ENGINE" ]] || check_engine
     load_images
 }
 

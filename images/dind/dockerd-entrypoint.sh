@@ -5,6 +5,10 @@
 #   made with openssl in $DOCKER_TLS_CERTDIR/{ca,server,client} and dockerd serves TLS on
 #   :2376 (clients use the files in .../client: ca.pem cert.pem key.pem);
 # - DOCKER_TLS_CERTDIR empty: plain TCP on :2375 (dockerd then waits ~15 s on purpose).
+# - DOCKERD_CONTAINERD_SNAPSHOTTER=1: the containerd image store, through
+#   /etc/docker/daemon.json (Docker 29's default for new installs, Docker Desktop's).
+# - DOCKER_MIN_API_VERSION (read by dockerd itself, Docker 28+): the oldest API version
+#   the engine accepts; 1.44 behaves as Engine 29 does.
 set -eu
 
 certdir="${DOCKER_TLS_CERTDIR:-}"
@@ -71,6 +75,10 @@ if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
 fi
 
 if [ "$1" = dockerd ]; then
+    if [ "${DOCKERD_CONTAINERD_SNAPSHOTTER:-0}" = 1 ]; then
+        mkdir -p /etc/docker
+        echo '{"features": {"containerd-snapshotter": true}}' > /etc/docker/daemon.json
+    fi
     # Use the legacy iptables backend where nftables does not work in this kernel.
     if ! iptables -nL >/dev/null 2>&1 && iptables-legacy -nL >/dev/null 2>&1; then
         update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null

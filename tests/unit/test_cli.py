@@ -11,7 +11,9 @@ from labkit import cli, engine, prepare
 from labkit.errors import EngineUnavailable, PrepareError
 
 INFO = engine.EngineInfo(host="tcp://10.0.0.5:2376", version="20.10.24", api_version="1.41",
-                         os="linux", arch="amd64", storage_driver="overlay2", cgroup_version="1",
+                         min_api_version="1.12", client_api_version="1.41",
+                         os="linux", arch="amd64", storage_driver="overlay2",
+                         image_store="graphdriver", cgroup_version="1",
                          images=3, containers=0, publish_host="10.0.0.5", bind_ip="0.0.0.0")
 
 

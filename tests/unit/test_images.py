@@ -205,7 +205,7 @@ def test_result_finds_a_dockerfile_step_by_keyword():
 def test_build_command_shows_labels_and_context():
     cmd = images.build_command("h2/hello:latest", "/x", labels=LABELS)
     assert str(cmd) == (
-        "docker image build -t h2/hello:latest --label org.labkit.managed=true "
+        "DOCKER_BUILDKIT=0 docker image build -t h2/hello:latest --label org.labkit.managed=true "
         "--label org.labkit.namespace=h2 --label org.labkit.role=app /x"
     )
 
