@@ -213,7 +213,7 @@ def test_build_command_shows_labels_and_context():
 def test_build_command_uses_dot_for_the_current_directory(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert str(images.build_command("a:b", tmp_path, nocache=True)) == (
-        "docker image build -t a:b --no-cache ."
+        "DOCKER_BUILDKIT=0 docker image build -t a:b --no-cache ."
     )
 
 
