@@ -53,10 +53,12 @@ lab:
 test:
 	@scripts/test.sh
 
-# The lab's steps through labkit vs the docker CLI, then layer analysis vs `docker save`.
-bench: registry
-	@rc=0; $(BIN)/python bench/run.py || rc=$$?; $(BIN)/python bench/layers.py || rc=$$?; \
-	scripts/engine.sh stop; exit $$rc
+# The lab's steps through labkit vs the docker CLI, then layer analysis vs `docker save`,
+# on the oldest and the newest engine of the matrix, each a DinD engine of its own that is
+# removed afterwards (e.g. make bench BENCH_ARGS="--rounds 3"; see scripts/bench.sh).
+BENCH_ARGS ?=
+bench: venv
+	@scripts/bench.sh $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

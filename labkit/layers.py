@@ -34,7 +34,7 @@ import json
 import posixpath
 import re
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -573,7 +573,8 @@ def _short(digest: str) -> str:
 
 
 def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
-              push_layers_df: pd.DataFrame | None, manifest: dict | None) -> pd.DataFrame:
+              push_layers_df: pd.DataFrame | None, manifest: dict | None,
+              diff_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """What happened to each layer: built or cached, its size, its push and registry size.
 
     Inputs (plain data, so any producer fits):
@@ -584,9 +585,13 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
     - ``history_df``: ``docker history`` of the image, *newest first* as the CLI prints it,
       columns ``layer`` (image id or ``<missing>``), ``instruction``, ``size_bytes``,
       ``created``, ``empty`` (True for steps that made no layer, e.g. ENV or CMD).
-    - ``push_layers_df``: one row per layer of a push, columns ``layer`` (the first 12 hex
-      of the compressed digest, as the CLI shows them), ``status`` (pushed / exists /
-      mounted) and ``bytes`` (or ``bytes_pushed``). ``None`` when not pushed.
+    - ``push_layers_df``: one row per layer of a push, columns ``layer`` (the 12 hex digits
+      the CLI shows), ``status`` (pushed / exists / mounted) and ``bytes`` (or
+      ``bytes_pushed``). ``None`` when not pushed. The classic image store names a layer
+      by its uncompressed diff ID there, the containerd store by its compressed digest:
+      both are matched.
+    - ``diff_ids``: the image's ``RootFS.Layers`` (bottom first), to match the classic
+      store's push rows. ``None`` matches by compressed digest only.
     - ``manifest``: the registry manifest, ``{"layers": [{"digest", "size"}, ...]}`` in
       rootfs order (bottom first). ``None`` when not pushed.
 
@@ -633,10 +638,13 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
         push = {_short(layer): (status, size) for layer, status, size in zip(
             push_layers_df["layer"], push_layers_df["status"], push_layers_df[col],
             strict=True)}
-    keys = [_short(d) if d else "" for d in (out["digest"] if layers else [None] * len(out))]
-    out["push_status"] = [push[k][0] if k in push else None for k in keys]
-    out["push_bytes"] = pd.Series([push[k][1] if k in push else pd.NA for k in keys],
-                                  dtype="Int64")
+    digests = list(out["digest"]) if layers else [None] * len(out)
+    diffs = list(diff_ids or []) if diff_ids is not None and len(diff_ids) == len(out) \
+        else [None] * len(out)
+    rows = [push.get(_short(d) if d else "") or push.get(_short(x) if x else "")
+            for d, x in zip(digests, diffs, strict=True)]
+    out["push_status"] = [r[0] if r else None for r in rows]
+    out["push_bytes"] = pd.Series([r[1] if r else pd.NA for r in rows], dtype="Int64")
     ratio = out["compressed_bytes"].astype("Float64") / out["size_bytes"].astype("Float64")
     out["ratio"] = ratio.where(out["size_bytes"].fillna(0) > 0)
     return out.drop(columns=["history_id"])

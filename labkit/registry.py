@@ -10,6 +10,7 @@ Another registry (e.g. Docker Hub) is used instead when ``LABKIT_REGISTRY`` name
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +41,11 @@ REALM = "labkit-registry"
 BCRYPT_ROUNDS = 5  # what `htpasswd -B` uses; the registry checks the hash on every request
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+#: What a tag may point to besides one image: a list of per-platform manifests. The
+#: containerd image store (Docker 29, Docker Desktop) can push one.
+MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST_ACCEPT = ", ".join((OCI_INDEX, MANIFEST_LIST, OCI_MANIFEST, MANIFEST_V2))
 START_TIMEOUT = 30.0
 
 START_HINT = "Start it with `labkit registry start` (or `labkit.registry.start_registry()`)."
@@ -170,6 +176,7 @@ class LayerProgress:
 
 
 FINAL_PHASES = {"Pushed": "pushed", "Layer already exists": "exists"}
+_DIGEST_LINE = re.compile(r"^(\S+): digest: (sha256:[0-9a-f]{64}) size: (\d+)$")
 
 
 @dataclass
@@ -199,6 +206,9 @@ class PushStream:
         if not layer_id:
             if status.startswith("The push refers to repository ["):
                 self.repository = status.split("[", 1)[1].rstrip("]")
+            elif self.digest is None and (found := _DIGEST_LINE.match(status)):
+                # The containerd image store sends no aux record, only this line.
+                self.tag, self.digest, self.size = found[1], found[2], int(found[3])
             return None
         layer = self.layers.setdefault(layer_id, LayerProgress(layer_id))
         detail = chunk.get("progressDetail") or {}
@@ -756,22 +766,52 @@ def manifest(repository: str, tag: str = "latest", registry: Registry | str | No
              client: docker.DockerClient | None = None) -> dict[str, Any]:
     """The image manifest: its digest, config digest, and layers with compressed sizes."""
     reg = _api(registry, client)
-    resp = _get(reg, f"/v2/{_path(reg, repository)}/manifests/{tag}",
-                headers={"Accept": f"{MANIFEST_V2}, {OCI_MANIFEST}"})
+    url = f"/v2/{_path(reg, repository)}/manifests/"
+    resp = _get(reg, url + tag, headers={"Accept": MANIFEST_ACCEPT})
     if resp.status_code == 404:
         raise RegistryError(f"{repository}:{tag} is not in the registry at {reg.address}.",
                             "Push it first (`labkit.registry.push(...)`).")
     resp.raise_for_status()
-    return parse_manifest(resp.json(), resp.headers.get("Docker-Content-Digest"))
+    body, digest = resp.json(), resp.headers.get("Docker-Content-Digest")
+    entry = platform_manifest(body)
+    if entry is None:
+        return parse_manifest(body, digest)
+    one = _get(reg, url + entry["digest"], headers={"Accept": MANIFEST_ACCEPT})
+    one.raise_for_status()
+    info = parse_manifest(one.json(), digest)
+    info.update(index_media_type=body.get("mediaType"), manifest_digest=entry["digest"])
+    return info
+
+
+def platform_manifest(body: dict[str, Any], os_name: str = "linux") -> dict[str, Any] | None:
+    """The image manifest an index or manifest list points to; None for a plain manifest.
+
+    Entries for attestations (platform ``unknown/unknown``) are not images; among the rest
+    the first for ``os_name`` is taken (the course builds for the engine's own platform).
+    """
+    if body.get("mediaType") not in (OCI_INDEX, MANIFEST_LIST) and "manifests" not in body:
+        return None
+    images = [m for m in body.get("manifests") or []
+              if (m.get("platform") or {}).get("os", os_name) == os_name]
+    if not images:
+        raise RegistryError("The registry's index lists no image for this platform.",
+                            "Push the image again from this engine.")
+    return images[0]
 
 
 def parse_manifest(body: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
-    """Shape a v2 manifest: media type, digest, config digest, layers (digest, size)."""
+    """Shape an image manifest: media type, digest, config digest, layers (digest, size).
+
+    ``digest`` is what the tag points to (what ``docker push`` reports); for an index it
+    differs from ``manifest_digest``, the image manifest's own.
+    """
     layers = [{"digest": x.get("digest"), "size": int(x.get("size", 0)),
                "media_type": x.get("mediaType")} for x in body.get("layers") or []]
     return {
         "media_type": body.get("mediaType"),
         "digest": digest,
+        "manifest_digest": digest,
+        "index_media_type": None,
         "config_digest": (body.get("config") or {}).get("digest"),
         "layers": layers,
         "total_size": sum(x["size"] for x in layers),

@@ -8,6 +8,7 @@ streaming code path labkit uses).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import re
@@ -74,12 +75,16 @@ def independent(images, tmp_path_factory) -> list[dict]:
     result = []
     for rel in manifest["Layers"]:
         path = unpacked / rel
-        digest = hashlib.sha256()
+        # The containerd image store saves the blobs it keeps: gzip-compressed layers. A
+        # diff ID is the digest of the uncompressed tar.
         with open(path, "rb") as f:
+            compressed = f.read(2) == b"\x1f\x8b"
+        digest = hashlib.sha256()
+        with (gzip.open if compressed else open)(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         files, whiteouts = {}, set()
-        with tarfile.open(path, "r:") as tar:
+        with tarfile.open(path, "r:gz" if compressed else "r:") as tar:
             for m in tar.getmembers():
                 name = "/" + m.name.removeprefix("./").strip("/")
                 if "/.wh." in name:

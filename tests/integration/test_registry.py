@@ -11,7 +11,7 @@ import docker
 import pytest
 import requests
 
-from labkit import cleanup, config, registry, state
+from labkit import cleanup, config, images, layers, registry, state
 from labkit.errors import RegistryError
 
 pytestmark = pytest.mark.integration
@@ -145,15 +145,33 @@ def test_second_push_pushes_only_the_changed_layer(second) -> None:
     assert second.counts["pushed"] == 1
 
 
+def test_lifecycle_joins_every_layer_of_the_second_push(second, reg: registry.Registry,
+                                                       ns: config.Settings,
+                                                       client: docker.DockerClient) -> None:
+    """Build, history, push and registry agree on each layer, on either image store."""
+    name = ns.image_name("python-hello-world")
+    manifest = registry.manifest(name, "latest", registry=reg, client=client)
+    diff_ids = client.images.get(name).attrs["RootFS"]["Layers"]
+    table = layers.lifecycle(None, images.history(name, client=client), second.layers,
+                             manifest, diff_ids)
+    assert len(table) == len(diff_ids)
+    assert table["push_status"].notna().all(), table[["instruction", "push_status"]]
+    assert list(table["push_status"]).count("pushed") == 1
+    assert table["push_status"].iloc[-1] == "pushed"  # the top layer: COPY app.py
+    assert list(table["digest"]) == [x["digest"] for x in manifest["layers"]]
+    assert manifest["digest"] == second.digest
+
+
 def test_second_push_finds_the_other_layers(second) -> None:
     assert second.counts["exists"] == len(second.layers) - 1
 
 
 def test_push_without_the_image_raises(reg: registry.Registry,
                                        client: docker.DockerClient) -> None:
-    with pytest.raises(RegistryError, match="does not exist locally"):
+    with pytest.raises(RegistryError, match="does not exist") as caught:
         registry.push(reg.repository("never-built"), registry=reg, client=client,
                       show=False)
+    assert "Tag the image for the registry first" in (caught.value.hint or "")
 
 
 def test_state_file_is_private(reg: registry.Registry, ns: config.Settings) -> None:
