@@ -232,4 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep in a build stream
+        print("bench/run.py: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
