@@ -12,7 +12,16 @@ TRUST_HOST_CA ?= 1
 # Never pull images; build stand-ins from Debian packages instead (CI=true implies it).
 OFFLINE ?= 0
 
+# The engines `make test` runs the integration tests and notebooks on (see scripts/test.sh;
+# `make test ENGINE=28.5+containerd` picks one). Specs: scripts/engines.sh list.
+ENGINES ?= 20.10 28.5+api1.44 28.5+containerd+api1.44
+ifdef ENGINE
+ENGINES := $(ENGINE)
+export LABKIT_ENGINE := $(ENGINE)
+endif
+
 export VENV PYTHON
+export LABKIT_ENGINES := $(ENGINES)
 export LABKIT_TRUST_HOST_CA := $(TRUST_HOST_CA)
 ifeq ($(OFFLINE),1)
 export LABKIT_OFFLINE := 1

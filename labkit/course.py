@@ -177,17 +177,19 @@ def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
     steps up to COPY but differ from there (other versions of app.py) makes the lab's
     experiment start fresh each run. Only images carrying this user's labels are removed.
     """
+    from .images import parent_chain
+
     cli = client or engine.client()
     api = cli.api
     parents = {i["Id"]: i.get("ParentId") or "" for i in api.images(all=True)}
     steps = [s for s in original.steps if not s.added_by_labkit]
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
     fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
-    keep = set(_chain(parents, api.inspect_image(original.image_id)["Id"]))
+    keep = set(parent_chain(parents, api.inspect_image(original.image_id)["Id"]))
     ours = {"label": settings().label_filters()}
     doomed = {}  # image id -> length of its chain
     for image in api.images(all=True, filters=ours):
-        chain = _chain(parents, image["Id"])
+        chain = parent_chain(parents, image["Id"])
         if image["Id"] not in keep and fork in chain:
             doomed[image["Id"]] = len(chain)
     for container in api.containers(all=True, filters=ours):
@@ -196,7 +198,7 @@ def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
     removed: list[str] = []
     for image_id in sorted(doomed, key=lambda i: -doomed[i]):  # children before parents
         try:
-            api.remove_image(image_id, force=True)
+            api.remove_image(image_id, force=True, noprune=True)  # parents: see experiments
             removed.append(image_id[:19])
         except docker.errors.NotFound:
             pass  # went with a child removed before it
@@ -205,17 +207,6 @@ def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
                               f"{exc.explanation}", "Run the clean-up notebook, then this one."
                               ) from None
     return removed
-
-
-def _chain(parents: dict[str, str], image_id: str) -> list[str]:
-    """An image id and its parents' ids, from one image listing (the classic builder
-    records each step's parent)."""
-    out = []
-    current = image_id
-    while current and current not in out:
-        out.append(current)
-        current = parents.get(current, "")
-    return out
 
 
 # --------------------------------------------------------------------------- facts

@@ -12,7 +12,6 @@ Everything here returns data (dataclasses, DataFrames); the chart is in
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import uuid
 from collections.abc import Callable, Iterable
@@ -227,8 +226,7 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
             measured.append(measure(name, number, result))
             previous = last.get(name)
             if previous and previous != result.image_id:  # replaced: it would only pile up
-                with contextlib.suppress(docker.errors.APIError):
-                    cli.images.remove(previous)
+                images.remove_replaced(previous, result.image_id, client=cli)
             last[name] = result.image_id
     return CacheExperiment(measured, Path(folder), tags, list(commands.values()),
                            warm_ups)

@@ -648,3 +648,8 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
     ratio = out["compressed_bytes"].astype("Float64") / out["size_bytes"].astype("Float64")
     out["ratio"] = ratio.where(out["size_bytes"].fillna(0) > 0)
     return out.drop(columns=["history_id"])
+
+
+def top_layer(image: str, client: docker.DockerClient | None = None) -> Layer:
+    """The newest layer of ``image`` as read from the image itself (same on every store)."""
+    return analyze(image, client=client).layers[-1]

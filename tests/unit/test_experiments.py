@@ -159,9 +159,24 @@ class FakeImages:
             raise docker.errors.APIError("conflict")
 
 
+class FakeApi:
+    """The low-level calls images.remove_replaced makes (no parents recorded)."""
+
+    def __init__(self, images: FakeImages) -> None:
+        self._images = images
+
+    def images(self, all: bool = False) -> list[dict]:  # noqa: A002 - docker-py's name
+        return []
+
+    def remove_image(self, image_id: str, noprune: bool = False) -> None:
+        assert noprune, "a replaced image's parents are the cache of the next build"
+        self._images.remove(image_id)
+
+
 class FakeClient:
     def __init__(self, tagged: dict[str, str] | None = None) -> None:
         self.images = FakeImages(tagged)
+        self.api = FakeApi(self.images)
 
 
 class CacheSimulator:
