@@ -177,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabkitError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    except docker.errors.DockerException as exc:  # the engine refused: say so, no traceback
+        detail = getattr(exc, "explanation", None) or str(exc)
+        print(f"The Docker Engine refused `labkit {args.command}`: {detail}\n"
+              "→ `labkit doctor` checks the engine and the course images.", file=sys.stderr)
+        return 1
     except ImportError as exc:
         print(f"This labkit has no {exc.name or 'such'} module yet: `labkit {args.command}` is "
               "not available.", file=sys.stderr)

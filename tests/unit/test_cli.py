@@ -157,3 +157,18 @@ def test_clean_preview_delegates(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setitem(sys.modules, "labkit.cleanup", Cleanup)
     assert cli.main(["clean", "--preview"]) == 0
     assert "someone/else" in capsys.readouterr().out
+
+
+def test_an_engine_refusal_is_one_message_not_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import docker.errors
+
+    def refuse(args):
+        raise docker.errors.APIError("500 Server Error", explanation="failed to extract layer")
+
+    monkeypatch.setitem(cli.COMMANDS, "clean", refuse)
+    assert cli.main(["clean"]) == 1
+    err = capsys.readouterr().err
+    assert "failed to extract layer" in err
+    assert "labkit doctor" in err
+    assert "Traceback" not in err
