@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # Trust the host's CA bundle in the offline stand-in images, so `pip install` inside
 # containers works behind a TLS-inspecting proxy (needed on such networks; 0 to disable).
 TRUST_HOST_CA ?= 1
-# Never pull images; build stand-ins from Debian packages instead (CI=true implies it).
+# Never pull images; build stand-ins from Debian packages instead (this repo's .ci/run sets it).
 OFFLINE ?= 0
 
 # The engines `make test` runs the integration tests and notebooks on (see scripts/test.sh;

@@ -1,4 +1,4 @@
-"""The ``labkit`` command: doctor | prepare | registry | clean (thin wrappers, rendered as text)."""
+"""The ``labkit`` command: doctor | prepare | bundle | registry | clean (thin wrappers, as text)."""
 
 from __future__ import annotations
 
@@ -97,13 +97,53 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+class ByteProgress:
+    """Progress of a long copy as a line every 10 %, for a terminal or a log."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.shown = label, -1
+
+    def restart(self, label: str) -> None:
+        """Count a new stage from 0 %."""
+        self.label, self.shown = label, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = 10 * done // total if total else 10
+        if tenth != self.shown:
+            self.shown = tenth
+            print(f"  {self.label}: {done / 1e6:,.0f} / {total / 1e6:,.0f} MB "
+                  f"({min(tenth, 10) * 10} %)", flush=True)
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare
 
+    if args.from_bundle:
+        from .bundle import load_bundle
+
+        def stage(text: str) -> None:
+            print(f"{args.from_bundle}: {text}", flush=True)
+            progress.restart(text.split()[0])
+
+        progress = ByteProgress("")
+        done = load_bundle(args.from_bundle, on_progress=progress, on_stage=stage)
+        print(f"loaded {', '.join(done.images)} ({done.size / 1e6:,.0f} MB, sha256 "
+              f"{done.sha256[:12]}…)\n$ {done.command}")
     result = prepare(offline=True if args.offline else None,
                      trust_host_ca=True if args.trust_host_ca else None,
                      images=args.image or None)
     print(_frame(result.drop(columns=["command"])))
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .bundle import checksum_path, export_bundle
+
+    done = export_bundle(args.file, on_progress=ByteProgress("saving"))
+    print(f"wrote {done.path} ({done.size / 1e6:,.0f} MB) and {checksum_path(done.path).name}: "
+          f"{', '.join(done.images)}\n$ {done.command}\n"
+          f"On each machine: `labkit prepare --from {done.path.name}` (it checks the "
+          "checksum first).")
     return 0
 
 
@@ -146,11 +186,16 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check the engine, course images and registry")
     p = sub.add_parser("prepare", help="make every course image present (pull or stand-in)")
     p.add_argument("--offline", action="store_true",
-                   help="never pull: build stand-ins from Debian packages (CI=true implies it)")
+                   help="never pull: build stand-ins from Debian packages (LABKIT_OFFLINE=1)")
     p.add_argument("--trust-host-ca", action="store_true",
                    help="stand-ins trust the host's CA bundle (TLS-inspecting proxies)")
     p.add_argument("--image", action="append", metavar="NAME",
                    help="only this course image (repeatable)")
+    p.add_argument("--from", dest="from_bundle", metavar="FILE",
+                   help="first load the images from a bundle (`labkit bundle export`)")
+    b = sub.add_parser("bundle", help="every course image in one file, for offline classrooms")
+    b.add_argument("action", choices=["export"])
+    b.add_argument("file", help="the bundle to write (FILE.sha256 is written beside it)")
     r = sub.add_parser("registry", help="the local registry container")
     r.add_argument("action", choices=["start", "stop", "status"])
     r.add_argument("--remove", action="store_true", help="with stop: remove the container")
@@ -163,6 +208,7 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor, "prepare": cmd_prepare, "registry": cmd_registry, "clean": cmd_clean,
+    "bundle": cmd_bundle,
 }
 
 

@@ -90,7 +90,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         kwargs["state_dir"] = state_dir
     return Settings(
         user=env.get("LABKIT_USER", "student"),
-        offline=_truthy(env.get("LABKIT_OFFLINE")) or _truthy(env.get("CI")),
+        offline=_truthy(env.get("LABKIT_OFFLINE")),
         trust_host_ca=_truthy(env.get("LABKIT_TRUST_HOST_CA")),
         host_ca_bundle=Path(env.get("LABKIT_HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")),
         bind_ip=env.get("LABKIT_BIND_IP") or None,

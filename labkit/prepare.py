@@ -1,13 +1,13 @@
 """Make every course image present on the engine: already there, pulled, or an offline stand-in.
 
-Offline (``LABKIT_OFFLINE=1`` or ``CI=true``) nothing is ever pulled: each missing image is
-built from Debian packages and labelled ``org.labkit.standin=true``:
+Pulling is the default; when a pull fails, or offline (``LABKIT_OFFLINE=1``; a CI run is
+not offline by itself), each missing image is built from Debian packages instead and
+labelled ``org.labkit.standin=true``:
 
-- the base (``python:3.11-slim-bookworm``): ``debootstrap --variant=minbase`` of Debian
-  bookworm with python3 and pip, plus a ``python`` command and no EXTERNALLY-MANAGED
-  marker (so ``RUN pip install flask`` works as in the official image), imported with
-  ``docker import``; the debootstrap tarball is cached (``LABKIT_CACHE_DIR``, default
-  ``~/.cache/labkit``) so a second preparation on the same machine skips it;
+- the base (``python:3.11-slim-bookworm``): a minimal Debian bookworm with python3 and
+  pip (:mod:`labkit.rootfs`, mmdebstrap, with or without root), plus a ``python`` command
+  and no EXTERNALLY-MANAGED marker (so ``RUN pip install flask`` works as in the official
+  image), imported with ``docker import``; the root file system tarball is cached;
 - the registry (``registry:2``) and Docker-in-Docker (``docker:dind``) images: the
   Dockerfiles in the repository's ``images/`` directory, built on that base with the
   legacy builder (never pulling).
@@ -18,12 +18,8 @@ for networks whose TLS-inspecting gateway would otherwise break ``pip install``.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import re
-import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -39,11 +35,14 @@ from . import config
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .errors import ImageMissing, PrepareError
+from .rootfs import (  # noqa: F401 - re-exported: the scripts read the mirror from here
+    HOST_CA_IN_IMAGE,
+    customise_rootfs,
+    debian_mirror,
+    host_ca_bundle,
+    rootfs_tarball,
+)
 
-SUITE = "bookworm"
-DEBOOTSTRAP_INCLUDE = ("python3", "python3-pip")
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 RECIPES = Path(__file__).resolve().parent.parent / "images"
 
 #: Instructions applied when the base stand-in is imported (as the official image has).
@@ -52,7 +51,6 @@ BASE_CHANGES = (
     "ENV LANG=C.UTF-8",
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 )
-HOST_CA_IN_IMAGE = "usr/local/share/ca-certificates/labkit-host-ca.crt"
 
 Progress = Callable[[str, str], None]
 
@@ -137,7 +135,7 @@ def prepare(*, offline: bool | None = None, trust_host_ca: bool | None = None,
     """Make each course image present; returns image, status, standin, id, size, seconds, command.
 
     ``status`` is ``present`` (already there), ``pulled`` or ``built stand-in``. Offline
-    (the default under ``CI=true``) nothing is pulled. When a pull fails, a stand-in is
+    (``LABKIT_OFFLINE=1``) nothing is pulled. When a pull fails, a stand-in is
     built instead and the progress says why.
     """
     settings = config.settings()
@@ -189,7 +187,8 @@ def pull(name: str, *, client: docker.DockerClient | None = None, offline: bool 
     if offline if offline is not None else config.settings().offline:
         raise ImageMissing(
             f"{name} is not on the engine and pulling is disabled (offline).",
-            "Run `labkit prepare --offline` (as root) to build the stand-in images.",
+            "Run `labkit prepare --offline` to build the stand-in images, or "
+            "`labkit prepare --from FILE` with an image bundle.",
         )
     cli = _client(client)
     repository, tag = name.rsplit(":", 1)
@@ -215,188 +214,10 @@ def build_standin(spec: CourseImage, *, trust_host_ca: bool = False,
 # --- the base: debootstrap, customise, import ---------------------------------------------
 
 
-def cache_root(environ: dict[str, str] | None = None) -> Path:
-    """Where the debootstrap tarball is kept between preparations."""
-    env = os.environ if environ is None else environ
-    if env.get("LABKIT_CACHE_DIR"):
-        return Path(env["LABKIT_CACHE_DIR"])
-    xdg = env.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "labkit"
-
-
-def debian_mirror(sources: Iterable[Path] = SOURCES, environ: dict[str, str] | None = None) -> str:
-    """The Debian mirror this machine's apt uses for the main archive (not security)."""
-    env = os.environ if environ is None else environ
-    if env.get("LABKIT_DEBIAN_MIRROR"):
-        return env["LABKIT_DEBIAN_MIRROR"]
-    for path in sources:
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        found = parse_mirror(text)
-        if found:
-            return found
-    return DEFAULT_MIRROR
-
-
-def parse_mirror(text: str) -> str | None:
-    """The first non-security ``/debian`` URI in a deb822 ``.sources`` or one-line list."""
-    uris: list[str] = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields = dict(
-            (m.group(1).lower(), m.group(2).strip())
-            for m in re.finditer(r"^([A-Za-z-]+):[ \t]*(.*)$", stanza, re.MULTILINE)
-        )
-        if "uris" in fields and "deb" in fields.get("types", "deb").split():
-            uris.extend(fields["uris"].split())
-    for line in text.splitlines():
-        m = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+", line)
-        if m:
-            uris.append(m.group(1))
-    for uri in uris:
-        if uri.startswith(("http://", "https://")) and "security" not in uri:
-            return uri.rstrip("/")
-    return None
-
-
-def require_debootstrap() -> None:
-    """Refuse clearly when the base stand-in cannot be made on this machine."""
-    if shutil.which("debootstrap") is None:
-        raise PrepareError(
-            "The offline base image is made with debootstrap, which is not installed.",
-            "Install it (`sudo apt-get install debootstrap`), or run `make images`.",
-        )
-    if os.geteuid() != 0:
-        raise PrepareError(
-            "The offline base image is made with debootstrap, which needs root.",
-            "Run `sudo labkit prepare --offline`, or allow pulling where Docker Hub is reachable.",
-        )
-
-
-def rootfs_tarball(*, mirror: str | None = None, cache_dir: Path | None = None,
-                   progress: Progress | None = None, label: str = config.BASE_IMAGE) -> Path:
-    """The debootstrapped Debian root file system as a tar file, made once and cached."""
-    say = progress or ProgressPrinter()
-    mirror = mirror or debian_mirror()
-    key = hashlib.sha256(f"{SUITE}|minbase|{','.join(DEBOOTSTRAP_INCLUDE)}|{mirror}".encode())
-    root = cache_dir or cache_root()
-    target = root / f"debian-{SUITE}-minbase-{key.hexdigest()[:12]}.tar"
-    if target.is_file():
-        say(label, f"using the cached Debian root file system ({target.name})")
-        return target
-    require_debootstrap()
-    root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="rootfs-", dir=root))
-    try:
-        rootfs = workdir / "rootfs"
-        say(label, f"debootstrap {SUITE} from {mirror} (about a minute)")
-        _run_debootstrap(rootfs, mirror, say, label)
-        _tidy_rootfs(rootfs)
-        partial = workdir / "rootfs.tar"
-        say(label, "packing the root file system")
-        subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."],
-                       check=True)
-        os.replace(partial, target)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return target
-
-
-def _run_debootstrap(rootfs: Path, mirror: str, say: Progress, label: str) -> None:
-    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(DEBOOTSTRAP_INCLUDE)}",
-           SUITE, str(rootfs), mirror]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    tail: list[str] = []
-    seen: set[str] = set()
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-15:]
-        m = re.match(r"^I: (\w+)", line)
-        if m and m.group(1).lower() not in seen:  # each phase once: it repeats per package
-            seen.add(m.group(1).lower())
-            say(label, f"debootstrap: {m.group(1).lower()}")
-    if proc.wait() != 0:
-        raise PrepareError(
-            f"debootstrap failed (exit {proc.returncode}):\n" + "\n".join(tail),
-            f"Check that {mirror} is reachable, or set LABKIT_DEBIAN_MIRROR to a Debian mirror.",
-        )
-
-
-def _tidy_rootfs(rootfs: Path) -> None:
-    """Drop what an image should not carry: package caches and this machine's names."""
-    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*",
-                    "var/log/*.log"):
-        for path in rootfs.glob(pattern):
-            if path.is_file():
-                path.unlink()
-    for name in ("etc/resolv.conf", "etc/hostname"):
-        path = rootfs / name
-        if path.is_file() or path.is_symlink():
-            path.unlink()
-            path.touch()
-
-
-def customise_rootfs(source: io.BufferedIOBase, out: io.BufferedIOBase, *,
-                     ca_bundle: bytes | None = None) -> list[str]:
-    """Copy a root file system tar, making it act like the official slim image.
-
-    ``python`` becomes a command, pip may install system-wide (EXTERNALLY-MANAGED is
-    dropped) and, given ``ca_bundle``, the host's CA bundle replaces the image's and is
-    kept for ``update-ca-certificates``. Returns what was changed, one line each.
-    """
-    changes: list[str] = []
-    have_python = False
-    with tarfile.open(fileobj=source, mode="r:") as src, \
-            tarfile.open(fileobj=out, mode="w:", format=tarfile.GNU_FORMAT) as dst:
-        for member in src:
-            path = member.name.removeprefix("./")
-            if re.fullmatch(r"usr/lib/python3[.\d]*/EXTERNALLY-MANAGED", path):
-                changes.append(f"removed /{path}")
-                continue
-            if path == "usr/bin/python":
-                have_python = True
-            if ca_bundle is not None and path == "etc/ssl/certs/ca-certificates.crt":
-                _add_bytes(dst, member.name, ca_bundle, member)
-                changes.append(f"replaced /{path} with the host's CA bundle")
-                continue
-            dst.addfile(member, src.extractfile(member) if member.isreg() else None)
-        if not have_python:
-            link = tarfile.TarInfo("./usr/bin/python")
-            link.type, link.linkname, link.mode = tarfile.SYMTYPE, "python3", 0o777
-            dst.addfile(link)
-            changes.append("added /usr/bin/python -> python3")
-        if ca_bundle is not None:
-            _add_bytes(dst, "./" + HOST_CA_IN_IMAGE, ca_bundle)
-            changes.append(f"added /{HOST_CA_IN_IMAGE}")
-    return changes
-
-
-def _add_bytes(dst: tarfile.TarFile, name: str, data: bytes,
-               like: tarfile.TarInfo | None = None) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-    if like is not None:
-        info.mode, info.mtime = like.mode, like.mtime
-    dst.addfile(info, io.BytesIO(data))
-
-
-def host_ca_bundle(path: Path | None = None) -> bytes:
-    """The host's CA bundle, refusing clearly when it is not there."""
-    path = path or config.settings().host_ca_bundle
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise PrepareError(
-            f"The host's CA bundle {path} cannot be read ({exc.strerror}).",
-            "Set LABKIT_HOST_CA_BUNDLE to your CA bundle, or prepare without --trust-host-ca.",
-        ) from exc
-
-
 def build_base(spec: CourseImage = COURSE_IMAGES[0], *, trust_host_ca: bool = False,
                client: docker.DockerClient | None = None, progress: Progress | None = None,
                cache_dir: Path | None = None):
-    """Debootstrap (or reuse the cached tarball), customise, and ``docker import`` the base."""
+    """Make (or reuse) the Debian root file system, customise it, ``docker import`` it."""
     cli = _client(client)
     say = progress or ProgressPrinter()
     bundle = host_ca_bundle() if trust_host_ca else None

@@ -12,7 +12,7 @@ from typing import Any
 import docker
 import pytest
 
-from labkit import config, prepare
+from labkit import config, prepare, rootfs
 from labkit.errors import ImageMissing, PrepareError
 
 DEB822 = """Types: deb
@@ -98,27 +98,52 @@ def fake_standins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_mirror_from_deb822_sources_skips_security() -> None:
-    assert prepare.parse_mirror(DEB822) == "http://mirror.example.org/debian"
+    assert rootfs.parse_mirror(DEB822) == "http://mirror.example.org/debian"
 
 
 def test_mirror_from_one_line_sources_with_options() -> None:
     text = "# comment\ndeb [signed-by=/usr/share/keyrings/k.gpg] https://m.example.org/debian/ bookworm main\n"
-    assert prepare.parse_mirror(text) == "https://m.example.org/debian"
+    assert rootfs.parse_mirror(text) == "https://m.example.org/debian"
 
 
 def test_mirror_none_when_only_security() -> None:
-    assert prepare.parse_mirror("deb http://m.example.org/debian-security bookworm-security main") is None
+    assert rootfs.parse_mirror("deb http://m.example.org/debian-security bookworm-security main") is None
 
 
 def test_mirror_environment_wins_and_default_otherwise(tmp_path: Path) -> None:
     env = {"LABKIT_DEBIAN_MIRROR": "http://own.example.org/debian"}
-    assert prepare.debian_mirror([tmp_path / "none"], env) == "http://own.example.org/debian"
-    assert prepare.debian_mirror([tmp_path / "none"], {}) == prepare.DEFAULT_MIRROR
+    assert rootfs.debian_mirror([tmp_path / "none"], env) == "http://own.example.org/debian"
+    assert rootfs.debian_mirror([tmp_path / "none"], {}) == rootfs.DEFAULT_MIRROR
+
+
+UBUNTU = """Types: deb
+URIs: http://archive.ubuntu.com/ubuntu/
+Suites: noble noble-updates
+Components: main universe
+
+Types: deb
+URIs: http://security.ubuntu.com/ubuntu/
+Suites: noble-security
+Components: main
+"""
+
+
+def test_an_ubuntu_machine_names_no_debian_mirror(tmp_path: Path) -> None:
+    assert rootfs.parse_mirror(UBUNTU) is None
+    assert rootfs.parse_mirror("deb http://archive.ubuntu.com/ubuntu noble main") is None
+    sources = tmp_path / "ubuntu.sources"
+    sources.write_text(UBUNTU)
+    assert rootfs.debian_mirror([sources], {}) == rootfs.DEFAULT_MIRROR
+
+
+def test_a_debian_mirror_behind_a_proxy_path_is_kept() -> None:
+    text = "deb http://proxy.example.org/deb/debian bookworm main\n"
+    assert rootfs.parse_mirror(text) == "http://proxy.example.org/deb/debian"
 
 
 def test_cache_root_follows_environment(tmp_path: Path) -> None:
-    assert prepare.cache_root({"LABKIT_CACHE_DIR": str(tmp_path)}) == tmp_path
-    assert prepare.cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "labkit"
+    assert rootfs.cache_root({"LABKIT_CACHE_DIR": str(tmp_path)}) == tmp_path
+    assert rootfs.cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "labkit"
 
 
 # --- the root file system rewrite -----------------------------------------------------------
@@ -156,26 +181,26 @@ def read(buf: io.BytesIO, name: str) -> bytes:
 
 def test_customise_drops_the_marker_and_adds_python() -> None:
     out = io.BytesIO()
-    prepare.customise_rootfs(rootfs_tar(), out)
+    rootfs.customise_rootfs(rootfs_tar(), out)
     got = members(out)
     assert "./usr/lib/python3.11/EXTERNALLY-MANAGED" not in got
     assert got["./usr/bin/python"].issym()
     assert got["./usr/bin/python"].linkname == "python3"
     assert read(out, "./etc/ssl/certs/ca-certificates.crt") == b"debian bundle\n"
-    assert "./" + prepare.HOST_CA_IN_IMAGE not in got
+    assert "./" + rootfs.HOST_CA_IN_IMAGE not in got
 
 
 def test_customise_with_the_host_bundle_replaces_and_keeps_it() -> None:
     out = io.BytesIO()
-    changes = prepare.customise_rootfs(rootfs_tar(), out, ca_bundle=b"host bundle\n")
+    changes = rootfs.customise_rootfs(rootfs_tar(), out, ca_bundle=b"host bundle\n")
     assert read(out, "./etc/ssl/certs/ca-certificates.crt") == b"host bundle\n"
-    assert read(out, "./" + prepare.HOST_CA_IN_IMAGE) == b"host bundle\n"
+    assert read(out, "./" + rootfs.HOST_CA_IN_IMAGE) == b"host bundle\n"
     assert len(changes) == 4
 
 
 def test_host_ca_bundle_missing_is_a_prepare_error(tmp_path: Path) -> None:
     with pytest.raises(PrepareError) as err:
-        prepare.host_ca_bundle(tmp_path / "missing.crt")
+        rootfs.host_ca_bundle(tmp_path / "missing.crt")
     assert err.value.hint
 
 
@@ -183,17 +208,20 @@ def test_rootfs_tarball_is_reused_from_the_cache(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
-    def fake_debootstrap(rootfs: Path, mirror: str, say, label: str) -> None:
+    def fake_mmdebstrap(out: Path, mirror: str, mode: str, say, label: str) -> None:
         calls.append(mirror)
-        (rootfs / "etc").mkdir(parents=True)
-        (rootfs / "etc" / "debian_version").write_text("12.0\n")
+        with tarfile.open(out, "w") as tar:
+            info = tarfile.TarInfo("./etc/debian_version")
+            info.size = 5
+            tar.addfile(info, io.BytesIO(b"12.0\n"))
 
-    monkeypatch.setattr(prepare, "require_debootstrap", lambda: None)
-    monkeypatch.setattr(prepare, "_run_debootstrap", fake_debootstrap)
-    first = prepare.rootfs_tarball(mirror="http://m.example.org/debian", cache_dir=tmp_path,
+    monkeypatch.setattr(rootfs, "ensure_mmdebstrap", lambda say, label: None)
+    monkeypatch.setattr(rootfs, "mmdebstrap_mode", lambda: "root")
+    monkeypatch.setattr(rootfs, "_run_mmdebstrap", fake_mmdebstrap)
+    first = rootfs.rootfs_tarball(mirror="http://m.example.org/debian", cache_dir=tmp_path,
+                                  progress=quiet)
+    second = rootfs.rootfs_tarball(mirror="http://m.example.org/debian", cache_dir=tmp_path,
                                    progress=quiet)
-    second = prepare.rootfs_tarball(mirror="http://m.example.org/debian", cache_dir=tmp_path,
-                                    progress=quiet)
     assert first == second
     assert calls == ["http://m.example.org/debian"]
     with tarfile.open(first) as tar:
@@ -201,17 +229,30 @@ def test_rootfs_tarball_is_reused_from_the_cache(tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no work directory left
 
 
-def test_require_debootstrap_refuses_without_the_tool(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prepare.shutil, "which", lambda name: None)
-    with pytest.raises(PrepareError, match="debootstrap"):
-        prepare.require_debootstrap()
+def test_without_mmdebstrap_the_fix_is_one_command() -> None:
+    with pytest.raises(PrepareError, match="mmdebstrap") as err:
+        rootfs.mmdebstrap_mode(which=lambda name: None, euid=lambda: 0)
+    assert "apt-get install mmdebstrap" in (err.value.hint or "")
 
 
-def test_require_debootstrap_refuses_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prepare.shutil, "which", lambda name: "/usr/sbin/debootstrap")
-    monkeypatch.setattr(prepare.os, "geteuid", lambda: 1000)
-    with pytest.raises(PrepareError, match="root"):
-        prepare.require_debootstrap()
+def test_root_uses_root_mode_and_others_unshare() -> None:
+    have = {"mmdebstrap": "/usr/bin/mmdebstrap", "newuidmap": "/usr/bin/newuidmap"}
+    assert rootfs.mmdebstrap_mode(which=have.get, euid=lambda: 0) == "root"
+    assert rootfs.mmdebstrap_mode(which=have.get, euid=lambda: 1000) == "unshare"
+
+
+def test_without_root_or_newuidmap_it_says_what_to_run_once_as_root() -> None:
+    have = {"mmdebstrap": "/usr/bin/mmdebstrap"}
+    with pytest.raises(PrepareError, match="newuidmap") as err:
+        rootfs.mmdebstrap_mode(which=have.get, euid=lambda: 1000)
+    assert "sudo labkit prepare --offline" in (err.value.hint or "")
+
+
+def test_mmdebstrap_command_accepts_a_frozen_mirror_and_writes_a_tar(tmp_path: Path) -> None:
+    cmd = rootfs.mmdebstrap_command(tmp_path / "r.tar", "http://m.example.org/debian", "unshare")
+    assert cmd[:3] == ["mmdebstrap", "--mode=unshare", "--variant=minbase"]
+    assert '--aptopt=Acquire::Check-Valid-Until "false"' in cmd
+    assert cmd[-3:] == [rootfs.SUITE, str(tmp_path / "r.tar"), "http://m.example.org/debian"]
 
 
 # --- decisions --------------------------------------------------------------------------------
