@@ -120,7 +120,7 @@ if ! docker info >/dev/null 2>&1; then
     HOST_ENGINE_OURS=1
 fi
 prepare_args=()
-[[ "${LABKIT_OFFLINE:-}" == 1 || "${CI:-}" == true ]] && prepare_args+=(--offline)
+[[ "${LABKIT_OFFLINE:-}" == 1 ]] && prepare_args+=(--offline)
 [[ "${LABKIT_TRUST_HOST_CA:-}" == 1 ]] && prepare_args+=(--trust-host-ca)
 "$BIN/labkit" prepare "${prepare_args[@]}" >/dev/null  # the images each engine is given
 
