@@ -133,7 +133,7 @@ def rootfs_tarball(*, mirror: str | None = None, cache_dir: Path | None = None,
     """The minimal Debian root file system as a tar file, made once and cached."""
     say = progress or _quiet
     mirror = mirror or debian_mirror()
-    key = hashlib.sha256(f"{SUITE}|minbase|{','.join(INCLUDE)}|{mirror}".encode())
+    key = hashlib.sha256(f"mmdebstrap|{SUITE}|minbase|{','.join(INCLUDE)}|{mirror}".encode())
     root = cache_dir or cache_root()
     target = root / f"debian-{SUITE}-minbase-{key.hexdigest()[:12]}.tar"
     if target.is_file():
