@@ -11,6 +11,7 @@ import docker
 from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
 from docker.utils import kwargs_from_env
 
+from . import contexts
 from .config import settings
 from .errors import EngineIncompatible, EngineUnavailable
 
@@ -20,6 +21,9 @@ CLIENT_MAX_API = DEFAULT_DOCKER_API_VERSION
 COURSE_MIN_API = "1.41"
 #: `docker info` DriverStatus entry naming the containerd image store.
 CONTAINERD_SNAPSHOTTER = "io.containerd.snapshotter.v1"
+
+#: Where the engine is when neither DOCKER_HOST nor a Docker context says otherwise.
+DEFAULT_HOST = "unix:///var/run/docker.sock"
 
 _client: docker.DockerClient | None = None
 
@@ -55,9 +59,17 @@ def negotiate(server_api: str, server_min_api: str | None,
     return chosen
 
 
-def _open(env: dict[str, str], version: str) -> docker.DockerClient:
-    client = docker.DockerClient(version=version, timeout=300,
-                                 **kwargs_from_env(environment=env))
+def client_kwargs(env: dict[str, str]) -> dict:
+    """DockerClient arguments from DOCKER_HOST / DOCKER_TLS_*, or from the active context.
+
+    Raises :class:`EngineUnavailable` when the current Docker context cannot be read.
+    """
+    endpoint = contexts.active(env)
+    return endpoint.client_kwargs() if endpoint else kwargs_from_env(environment=env)
+
+
+def _open(params: dict, version: str) -> docker.DockerClient:
+    client = docker.DockerClient(version=version, timeout=300, **params)
     client.api.trust_env = False
     return client
 
@@ -65,39 +77,43 @@ def _open(env: dict[str, str], version: str) -> docker.DockerClient:
 def connect(environ: dict[str, str] | None = None) -> docker.DockerClient:
     """A new client for the engine that DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH name.
 
+    Without DOCKER_HOST, the docker CLI's current context decides (Docker Desktop, colima,
+    OrbStack), as for the ``docker`` command itself; see :mod:`labkit.contexts`.
+
     The API version is negotiated (unless DOCKER_API_VERSION pins one): the engine's
     unversioned ``/version`` says what it speaks and its minimum; we speak the newest both
     know. The session ignores REQUESTS_CA_BUNDLE and proxies (``trust_env = False``): they
     are meant for the internet, and would override the engine's own TLS CA.
     """
     env = dict(os.environ if environ is None else environ)
+    params = client_kwargs(env)
     try:
-        probe = _open(env, MINIMUM_DOCKER_API_VERSION)
+        probe = _open(params, MINIMUM_DOCKER_API_VERSION)
         try:
             ver = probe.api.version(api_version=False)
         finally:
             probe.close()
     except Exception as exc:  # docker-py raises several kinds here
         raise EngineUnavailable(
-            f"No Docker Engine answers at {describe_host(env)} ({type(exc).__name__}).",
+            f"No Docker Engine answers at {describe_engine(env)} ({type(exc).__name__}).",
             NO_ENGINE_HINT,
         ) from exc
     pinned = env.get("DOCKER_API_VERSION")
     version = pinned or negotiate(str(ver.get("ApiVersion", COURSE_MIN_API)),
                                   ver.get("MinAPIVersion"))
     try:
-        client = _open(env, version)
+        client = _open(params, version)
         client.api.version()  # a versioned call: refused here if the engine refuses us
     except docker.errors.APIError as exc:
         raise EngineIncompatible(
-            f"The Docker Engine at {describe_host(env)} refuses API {version}: "
+            f"The Docker Engine at {describe_engine(env)} refuses API {version}: "
             f"{exc.explanation or exc}",
             "Unset DOCKER_API_VERSION to let labkit choose." if pinned
             else "Upgrade the Python package: `pip install -U docker`.",
         ) from exc
     except Exception as exc:  # docker-py raises several kinds here
         raise EngineUnavailable(
-            f"No Docker Engine answers at {describe_host(env)} ({type(exc).__name__}).",
+            f"No Docker Engine answers at {describe_engine(env)} ({type(exc).__name__}).",
             NO_ENGINE_HINT,
         ) from exc
     return client
@@ -118,9 +134,20 @@ def reset() -> None:
 
 
 def describe_host(environ: dict[str, str] | None = None) -> str:
-    """The engine address as the user would write it."""
+    """The engine address as the user would write it.
+
+    Without DOCKER_HOST it is the current Docker context's address (``docker context use``),
+    and the local socket for the ``default`` context.
+    """
     env = os.environ if environ is None else environ
-    return env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    endpoint = contexts.active_or_none(env)
+    return env.get("DOCKER_HOST") or (endpoint.host if endpoint else DEFAULT_HOST)
+
+
+def describe_engine(environ: dict[str, str] | None = None) -> str:
+    """:func:`describe_host`, naming the Docker context the address came from."""
+    endpoint = contexts.active_or_none(environ)
+    return endpoint.describe() if endpoint else describe_host(environ)
 
 
 def engine_hostname(environ: dict[str, str] | None = None) -> str:
@@ -224,7 +251,7 @@ def info(cli: docker.DockerClient | None = None) -> EngineInfo:
     ver = cli.version()
     data = cli.info()
     return EngineInfo(
-        host=describe_host(),
+        host=describe_engine(),
         version=str(ver.get("Version", "?")),
         api_version=str(ver.get("ApiVersion", "?")),
         min_api_version=str(ver.get("MinAPIVersion", "?")),
