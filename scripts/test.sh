@@ -17,6 +17,10 @@
 # not depend on the engine (notebook order, the browser) runs once, where users are.
 # With LABKIT_DIND_HOST (a CI service such as docker:dind) that engine alone is tested.
 set -euo pipefail
+if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 404 )); then
+    echo "scripts/test.sh needs bash 4.4 or newer, and this is bash $BASH_VERSION: install a newer bash (macOS: \`brew install bash\`, which then comes first on PATH) or run the tests on Linux." >&2
+    exit 1
+fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 BIN="${VENV:-$ROOT/.venv}/bin"
