@@ -21,6 +21,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 
 from labkit import binder, engine
 from labkit.errors import EngineUnavailable
@@ -50,10 +51,17 @@ def _split(requirement: str) -> tuple[str, str]:
     return _normalise(match.group(1)), match.group(2).replace(" ", "")
 
 
-def pyproject_requirements(path: Path = ROOT / "pyproject.toml") -> dict[str, str]:
-    """[project] dependencies plus the `test` extra and python, by conda-forge name."""
+def pyproject_requirements(path: Path = ROOT / "pyproject.toml",
+                           extras: tuple[str, ...] = ("test",)) -> dict[str, str]:
+    """[project] dependencies plus the given extras and python, by conda-forge name.
+
+    environment.yml (development) is the runtime plus the `test` extra; binder/environment.yml
+    (Binder) is the runtime only: ``extras=()``.
+    """
     project = tomllib.loads(path.read_text())["project"]
-    reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["test"])
+    reqs = list(project["dependencies"])
+    for extra in extras:
+        reqs += project["optional-dependencies"][extra]
     out = {"python": project["requires-python"].replace(" ", "")}
     for req in reqs:
         name, spec = _split(req)
@@ -82,18 +90,19 @@ def pip_section(env: dict) -> list[str]:
     return []
 
 
-def drift(pyproject: dict[str, str], conda: dict[str, str]) -> list[str]:
-    """Every difference, one line each, naming the package."""
+def drift(pyproject: dict[str, str], conda: dict[str, str],
+          file: str = "environment.yml") -> list[str]:
+    """Every difference, one line each, naming the package (and the conda file)."""
     problems = []
     for name in sorted(pyproject.keys() - conda.keys()):
-        problems.append(f"{name}: in pyproject.toml, missing from environment.yml")
+        problems.append(f"{name}: in pyproject.toml, missing from {file}")
     for name in sorted(conda.keys() - pyproject.keys() - (CONDA_ONLY - {"python"})):
-        problems.append(f"{name}: in environment.yml, missing from pyproject.toml")
+        problems.append(f"{name}: in {file}, missing from pyproject.toml")
     for name in sorted(pyproject.keys() & conda.keys()):
         if pyproject[name] != conda[name]:
             problems.append(
                 f"{name}: pyproject.toml says {pyproject[name]!r}, "
-                f"environment.yml says {conda[name]!r}"
+                f"{file} says {conda[name]!r}"
             )
     return problems
 
@@ -125,11 +134,42 @@ def test_environment_yml_uses_conda_forge_and_installs_labkit() -> None:
     assert "-e ." in pip_section(env)
 
 
-def test_binder_environment_has_the_same_conda_packages() -> None:
-    root = environment(ROOT / "environment.yml")
+#: How repo2docker reads the Python version of an environment.yml (PYTHON_REGEX of its conda
+#: buildpack, applied with re.match): `python=3.11` is read; `python>=3.11` is not, and
+#: repo2docker then builds its default Python and upgrades it in place.
+REPO2DOCKER_PYTHON = re.compile(r"python\s*=+\s*([\d\.]*)")
+
+
+def test_binder_environment_is_the_runtime_dependencies_of_pyproject() -> None:
     binder_env = environment(ROOT / "binder" / "environment.yml")
-    assert binder_env["channels"] == root["channels"]
-    assert conda_requirements(binder_env) == conda_requirements(root)
+    assert binder_env["channels"] == environment(ROOT / "environment.yml")["channels"]
+    conda = conda_requirements(binder_env)
+    runtime = pyproject_requirements(extras=())
+    del conda["python"], runtime["python"]  # pinned: the next tests
+    problems = drift(runtime, conda, file="binder/environment.yml")
+    assert problems == [], ("binder/environment.yml drifted from pyproject.toml's [project] "
+                            "dependencies:\n" + "\n".join(problems))
+
+
+def test_binder_environment_has_no_test_tools() -> None:
+    test_tools = pyproject_requirements().keys() - pyproject_requirements(extras=()).keys()
+    assert {"pytest", "nbval", "ruff", "playwright-python"} <= test_tools
+    binder_env = conda_requirements(environment(ROOT / "binder" / "environment.yml"))
+    assert sorted(test_tools & binder_env.keys()) == []
+
+
+def test_binder_pins_python_in_the_form_repo2docker_reads() -> None:
+    deps = environment(ROOT / "binder" / "environment.yml")["dependencies"]
+    read = [m.group(1) for dep in deps
+            if isinstance(dep, str) and (m := REPO2DOCKER_PYTHON.match(dep))]
+    assert read == ["3.11"]
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert SpecifierSet(requires).contains(read[0]), (read[0], requires)
+
+
+def test_repo2docker_reads_an_exact_python_but_not_a_lower_bound() -> None:
+    assert REPO2DOCKER_PYTHON.match("python=3.11").group(1) == "3.11"
+    assert REPO2DOCKER_PYTHON.match("python>=3.11") is None
 
 
 def test_binder_environment_leaves_labkit_to_postbuild() -> None:
@@ -226,14 +266,40 @@ def test_gitlab_ci_runs_make_test_against_tls_dind() -> None:
 
 # ------------------------------------------------------------------ dev container
 #: The part of the dev container spec (devContainer.base.schema.json) this file uses.
+_LIFECYCLE_COMMAND = {
+    "type": ["string", "array", "object"],
+    "items": {"type": "string"},
+    "additionalProperties": {"type": ["string", "array"], "items": {"type": "string"}},
+}
+
+#: The docker-in-docker feature's options (its devcontainer-feature.json).
+DOCKER_IN_DOCKER_OPTIONS = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "string"},
+        "moby": {"type": "boolean"},
+        "mobyBuildxVersion": {"type": "string"},
+        "dockerDashComposeVersion": {"type": "string"},
+        "azureDnsAutoDetection": {"type": "boolean"},
+        "dockerDefaultAddressPool": {"type": "string"},
+        "installDockerBuildx": {"type": "boolean"},
+        "installDockerComposeSwitch": {"type": "boolean"},
+        "disableIp6tables": {"type": "boolean"},
+    },
+    "additionalProperties": False,
+}
+
+DOCKER_IN_DOCKER = "ghcr.io/devcontainers/features/docker-in-docker:2"
+
 DEVCONTAINER_SCHEMA = {
     "type": "object",
-    "required": ["image", "features", "postCreateCommand"],
+    "required": ["image", "features", "updateContentCommand", "postAttachCommand"],
     "properties": {
         "name": {"type": "string"},
         "image": {"type": "string", "minLength": 1},
         "features": {
             "type": "object",
+            "properties": {DOCKER_IN_DOCKER: DOCKER_IN_DOCKER_OPTIONS},
             "additionalProperties": {"type": ["object", "string", "boolean"]},
         },
         "hostRequirements": {
@@ -245,7 +311,11 @@ DEVCONTAINER_SCHEMA = {
             },
             "additionalProperties": False,
         },
-        "postCreateCommand": {"type": ["string", "array", "object"]},
+        **{command: _LIFECYCLE_COMMAND for command in (
+            "onCreateCommand", "updateContentCommand", "postCreateCommand",
+            "postStartCommand", "postAttachCommand")},
+        "waitFor": {"enum": ["initializeCommand", "onCreateCommand", "updateContentCommand",
+                             "postCreateCommand", "postStartCommand"]},
         "forwardPorts": {"type": "array", "items": {"type": ["integer", "string"]}},
         "portsAttributes": {
             "type": "object",
@@ -288,11 +358,51 @@ def test_devcontainer_matches_the_spec_subset() -> None:
     jsonschema.validate(_devcontainer(), DEVCONTAINER_SCHEMA)
 
 
-def test_devcontainer_has_docker_in_docker_and_opens_the_course() -> None:
+def test_devcontainer_schema_subset_rejects_an_unknown_feature_option() -> None:
     config = _devcontainer()
-    assert "ghcr.io/devcontainers/features/docker-in-docker:2" in config["features"]
-    assert "-e" in config["postCreateCommand"] and "[test]" in config["postCreateCommand"]
-    assert 8888 in config["forwardPorts"]
+    config["features"][DOCKER_IN_DOCKER] = {"dockerVersion": "29"}  # the option is "version"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(config, DEVCONTAINER_SCHEMA)
+
+
+def test_devcontainer_pins_docker_engine_29() -> None:
+    # Engine 29 is what learners and CI run (labkit negotiates its API floor of 1.44).
+    # Docker's own packages (moby: false) carry every 29.x; the feature matches "29" as a
+    # version prefix, so patch releases still come in.
+    options = _devcontainer()["features"][DOCKER_IN_DOCKER]
+    assert options["version"] == "29"
+    assert options["moby"] is False
+
+
+def _commands(config: dict) -> list[str]:
+    """Every lifecycle command of the dev container, as text."""
+    out = []
+    for key in ("onCreateCommand", "updateContentCommand", "postCreateCommand",
+                "postStartCommand", "postAttachCommand"):
+        value = config.get(key)
+        for command in (value.values() if isinstance(value, dict) else [value]):
+            if command:
+                out.append(command if isinstance(command, str) else " ".join(command))
+    return out
+
+
+def test_devcontainer_installs_the_course_once_into_the_venv() -> None:
+    config = _devcontainer()
+    assert config["updateContentCommand"] == "make venv"  # also what a prebuild runs
+    assert [c for c in _commands(config) if "pip" in c] == []  # nothing into the global Python
+    settings = config["customizations"]["vscode"]["settings"]
+    assert settings["python.defaultInterpreterPath"].endswith("/.venv/bin/python")
+
+
+def test_devcontainer_opens_jupyterlab_on_the_course() -> None:
+    config = _devcontainer()
+    assert list(config["postAttachCommand"].values()) == [".devcontainer/lab.sh"]
+    lab = ROOT / ".devcontainer" / "lab.sh"
+    assert lab.stat().st_mode & stat.S_IXUSR, ".devcontainer/lab.sh must be executable"
+    text = lab.read_text()
+    assert text.index(".devcontainer/wait-for-engine.sh") < text.index("exec make lab")
+    assert config["forwardPorts"] == [8888]
+    assert config["portsAttributes"]["8888"]["onAutoForward"] == "openBrowser"
     open_files = config["customizations"]["codespaces"]["openFiles"]
     assert open_files == ["notebooks/00-setup.ipynb"]
 
