@@ -71,3 +71,9 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# The README's Codespaces and Binder badges for this repository's GitHub path: from the
+# origin remote, or `make badges REPO=owner/name` (scripts/badges.py; its --check runs in tests).
+.PHONY: badges
+badges:
+	$(PYTHON) scripts/badges.py $(if $(REPO),--repo $(REPO))
