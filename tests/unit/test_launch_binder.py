@@ -8,6 +8,7 @@ The environment files themselves are checked in test_launch_config.py.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import re
@@ -188,10 +189,10 @@ def _bin(tmp_path: Path, *, docker_answers_after: int | None) -> dict[str, str]:
     """A PATH with only the tools the scripts use, and a fake `docker` (None: no docker)."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in ("bash", "sleep", "tail", "dirname", "cat"):
+    for tool in ("bash", "sleep", "tail", "dirname", "cat", "mkdir", "flock"):
         found = shutil.which(tool)
-        assert found, tool
-        (bindir / tool).symlink_to(found)
+        if found:  # flock is optional: without it lab.sh skips its lock
+            (bindir / tool).symlink_to(found)
     if docker_answers_after is not None:
         docker = bindir / "docker"
         docker.write_text(f"""#!{shutil.which("bash")}
@@ -206,12 +207,15 @@ esac
         docker.chmod(0o755)
     make = bindir / "make"  # records how lab.sh hands over to `make lab`
     make.write_text(f"""#!{shutil.which("bash")}
-echo "make $* LAB_PORT=$LAB_PORT JUPYTER_CONFIG_PATH=$JUPYTER_CONFIG_PATH" \
+lock=free
+if command -v flock >/dev/null && ! flock -n "$LABKIT_LAB_LOCK" true; then lock=held; fi
+echo "make $* LAB_PORT=$LAB_PORT lock=$lock JUPYTER_CONFIG_PATH=$JUPYTER_CONFIG_PATH" \\
     > "{tmp_path}/make-called"
 """)
     make.chmod(0o755)
     return {"PATH": str(bindir), "HOME": str(tmp_path), "LABKIT_ENGINE_POLL": "0.1",
-            "LABKIT_DOCKERD_LOG": str(tmp_path / "dockerd.log")}
+            "LABKIT_DOCKERD_LOG": str(tmp_path / "dockerd.log"),
+            "LABKIT_LAB_LOCK": str(tmp_path / "lab.lock")}
 
 
 def _run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -265,6 +269,8 @@ def test_lab_waits_for_the_engine_then_hands_over_to_make_lab(tmp_path: Path) ->
     called = (tmp_path / "make-called").read_text().split()
     assert called[:2] == ["make", "lab"]
     assert f"LAB_PORT={port}" in called
+    if shutil.which("flock"):
+        assert "lock=held" in called  # held for as long as `make lab` (JupyterLab) runs
     config_path = next(c for c in called if c.startswith("JUPYTER_CONFIG_PATH="))
     assert config_path.split("=", 1)[1].split(":")[0] == str(ROOT / ".devcontainer" / "jupyter")
 
@@ -277,6 +283,18 @@ def test_lab_starts_nothing_when_jupyterlab_already_listens(tmp_path: Path) -> N
         run = _run("lab.sh", env)
     assert run.returncode == 0, run.stderr
     assert "already listens on port" in run.stdout
+    assert not (tmp_path / "make-called").exists()
+
+
+def test_lab_starts_nothing_while_an_earlier_attach_runs_make_lab(tmp_path: Path) -> None:
+    if shutil.which("flock") is None:
+        pytest.skip("flock is not installed")
+    env = _bin(tmp_path, docker_answers_after=0) | {"LAB_PORT": str(_free_port())}
+    with open(env["LABKIT_LAB_LOCK"], "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what the first `make lab` holds
+        run = _run("lab.sh", env)
+    assert run.returncode == 0, run.stderr
+    assert "already runs" in run.stdout
     assert not (tmp_path / "make-called").exists()
 
 
