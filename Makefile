@@ -27,7 +27,7 @@ ifeq ($(OFFLINE),1)
 export LABKIT_OFFLINE := 1
 endif
 
-.PHONY: help venv engine engine-stop images registry doctor lab test bench lint dind dind-stop
+.PHONY: help venv engine engine-stop images registry doctor lab test ci bench lint dind dind-stop
 
 help:
 	@echo "make lab | test | bench | lint | venv | engine | engine-stop | images | registry | doctor"
@@ -61,6 +61,12 @@ lab:
 
 test:
 	@scripts/test.sh
+
+# What CI services run (.github/workflows/ci.yml, .gitlab-ci.yml): `make test` in the
+# environment each one gives, made right by scripts/ci.sh (GitHub: root through sudo;
+# GitLab: the dind service as the engine). `make ci ENGINE=20.10` as for `make test`.
+ci:
+	@scripts/ci.sh
 
 # The lab's steps through labkit vs the docker CLI, then layer analysis vs `docker save`,
 # on the oldest and the newest engine of the matrix, each a DinD engine of its own that is

@@ -10,8 +10,12 @@
 #        (KEY=VALUE lines: `set -a; . .cache/dind/env; set +a`, or `docker --env-file`).
 #        The container's own IP is used, not a published port: ports that containers
 #        publish inside DinD open on that address, and labkit builds URLs from DOCKER_HOST.
-#        Given LABKIT_DIND_HOST (plus DOCKER_TLS_VERIFY / DOCKER_CERT_PATH), e.g. a CI
-#        service, that engine is used: nothing is started, the images are still loaded.
+#        Given LABKIT_DIND_HOST, e.g. a CI service, that engine is used: nothing is started,
+#        the images are still loaded. LABKIT_DIND_CERT_PATH names its client certificates
+#        (ca.pem cert.pem key.pem); then, and only then, the env file says
+#        DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (without it: plain TCP, e.g. :2375).
+#        They are the DinD engine's own variables, so that the job's DOCKER_* ones stay
+#        those of the engine the job itself uses (TLS settings never reach the whole job).
 # stop   Remove the container we started (and its volumes); nothing else.
 #
 # LABKIT_ENGINE=SPEC (e.g. 28.5+containerd+api1.44, see scripts/engines.sh) starts that
@@ -44,7 +48,14 @@ DEFAULT_FLAGS="--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unco
 say() { echo "dind: $*"; }
 
 inner() {  # run the docker CLI against the DinD engine named in the env file
-    (set -a; . "$ENVFILE"; set +a; docker "$@")
+    (
+        unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_TLS  # only the env file's settings
+        set -a
+        # shellcheck source=/dev/null
+        . "$ENVFILE"
+        set +a
+        docker "$@"
+    )
 }
 
 wait_answers() {
@@ -107,10 +118,12 @@ start() {
     if [[ -n "${LABKIT_DIND_HOST:-}" ]]; then
         {
             echo "DOCKER_HOST=$LABKIT_DIND_HOST"
-            echo "DOCKER_TLS_VERIFY=${DOCKER_TLS_VERIFY:-}"
-            echo "DOCKER_CERT_PATH=${DOCKER_CERT_PATH:-}"
+            if [[ -n "${LABKIT_DIND_CERT_PATH:-}" ]]; then
+                echo "DOCKER_TLS_VERIFY=1"
+                echo "DOCKER_CERT_PATH=$LABKIT_DIND_CERT_PATH"
+            fi
         } >"$ENVFILE"
-        say "using the given DinD engine $LABKIT_DIND_HOST"
+        say "using the given DinD engine $LABKIT_DIND_HOST${LABKIT_DIND_CERT_PATH:+ (TLS, certificates in $LABKIT_DIND_CERT_PATH)}"
         wait_answers
         load_images
         return 0

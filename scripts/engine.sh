@@ -5,23 +5,67 @@
 #        used as is. Otherwise, as root on Debian/Ubuntu, install what is missing (Debian's
 #        docker.io, debootstrap, openssl) and start dockerd in the background, recording
 #        that we started it (.cache/engine/dockerd.pid). Anywhere else: one sentence on
-#        what to install, exit 1.
+#        what to install, exit 1. Never installed, one sentence instead:
+#        - docker.io where another engine is installed (docker-ce, containerd.io, moby-*,
+#          or a dockerd binary not from docker.io: the packages conflict);
+#        - anything when DOCKER_TLS_VERIFY / DOCKER_CERT_PATH are set without DOCKER_HOST
+#          (the docker CLI then looks at tcp://localhost:2376, not at the local engine);
+#        - anything when the engine answers but refuses this docker CLI as too old.
 # stop   Stop the engine only if we started it (by its pid), waiting for it to exit.
 #
 # A unix:// DOCKER_HOST that does not answer names the socket the new dockerd listens on;
-# LABKIT_DOCKERD_ARGS adds dockerd flags (e.g. its own --data-root).
+# LABKIT_DOCKERD_ARGS adds dockerd flags (e.g. its own --data-root); LABKIT_ENGINE_STATE
+# replaces .cache/engine (the tests use their own).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE="$ROOT/.cache/engine"
+STATE="${LABKIT_ENGINE_STATE:-$ROOT/.cache/engine}"  # where we record the dockerd we start
 PIDFILE="$STATE/dockerd.pid"   # written by dockerd itself
 STARTED="$STATE/started"       # "PID START-TIME": the dockerd that WE started
 LOG="$STATE/dockerd.log"
 PACKAGES=(docker.io debootstrap openssl ca-certificates)
+# Engines that Debian's docker.io conflicts with: Docker's own packages and Microsoft's moby.
+OTHER_ENGINES=(docker-ce docker-ce-cli containerd.io moby-engine moby-cli moby-containerd)
+ANSWER_ERR=""  # what `docker info` said when it did not answer
 
 say() { echo "engine: $*"; }
 
-answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+answers() {
+    ANSWER_ERR=""
+    command -v docker >/dev/null 2>&1 || return 1
+    ANSWER_ERR=$(docker info 2>&1 >/dev/null) && return 0
+    return 1
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+other_engine() {  # the engine installed here that is not Debian's docker.io, if any
+    local pkg dockerd
+    command -v dpkg-query >/dev/null 2>&1 && for pkg in "${OTHER_ENGINES[@]}"; do
+        installed "$pkg" && { echo "$pkg"; return 0; }
+    done
+    if dockerd=$(command -v dockerd 2>/dev/null) && ! installed docker.io; then
+        echo "$dockerd"
+        return 0
+    fi
+    return 1
+}
+
+refuse_tls_without_host() {
+    [[ -z "${DOCKER_HOST:-}" ]] || return 0
+    [[ -n "${DOCKER_TLS_VERIFY:-}${DOCKER_CERT_PATH:-}${DOCKER_TLS:-}" ]] || return 0
+    echo "No Docker Engine answers: DOCKER_TLS_VERIFY/DOCKER_CERT_PATH are set without DOCKER_HOST, so the docker CLI looks at tcp://localhost:2376; set DOCKER_HOST to the engine they belong to, or unset them to use the local engine." >&2
+    exit 1
+}
+
+refuse_old_cli() {
+    [[ "$ANSWER_ERR" == *"too old"* || "$ANSWER_ERR" == *"inimum supported API"* ]] || return 0
+    local where=${DOCKER_HOST:-unix:///var/run/docker.sock} cli
+    cli=$(docker version --format '{{.Client.Version}}, API {{.Client.APIVersion}}' 2>/dev/null \
+        | head -n 1) || true
+    echo "The engine at $where answers but refuses this docker CLI (${cli:-$(command -v docker)}): install a docker CLI of API 1.44 or newer (Debian trixie's docker-cli, or Docker's docker-ce-cli)." >&2
+    exit 1
+}
 
 start_time() {  # field 22 of /proc/PID/stat: when the process started (after the "(comm)")
     local stat
@@ -52,8 +96,7 @@ socket_path() {
 missing_packages() {
     local pkg
     for pkg in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-            || echo "$pkg"
+        installed "$pkg" || echo "$pkg"
     done
 }
 
@@ -72,6 +115,8 @@ start() {
         say "an engine already answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}; using it."
         return 0
     fi
+    refuse_tls_without_host
+    refuse_old_cli
     local sock
     if ! sock=$(socket_path); then
         echo "No Docker Engine answers at DOCKER_HOST=$DOCKER_HOST: start that engine, or unset DOCKER_HOST to use a local one." >&2
@@ -79,6 +124,11 @@ start() {
     fi
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
         echo "No Docker Engine answers: install and start Docker (Docker Desktop, or Docker Engine / your distribution's docker.io), or run this as root on Debian/Ubuntu to have it installed." >&2
+        exit 1
+    fi
+    local other
+    if [[ " $(missing_packages | tr '\n' ' ')" == *" docker.io "* ]] && other=$(other_engine); then
+        echo "No Docker Engine answers at unix://$sock, and another engine is installed ($other): start it (e.g. 'sudo systemctl start docker') instead; Debian's docker.io is not installed over it." >&2
         exit 1
     fi
     install_packages
@@ -99,7 +149,7 @@ start() {
     for _ in $(seq 1 120); do
         if DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then
             echo "$pid $(start_time "$pid")" >"$STARTED"
-            say "started dockerd (pid $pid) at unix://$sock in $((SECONDS - t0)) s; log: .cache/engine/dockerd.log"
+            say "started dockerd (pid $pid) at unix://$sock in $((SECONDS - t0)) s; log: $LOG"
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then

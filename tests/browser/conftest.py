@@ -38,6 +38,9 @@ CHROMIUM_CANDIDATES = (
 )
 CHROMIUM_ARGS = [
     "--no-sandbox",
+    # A container's /dev/shm is 64 MB (Docker's default, CI jobs' too): Chromium's shared
+    # memory goes to /tmp instead, or tabs crash. Harmless elsewhere.
+    "--disable-dev-shm-usage",
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
