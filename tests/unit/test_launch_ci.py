@@ -155,7 +155,9 @@ def test_github_runs_a_job_on_the_oldest_supported_engine() -> None:
     jobs = [name for name, job in _workflow()["jobs"].items()
             if _make_runs(job) == [f"make ci ENGINE={oldest}"]]
     assert len(jobs) == 1, jobs
-    assert "services" not in _workflow()["jobs"][jobs[0]], "the engine is built, not a service"
+    job = _workflow()["jobs"][jobs[0]]
+    assert "services" not in job, "the engine is built, not a service"
+    assert "--privileged" in job["env"]["LABKIT_DIND_FLAGS"].split()
 
 
 def test_github_artifacts_survive_a_rerun_and_never_collide() -> None:
