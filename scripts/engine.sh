@@ -30,10 +30,10 @@ ANSWER_ERR=""  # what `docker info` said when it did not answer
 
 say() { echo "engine: $*"; }
 
-answers() {
+answers() {  # the docker CLI 20.10 prints a server's refusal on stdout, newer ones on stderr
     ANSWER_ERR=""
     command -v docker >/dev/null 2>&1 || return 1
-    ANSWER_ERR=$(docker info 2>&1 >/dev/null) && return 0
+    ANSWER_ERR=$(docker info 2>&1) && { ANSWER_ERR=""; return 0; }
     return 1
 }
 

@@ -260,12 +260,14 @@ while [[ "$1" == -* ]]; do shift; done
 export STUB_UID=0 STUB_GID=0 HOME="$STUB_ROOT_HOME"
 exec "$@"
 """,
-    # docker: info/version answer STUB_DOCKER_RC (with STUB_DOCKER_ERR on stderr)
+    # docker: info/version answer STUB_DOCKER_RC, with STUB_DOCKER_ERR on stderr and
+    # STUB_DOCKER_OUT on stdout (where the 20.10 CLI prints a server's refusal)
     "docker": """
 echo "docker $* | DOCKER_HOST=${DOCKER_HOST-} DOCKER_TLS_VERIFY=${DOCKER_TLS_VERIFY-} \
 DOCKER_CERT_PATH=${DOCKER_CERT_PATH-}" >>"$STUB_LOG"
 case "$1" in
-  info|version) [[ -n "${STUB_DOCKER_ERR:-}" ]] && echo "$STUB_DOCKER_ERR" >&2
+  info|version) [[ -n "${STUB_DOCKER_OUT:-}" ]] && echo "$STUB_DOCKER_OUT"
+                [[ -n "${STUB_DOCKER_ERR:-}" ]] && echo "$STUB_DOCKER_ERR" >&2
                 exit "${STUB_DOCKER_RC:-0}" ;;
 esac
 exit 0
@@ -588,11 +590,14 @@ def test_engine_refuses_tls_variables_without_docker_host(sandbox: Sandbox) -> N
     assert sandbox.calls("apt-get") == []
 
 
-def test_engine_says_when_it_refuses_this_docker_cli(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("stream", ["STUB_DOCKER_ERR", "STUB_DOCKER_OUT"])
+def test_engine_says_when_it_refuses_this_docker_cli(sandbox: Sandbox, stream: str) -> None:
+    # Engine 29 (or 28 with DOCKER_MIN_API_VERSION=1.44) to Debian bookworm's docker CLI,
+    # which prints it on stdout under "Server:" (newer CLIs on stderr).
+    refusal = ("Error response from daemon: client version 1.41 is too old. Minimum supported "
+               "API version is 1.44, please upgrade your client to a newer version")
     run = _engine(sandbox, DOCKER_HOST="tcp://docker:2376", STUB_DOCKER_RC="1",
-                  STUB_DOCKER_ERR="Error response from daemon: client version 1.41 is too old. "
-                                  "Minimum supported API version is 1.44, please upgrade your "
-                                  "client to a newer version")
+                  **{stream: refusal})
     assert run.returncode == 1
     sentence = _one_sentence(run.stderr)
     assert "tcp://docker:2376" in sentence and "API 1.44 or newer" in sentence
