@@ -15,7 +15,8 @@
 #              Chromium and mmdebstrap; engine stand-ins need root), with this PATH (the
 #              Python of actions/setup-python) and pip's cache where setup-python saves it;
 #              that cache and artifacts/ are handed back to the runner's user at the end.
-# GitLab       (GITLAB_CI=true) The job container is root and has no engine of its own: the
+# GitLab       (GITLAB_CI=true; gitlab-ci-local says false, and its jobs get the same
+#              handling) The job container is root and has no engine of its own: the
 #              dind service (LABKIT_DIND_HOST, e.g. tcp://docker:2376) is the engine of every
 #              step. Its docker CLI must speak API 1.44 (Engine 29's floor): when the image
 #              has no CLI, Debian's docker-cli is installed (trixie and later: 26.1, API 1.45);
@@ -30,7 +31,7 @@ fail() { echo "ci: $*" >&2; exit 1; }
 
 service() {
     if [[ "${GITHUB_ACTIONS:-}" == true ]]; then echo github
-    elif [[ "${GITLAB_CI:-}" == true ]]; then echo gitlab
+    elif [[ -n "${GITLAB_CI:-}" ]]; then echo gitlab
     elif [[ -n "${CI:-}" ]]; then echo ci
     else echo local
     fi

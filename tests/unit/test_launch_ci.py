@@ -491,8 +491,9 @@ def _gitlab_env(box: Sandbox, **extra: str) -> dict[str, str]:
             "LABKIT_DIND_CERT_PATH": str(certs), **extra}
 
 
-def test_ci_on_gitlab_makes_the_dind_service_the_engine(sandbox: Sandbox) -> None:
-    env = _gitlab_env(sandbox)
+@pytest.mark.parametrize("gitlab_ci", ["true", "false"])  # false: under gitlab-ci-local
+def test_ci_on_gitlab_makes_the_dind_service_the_engine(sandbox: Sandbox, gitlab_ci: str) -> None:
+    env = _gitlab_env(sandbox, GITLAB_CI=gitlab_ci)
     run = sandbox.run("ci.sh", str(sandbox.stubs / "record"), **env)
     assert run.returncode == 0, run.stdout + run.stderr
     seen = sandbox.recorded()
