@@ -101,13 +101,13 @@ missing_packages() {
 }
 
 install_packages() {
-    local missing
-    mapfile -t missing < <(missing_packages)
+    local missing=() pkg
+    while IFS= read -r pkg; do missing+=("$pkg"); done < <(missing_packages)  # bash 3.2 too
     [[ ${#missing[@]} -eq 0 ]] && return 0
-    say "installing ${missing[*]} (apt-get)"
+    say "installing ${missing[*]+"${missing[*]}"} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends ${missing[@]+"${missing[@]}"} >/dev/null
 }
 
 start() {

@@ -74,7 +74,8 @@ browser_deps() {  # Debian's chromium for the browser test (Playwright's own dow
 }
 
 in_dind() {  # run a command with DOCKER_HOST & co. pointing at the DinD engine
-    (set -a; . "${LABKIT_DIND_STATE:-.cache/dind}/env"; set +a; "$@")
+    (unset DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT
+     set -a; . "${LABKIT_DIND_STATE:-.cache/dind}/env"; set +a; "$@")
 }
 
 have_notebooks() { compgen -G "notebooks/*.ipynb" >/dev/null; }

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 #: The scripts `make lab` runs on a learner's machine. (scripts/engine.sh joins them once its
 #: Linux-only install path no longer uses mapfile; scripts/test.sh is Linux-CI only.)
-MAKE_LAB_SCRIPTS = ["scripts/lab.sh", "scripts/venv.sh"]
+MAKE_LAB_SCRIPTS = ["scripts/lab.sh", "scripts/venv.sh", "scripts/engine.sh"]
 
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 #: (what bash 3.2 lacks, a pattern that finds it in a line of code)
