@@ -36,7 +36,8 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"),
            Path("/etc/apt/sources.list.d/ubuntu.sources"))
 HOST_CA_IN_IMAGE = "usr/local/share/ca-certificates/labkit-host-ca.crt"
-INSTALL_HINT = "Install it once as root: `sudo apt-get install mmdebstrap uidmap`."
+INSTALL_HINT = ("Install it once as root: "
+                "`sudo apt-get install mmdebstrap uidmap debian-archive-keyring`.")
 
 Progress = Callable[[str, str], None]
 
@@ -121,7 +122,8 @@ def ensure_mmdebstrap(say: Progress = _quiet, label: str = config.BASE_IMAGE) ->
     say(label, "installing mmdebstrap (apt-get)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "mmdebstrap"]):
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "mmdebstrap",
+                 "debian-archive-keyring"]):  # the keyring: Ubuntu lacks Debian's by default
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise PrepareError(f"`{' '.join(cmd)}` failed:\n{done.stderr.strip()[-800:]}",

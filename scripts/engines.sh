@@ -67,10 +67,11 @@ need_mmdebstrap() {
         say "installing mmdebstrap (apt-get)"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+        # debian-archive-keyring: Debian has it; Ubuntu needs it to check Debian's archive
+        apt-get install -y -qq --no-install-recommends mmdebstrap debian-archive-keyring >/dev/null
         return 0
     fi
-    echo "Building an engine stand-in needs mmdebstrap: run 'sudo apt-get install mmdebstrap' once." >&2
+    echo "Building an engine stand-in needs mmdebstrap: run 'sudo apt-get install mmdebstrap uidmap debian-archive-keyring' once." >&2
     return 1
 }
 
