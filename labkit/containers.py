@@ -22,6 +22,7 @@ from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE, settings
 from .errors import ContainerFailed, ImageMissing, LabkitError
+from .terminal import strip_ansi
 from .wait import wait_until
 
 LOG_TAIL = 20
@@ -176,7 +177,7 @@ def _host_port(container: Container, port: int) -> int | None:
 
 def _tail(container: Container, lines: int = LOG_TAIL) -> str:
     try:
-        return container.logs(tail=lines).decode("utf-8", "replace").rstrip()
+        return strip_ansi(container.logs(tail=lines).decode("utf-8", "replace")).rstrip()
     except docker.errors.APIError:
         return ""
 
@@ -289,11 +290,12 @@ def _get(ref: Any, cli: docker.DockerClient) -> Container:
 
 def logs(ref: Any, tail: int | None = None,
          client: docker.DockerClient | None = None) -> str:
-    """A container's logs as text (``tail``: only the last lines)."""
+    """A container's logs as plain text (``tail``: only the last lines); colour codes
+    (Flask's warning is red) are removed, so a stored notebook reads the same anywhere."""
     cli = client or engine.client()
     container = _get(ref, cli)
     data = container.logs(tail=tail if tail else "all")
-    return data.decode("utf-8", "replace")
+    return strip_ansi(data.decode("utf-8", "replace"))
 
 
 def stop(ref: Any, timeout: int = 10, client: docker.DockerClient | None = None) -> None:

@@ -34,13 +34,13 @@ from .config import (
     settings,
 )
 from .errors import BuildFailed, ImageMissing, LabkitError
+from .terminal import strip_ansi
 
 TAIL_LINES = 15
 
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _ARROW_RE = re.compile(r"^ ---> (.*)$")
 _HEX_RE = re.compile(r"^[0-9a-f]{12,64}$")
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PARSE_LINE_RE = re.compile(r"line (\d+)")
 
 
@@ -93,7 +93,7 @@ class BuildEvent:
 
 def clean_line(text: str) -> str:
     """A stream line without terminal colours, carriage-return redraws or trailing space."""
-    text = _ANSI_RE.sub("", text)
+    text = strip_ansi(text)
     if "\r" in text:
         parts = [p for p in text.split("\r") if p.strip()]
         text = parts[-1] if parts else ""

@@ -174,3 +174,9 @@ def test_wait_until_lets_the_predicate_stop_early():
 
     with pytest.raises(RuntimeError):
         wait_until(exited, timeout=5)
+
+
+def test_logs_are_plain_text_without_colour_codes():
+    from labkit.terminal import strip_ansi
+
+    assert strip_ansi("\x1b[31m\x1b[1mWARNING: dev server\x1b[0m\n") == "WARNING: dev server\n"
