@@ -1,0 +1,143 @@
+"""The registry's HTTP API, asked directly: catalog, tags, and manifests (Docker v2 and OCI,
+an index or manifest list followed to this platform's image).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import pandas as pd
+import requests
+from docker.utils import parse_repository_tag
+
+from .errors import RegistryError
+from .registry_server import (
+    PASSWORD_HINT,
+    START_HINT,
+    Registry,
+    _resolve,
+    _session,
+)
+
+# --------------------------------------------------------------------------- HTTP API queries
+
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+#: What a tag may point to besides one image: a list of per-platform manifests. The
+#: containerd image store (Docker 29, Docker Desktop) can push one.
+MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST_ACCEPT = ", ".join((OCI_INDEX, MANIFEST_LIST, OCI_MANIFEST, MANIFEST_V2))
+
+
+def _api(registry: Registry | str | None, client: docker.DockerClient | None) -> Registry:
+    reg = _resolve(registry, client)
+    if not reg.api_url:
+        raise RegistryError(
+            f"labkit cannot list the contents of {reg.address}: only the local registry's "
+            "HTTP API is queried.",
+            "Look at the repository on the registry's web site, or unset LABKIT_REGISTRY to "
+            "use the local registry.",
+        )
+    return reg
+
+
+def _path(reg: Registry, repository: str) -> str:
+    repo = parse_repository_tag(repository)[0]
+    return repo.removeprefix(f"{reg.address}/")
+
+
+def _get(reg: Registry, path: str, headers: dict[str, str] | None = None) -> requests.Response:
+    with _session(reg) as session:
+        try:
+            resp = session.get(f"{reg.api_url}{path}", headers=headers or {}, timeout=10)
+        except requests.RequestException as exc:
+            raise RegistryError(f"The registry at {reg.api_url} does not answer "
+                                f"({type(exc).__name__}).", START_HINT) from None
+    if resp.status_code == 401:
+        raise RegistryError(f"The registry at {reg.address} refused the credentials.",
+                            PASSWORD_HINT)
+    return resp
+
+
+def catalog(registry: Registry | str | None = None,
+            client: docker.DockerClient | None = None) -> list[str]:
+    """The repositories in the registry (``GET /v2/_catalog``)."""
+    reg = _api(registry, client)
+    resp = _get(reg, "/v2/_catalog?n=1000")
+    resp.raise_for_status()
+    return sorted(resp.json().get("repositories") or [])
+
+
+def tags(repository: str, registry: Registry | str | None = None,
+         client: docker.DockerClient | None = None) -> list[str]:
+    """The tags of one repository (``GET /v2/<name>/tags/list``); [] when it does not exist."""
+    reg = _api(registry, client)
+    resp = _get(reg, f"/v2/{_path(reg, repository)}/tags/list")
+    if resp.status_code == 404:
+        return []
+    resp.raise_for_status()
+    return sorted(resp.json().get("tags") or [])
+
+
+def manifest(repository: str, tag: str = "latest", registry: Registry | str | None = None,
+             client: docker.DockerClient | None = None) -> dict[str, Any]:
+    """The image manifest: its digest, config digest, and layers with compressed sizes."""
+    reg = _api(registry, client)
+    url = f"/v2/{_path(reg, repository)}/manifests/"
+    resp = _get(reg, url + tag, headers={"Accept": MANIFEST_ACCEPT})
+    if resp.status_code == 404:
+        raise RegistryError(f"{repository}:{tag} is not in the registry at {reg.address}.",
+                            "Push it first (`labkit.registry.push(...)`).")
+    resp.raise_for_status()
+    body, digest = resp.json(), resp.headers.get("Docker-Content-Digest")
+    entry = platform_manifest(body)
+    if entry is None:
+        return parse_manifest(body, digest)
+    one = _get(reg, url + entry["digest"], headers={"Accept": MANIFEST_ACCEPT})
+    one.raise_for_status()
+    info = parse_manifest(one.json(), digest)
+    info.update(index_media_type=body.get("mediaType"), manifest_digest=entry["digest"])
+    return info
+
+
+def platform_manifest(body: dict[str, Any], os_name: str = "linux") -> dict[str, Any] | None:
+    """The image manifest an index or manifest list points to; None for a plain manifest.
+
+    Entries for attestations (platform ``unknown/unknown``) are not images; among the rest
+    the first for ``os_name`` is taken (the course builds for the engine's own platform).
+    """
+    if body.get("mediaType") not in (OCI_INDEX, MANIFEST_LIST) and "manifests" not in body:
+        return None
+    images = [m for m in body.get("manifests") or []
+              if (m.get("platform") or {}).get("os", os_name) == os_name]
+    if not images:
+        raise RegistryError("The registry's index lists no image for this platform.",
+                            "Push the image again from this engine.")
+    return images[0]
+
+
+def parse_manifest(body: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
+    """Shape an image manifest: media type, digest, config digest, layers (digest, size).
+
+    ``digest`` is what the tag points to (what ``docker push`` reports); for an index it
+    differs from ``manifest_digest``, the image manifest's own.
+    """
+    layers = [{"digest": x.get("digest"), "size": int(x.get("size", 0)),
+               "media_type": x.get("mediaType")} for x in body.get("layers") or []]
+    return {
+        "media_type": body.get("mediaType"),
+        "digest": digest,
+        "manifest_digest": digest,
+        "index_media_type": None,
+        "config_digest": (body.get("config") or {}).get("digest"),
+        "layers": layers,
+        "total_size": sum(x["size"] for x in layers),
+    }
+
+
+def manifest_frame(info: dict[str, Any]) -> pd.DataFrame:
+    """The manifest's layers as a DataFrame (digest, compressed size)."""
+    return pd.DataFrame(info["layers"], columns=["digest", "size", "media_type"])

@@ -1,0 +1,352 @@
+"""The local registry server: a ``registry:2`` container with htpasswd auth, its address and
+credentials, started, found, stopped.
+
+It runs on the engine (which may be remote: Docker-in-Docker in CI), so nothing is
+bind-mounted from this machine: its config and htpasswd file are copied into the container
+before it starts. The engine reaches it as ``localhost:PORT`` (an insecure-allowed address,
+plain HTTP); this process queries its HTTP API at ``engine.publish_host()``. Another
+registry (e.g. Docker Hub) is used instead when ``LABKIT_REGISTRY`` names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import requests
+from docker.auth import resolve_index_name
+from docker.errors import APIError, ImageNotFound, NotFound
+
+from . import engine, state
+from .commands import DockerCommand
+from .commands import docker as docker_cmd
+from .config import REGISTRY_IMAGE, settings
+from .containers import http_session
+from .errors import ImageMissing, RegistryError
+from .registry_config import (  # noqa: F401
+    CONFIG_DIR,
+    DATA_DIR,
+    _htpasswd_matches,
+    _read_file,
+    _tar,
+    config_yaml,
+    htpasswd_line,
+)
+from .registry_types import LoginResult, Registry, TaggedName  # noqa: F401
+from .wait import wait_until
+
+REGISTRY_PORT = "5000/tcp"
+START_TIMEOUT = 30.0
+
+START_HINT = "Start it with `labkit registry start` (or `labkit.registry.start_registry()`)."
+PASSWORD_HINT = (
+    "Use the password labkit keeps for you (`labkit.registry.login()` reads it), or set "
+    "LABKIT_REGISTRY_PASSWORD before starting Jupyter."
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _client(client: docker.DockerClient | None) -> docker.DockerClient:
+    return client or engine.client()
+
+
+def _session(registry: Registry) -> requests.Session:
+    """An HTTP session for the registry API: basic auth, no proxy or CA from the environment."""
+    session = http_session()
+    session.auth = credentials(registry)
+    return session
+
+
+def _host_port(container: Any) -> str | None:
+    bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(REGISTRY_PORT)
+    return bindings[0]["HostPort"] if bindings else None
+
+
+def volume_name() -> str:
+    """The named volume holding the local registry's data."""
+    return settings().container_name("registry-data")
+
+
+def run_command(bind: str | None = None) -> DockerCommand:
+    """The `docker run` line equivalent to the local registry (auth files copied in after)."""
+    s = settings()
+    return docker_cmd(
+        "run", "-d", "--name", s.container_name("registry"),
+        "-p", f"{bind or engine.bind_ip()}::5000",
+        "-v", f"{volume_name()}:{DATA_DIR}", REGISTRY_IMAGE,
+    )
+
+
+def _steps(bind: str) -> tuple[DockerCommand, ...]:
+    s = settings()
+    name = s.container_name("registry")
+    labels: list[str] = []
+    for key, value in s.labels("registry").items():
+        labels += ["--label", f"{key}={value}"]
+    return (
+        docker_cmd("volume", "create", *labels, volume_name()),
+        docker_cmd("create", "--name", name, *labels, "-p", f"{bind}::5000",
+                   "-v", f"{volume_name()}:{DATA_DIR}", REGISTRY_IMAGE),
+        docker_cmd("cp", "config.yml", f"{name}:{CONFIG_DIR}/config.yml"),
+        docker_cmd("cp", "htpasswd", f"{name}:{CONFIG_DIR}/htpasswd"),
+        docker_cmd("start", name),
+    )
+
+
+def _describe(container: Any) -> Registry:
+    port = _host_port(container)
+    if port is None:
+        raise RegistryError(
+            f"The registry container {container.name} publishes no port (status "
+            f"{container.status}).", START_HINT,
+        )
+    bind = engine.bind_ip()
+    return Registry(
+        name=container.name,
+        address=f"localhost:{port}",
+        api_url=f"http://{engine.publish_host()}:{port}",
+        username=settings().user,
+        container_id=container.id,
+        command=run_command(bind),
+        steps=_steps(bind),
+        local=True,
+    )
+
+
+def _api_status(api_url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with http_session() as session:
+            return session.get(f"{api_url}/v2/", timeout=timeout).status_code
+    except requests.RequestException:
+        return None
+
+
+def _ensure_image(cli: docker.DockerClient) -> None:
+    try:
+        cli.images.get(REGISTRY_IMAGE)
+    except ImageNotFound:
+        if settings().offline:
+            raise ImageMissing(
+                f"The registry image {REGISTRY_IMAGE} is not on the engine and pulling is "
+                "disabled.", "Run `labkit prepare` to make every course image present.",
+            ) from None
+        cli.images.pull(REGISTRY_IMAGE)
+
+
+def _is_ours(container: Any) -> bool:
+    labels = container.labels or {}
+    return all(labels.get(k) == v for k, v in settings().labels("registry").items())
+
+
+# --------------------------------------------------------------------------- local registry
+
+
+def start_registry(client: docker.DockerClient | None = None) -> Registry:
+    """Start (or reuse) this namespace's local registry with htpasswd auth; wait for it.
+
+    Idempotent: a running registry whose htpasswd matches the password is reused. A stopped
+    one, or one whose password changed, is re-created on the same data volume and, when that
+    port is still free, the same host port (a restarted container would get a new port, and
+    every ``localhost:PORT/...`` tag would go stale). Returns once ``GET /v2/`` answers 401.
+    """
+    cli = _client(client)
+    s = settings()
+    name = s.container_name("registry")
+    password = state.registry_password()
+    try:
+        container = cli.containers.get(name)
+    except NotFound:
+        container = None
+    if container is not None and not _is_ours(container):
+        raise RegistryError(
+            f"A container named {name} exists but labkit did not create it.",
+            f"Remove it (`docker rm -f {name}`) or set LABKIT_USER to another name.",
+        )
+    if container is not None and not (
+        container.status == "running"
+        and _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), s.user, password)
+    ):
+        container.remove(force=True)
+        container = None
+    if container is None:
+        container = _create_and_start(cli, password, _remembered_port())
+    container.reload()
+    registry = _describe(container)
+    _remember_port(registry.address.rsplit(":", 1)[1])
+    try:
+        wait_until(lambda: _api_status(registry.api_url or "") == 401, START_TIMEOUT)
+    except TimeoutError:
+        container.reload()
+        logs = container.logs(tail=20).decode(errors="replace")
+        raise RegistryError(
+            f"The registry {name} did not answer 401 at {registry.api_url}/v2/ within "
+            f"{START_TIMEOUT:.0f} s (status {container.status}).\n{logs}",
+            "Check `docker logs " + name + "`; `labkit doctor` shows where ports are reachable.",
+        ) from None
+    return registry
+
+
+def _port_key() -> str:
+    return f"registry_port@{engine.describe_host()}"
+
+
+def _remembered_port() -> str | None:
+    value = state.load().get(_port_key())
+    return str(value) if value else None
+
+
+def _remember_port(port: str) -> None:
+    data = state.load()
+    if data.get(_port_key()) != port:
+        data[_port_key()] = port
+        state.save(data)
+
+
+def _create_and_start(cli: docker.DockerClient, password: str, port: str | None) -> Any:
+    container = _create(cli, password, port)
+    try:
+        container.start()
+    except APIError:
+        if port is None:
+            raise
+        container.remove(force=True)  # the remembered port is taken: let the engine choose
+        container = _create(cli, password, None)
+        container.start()
+    return container
+
+
+def _create(cli: docker.DockerClient, password: str, port: str | None) -> Any:
+    s = settings()
+    _ensure_image(cli)
+    labels = s.labels("registry")
+    cli.volumes.create(name=volume_name(), labels=labels)
+    try:
+        container = cli.containers.create(
+            REGISTRY_IMAGE,
+            name=s.container_name("registry"),
+            labels=labels,
+            ports={REGISTRY_PORT: (engine.bind_ip(), int(port) if port else None)},
+            volumes={volume_name(): {"bind": DATA_DIR, "mode": "rw"}},
+        )
+    except APIError as exc:
+        if exc.status_code == 409:  # created meanwhile by another process
+            return cli.containers.get(s.container_name("registry"))
+        raise
+    container.put_archive(CONFIG_DIR, _tar({
+        "config.yml": config_yaml(),
+        "htpasswd": htpasswd_line(s.user, password),
+    }))
+    return container
+
+
+def find_registry(client: docker.DockerClient | None = None) -> Registry | None:
+    """This namespace's local registry if it is running, without starting or checking it."""
+    cli = _client(client)
+    try:
+        container = cli.containers.get(settings().container_name("registry"))
+    except NotFound:
+        return None
+    if container.status != "running" or not _is_ours(container):
+        return None
+    return _describe(container)
+
+
+def stop_registry(remove: bool = False, client: docker.DockerClient | None = None) -> bool:
+    """Stop the local registry (and remove the container, keeping its data volume, if asked).
+
+    Returns True when there was a registry container. Safe to repeat.
+    """
+    cli = _client(client)
+    try:
+        container = cli.containers.get(settings().container_name("registry"))
+    except NotFound:
+        return False
+    if not _is_ours(container):
+        return False
+    try:
+        if remove:
+            container.remove(force=True)
+        else:
+            container.stop(timeout=2)
+    except NotFound:
+        pass
+    return True
+
+
+def configured_registry() -> Registry | None:
+    """The registry ``LABKIT_REGISTRY`` names (e.g. Docker Hub), or None for the local one."""
+    host = settings().registry
+    if not host:
+        return None
+    host = host.removeprefix("https://").removeprefix("http://").rstrip("/")
+    return Registry(name=host, address=resolve_index_name(host), api_url=None,
+                    username=settings().user, local=False)
+
+
+def current_registry(client: docker.DockerClient | None = None) -> Registry:
+    """The registry in use: the configured one, else the local one (started if needed)."""
+    return configured_registry() or find_registry(client) or start_registry(client)
+
+
+def _resolve(registry: Registry | str | None, client: docker.DockerClient | None) -> Registry:
+    if isinstance(registry, Registry):
+        return registry
+    if isinstance(registry, str):
+        local = find_registry(client) if not settings().registry else None
+        if local and registry == local.address:
+            return local
+        return Registry(name=registry, address=resolve_index_name(registry), api_url=None,
+                        username=settings().user, local=False)
+    return current_registry(client)
+
+
+def credentials(registry: Registry) -> tuple[str, str]:
+    """(user, password) for a registry: the stored one for the local registry, else
+    ``LABKIT_REGISTRY_PASSWORD`` (an access token for Docker Hub)."""
+    import os
+
+    if registry.local:
+        return registry.username, state.registry_password()
+    token = os.environ.get(state.PASSWORD_ENV)
+    if not token:
+        raise RegistryError(
+            f"No password for {registry.address}.",
+            f"Set {state.PASSWORD_ENV} (an access token) before starting Jupyter; labkit "
+            "never asks for it in a notebook cell.",
+        )
+    return registry.username, token
+
+
+def registry_status(client: docker.DockerClient | None = None) -> dict[str, Any]:
+    """What `labkit doctor` shows: is the registry running, where, is auth on."""
+    configured = configured_registry()
+    if configured:
+        return {"registry": configured.address, "local": False, "running": None,
+                "address": configured.address, "api_url": None, "auth": None,
+                "username": configured.username,
+                "password": state.password_source() if state.password_source() ==
+                "environment" else "missing"}
+    cli = _client(client)
+    name = settings().container_name("registry")
+    out: dict[str, Any] = {"registry": name, "local": True, "running": False, "status": "absent",
+                           "address": None, "api_url": None, "auth": None,
+                           "username": settings().user, "password": state.password_source()}
+    try:
+        cli.images.get(REGISTRY_IMAGE)
+        out["image_present"] = True
+    except ImageNotFound:
+        out["image_present"] = False
+    try:
+        container = cli.containers.get(name)
+    except NotFound:
+        return out
+    out["status"] = container.status
+    out["running"] = container.status == "running"
+    if out["running"] and _host_port(container):
+        reg = _describe(container)
+        code = _api_status(reg.api_url or "")
+        out.update(address=reg.address, api_url=reg.api_url,
+                   auth=code == 401 if code is not None else None)
+    return out
