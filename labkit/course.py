@@ -177,7 +177,7 @@ def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
     steps up to COPY but differ from there (other versions of app.py) makes the lab's
     experiment start fresh each run. Only images carrying this user's labels are removed.
     """
-    from .images import parent_chain
+    from .build_cache import parent_chain
 
     cli = client or engine.client()
     api = cli.api

@@ -24,6 +24,7 @@ import docker.errors
 import pandas as pd
 
 from . import engine
+from .build_cache import remove_replaced
 from .config import BASE_IMAGE
 from .course import DOCKERFILE, HELLO, WORKSPACE, app_source
 from .exercises import Check
@@ -226,7 +227,7 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
             measured.append(measure(name, number, result))
             previous = last.get(name)
             if previous and previous != result.image_id:  # replaced: it would only pile up
-                images.remove_replaced(previous, result.image_id, client=cli)
+                remove_replaced(previous, result.image_id, client=cli)
             last[name] = result.image_id
     return CacheExperiment(measured, Path(folder), tags, list(commands.values()),
                            warm_ups)
