@@ -22,6 +22,7 @@ from . import config
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .errors import PrepareError
+from .images import image_exists
 
 OnProgress = Callable[[int, int], None]
 CHUNK = 1 << 20
@@ -178,17 +179,9 @@ def load_bundle(path: str | Path, *, images: Iterable[str] = BUNDLE_IMAGES,
     finally:
         reader.close()
     names = tuple(images)
-    missing = [n for n in names if not _present(cli, n)]
+    missing = [n for n in names if not image_exists(n, client=cli)]
     if missing:
         raise PrepareError(f"The bundle did not contain {', '.join(missing)}.",
                            "Export it again from a machine where `labkit prepare` ran.")
     return BundleResult(source, reader.size, got, names,
                         docker_cmd("image", "load", "-i", source.name))
-
-
-def _present(cli: docker.DockerClient, name: str) -> bool:
-    try:
-        cli.images.get(name)
-    except docker.errors.ImageNotFound:
-        return False
-    return True

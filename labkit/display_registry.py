@@ -14,7 +14,7 @@ from .display import command_html, in_notebook
 from .display import readable_size as _human
 
 if TYPE_CHECKING:
-    from .registry import LayerProgress, PushResult, PushStream
+    from .push_stream import LayerProgress, PushResult, PushStream
 
 
 def progress_text(stream: PushStream) -> str:
