@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .config import settings
+from .terminal import strip_ansi
 
 if TYPE_CHECKING:
     from .commands import DockerCommand
@@ -82,8 +83,74 @@ def show_command(command: DockerCommand | Iterable[DockerCommand]) -> None:
         print(f"$ {cmd}")
 
 
+class StaticOutput:
+    """A finished output that reads anywhere: HTML for notebooks, GitHub and nbviewer, and
+    the same facts as plain text (a terminal, ``print``, a text-only viewer)."""
+
+    def __init__(self, html_text: str, plain: str) -> None:
+        self.html = html_text
+        self.text = strip_ansi(plain)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.text, "text/html": self.html}
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _steps_rows(steps: Iterable[BuildStep]) -> list[dict[str, str]]:
+    return [{"step": f"{s.number}/{s.total}", "instruction": s.instruction,
+             "result": step_note(s)} for s in steps]
+
+
+def build_output(steps: list[BuildStep], command: DockerCommand | None, log: list[str], *,
+                 result: BuildResult | None = None, error: LabkitError | None = None,
+                 log_lines: int = 40) -> StaticOutput:
+    """A build's final state: its summary (or failure), the equivalent command, one row per
+    step (cached/rebuilt and seconds), and the log: all of it folded away after a success,
+    its last lines (the error's own tail first) after a failure."""
+    if error is not None:
+        head = f"Build failed: {error.message}"
+        tail = (getattr(error, "log_tail", "") or "").splitlines() or log[-log_lines:]
+    else:
+        head = summary(result) if result is not None else "Build finished."
+        tail = []
+    rows = _steps_rows(steps)
+    table = "".join(
+        f"<tr><td>{html.escape(r['step'])}</td><td style='text-align:left'>"
+        f"<code>{html.escape(r['instruction'])}</code></td>"
+        f"<td style='text-align:left'>{html.escape(r['result'])}</td></tr>" for r in rows)
+    clean_log = [strip_ansi(x) for x in log[-LOG_LINES:]]
+    parts = [f"<div class='labkit-build labkit-build-{'failed' if error else 'done'}'>",
+             f"<p><b>{html.escape(head)}</b></p>", command_html(command)]
+    if rows:
+        parts.append("<table><thead><tr><th>step</th><th style='text-align:left'>"
+                     "instruction</th><th style='text-align:left'>result</th></tr></thead>"
+                     f"<tbody>{table}</tbody></table>")
+    if tail:
+        parts.append("<p>Last lines of the failing step's output:</p>"
+                     f"<pre class='labkit-log'>{html.escape(chr(10).join(tail))}</pre>")
+    elif clean_log:
+        parts.append(f"<details><summary>build log ({len(clean_log)} lines)</summary>"
+                     f"<pre class='labkit-log'>{html.escape(chr(10).join(clean_log))}</pre>"
+                     "</details>")
+    parts.append("</div>")
+    text = [head]
+    if command is not None and settings().show_commands:
+        text.append(f"$ {command}")
+    text += [f"{r['step']:>5}  {r['instruction']}  -> {r['result']}" for r in rows]
+    if tail:
+        text += ["--- last lines of the failing step's output ---", *tail]
+    return StaticOutput("".join(parts), "\n".join(text))
+
+
 class BuildProgress:
-    """Shows a build as it streams: widgets in Jupyter, plain prints otherwise."""
+    """Shows a build as it streams: widgets in Jupyter, plain prints otherwise.
+
+    In Jupyter the widgets are displayed with a display id; once the build is over that
+    display is replaced by :func:`build_output` (static HTML and text), so the saved
+    notebook reads on GitHub and nbviewer, and reopened without a kernel.
+    """
 
     def __init__(self, command: DockerCommand, *, widgets: bool | None = None) -> None:
         self.command = command
@@ -91,6 +158,9 @@ class BuildProgress:
         self._ipw = ipw
         self._lines: list[str] = []
         self._done_steps: list[str] = []
+        self.steps: list[BuildStep] = []  # every step the stream announced, in order
+        self.final: StaticOutput | None = None  # what replaced the widgets at the end
+        self._handle: Any = None
         self._last_refresh = 0.0
         if ipw is not None:
             from IPython.display import display
@@ -101,7 +171,7 @@ class BuildProgress:
             self._log = ipw.Textarea(value="", disabled=True, rows=10,
                                      layout=ipw.Layout(width="100%"))
             self._box = ipw.VBox([self._bar, self._steps, self._log])
-            display(self._box)
+            self._handle = display(self._box, display_id=True)
 
     # event handling -----------------------------------------------------------------
     def update(self, events: Iterable[BuildEvent]) -> None:
@@ -116,19 +186,20 @@ class BuildProgress:
         self._refresh()
 
     def _on_step(self, step: BuildStep) -> None:
+        self.steps.append(step)
+        self._lines.append(step.title)
         if self._ipw is None:
             print(step.title, flush=True)
             return
         self._bar.max = step.total
         self._bar.value = step.number - 1
         self._bar.description = f"Step {step.number}/{step.total}"
-        self._lines.append(step.title)
 
     def _on_output(self, line: str) -> None:
+        line = strip_ansi(line)
+        self._lines.append(f"  {line}")
         if self._ipw is None:
             print(f"  | {line}", flush=True)
-            return
-        self._lines.append(f"  {line}")
 
     def _on_step_done(self, step: BuildStep) -> None:
         note = step_note(step)
@@ -150,25 +221,36 @@ class BuildProgress:
             self._last_refresh = now
 
     # end ----------------------------------------------------------------------------
+    def _finish(self, output: StaticOutput, bar_style: str) -> None:
+        """Leave the final state: the widgets' display replaced by the static output."""
+        self.final = output
+        self._refresh(force=True)
+        self._bar.bar_style = bar_style
+        if self._handle is not None:
+            self._handle.update(output)
+            self._box.close()  # the display no longer shows it; free its comms
+            for child in (self._bar, self._steps, self._log):
+                child.close()
+
     def done(self, result: BuildResult) -> None:
-        """The build succeeded: say so and print the equivalent command."""
+        """The build succeeded: say so, with the equivalent command."""
         if self._ipw is None:
             print(summary(result))
-        else:
-            self._refresh(force=True)
-            self._bar.bar_style = "success"
-            self._bar.value = self._bar.max
-            self._steps.value += f"<p>{html.escape(summary(result))}</p>"
-        show_command(self.command)
+            show_command(self.command)
+            return
+        self._bar.value = self._bar.max
+        self._steps.value += f"<p>{html.escape(summary(result))}</p>"
+        steps = result.steps or self.steps
+        self._finish(build_output(steps, self.command, self._lines, result=result), "success")
 
     def fail(self, error: LabkitError) -> None:
-        """The build failed: mark the progress red (the error itself is raised)."""
+        """The build failed: show where, with the log's tail (the error itself is raised)."""
         if self._ipw is None:
             print(f"Build failed: {error.message}")
             return
-        self._refresh(force=True)
-        self._bar.bar_style = "danger"
         self._steps.value += f"<p><b>Build failed:</b> {html.escape(error.message)}</p>"
+        self._finish(build_output(self.steps, self.command, self._lines, error=error),
+                     "danger")
 
 
 # --------------------------------------------------------------------------- result cards

@@ -1,8 +1,8 @@
 """Rendering for registry results: live push progress and the per-layer push table.
 
 Kept apart from ``registry.py`` (which returns data). In a Jupyter kernel progress is an
-ipywidgets bar (nbval ignores widget views, so the saved output stays stable); elsewhere
-nothing is drawn while pushing.
+ipywidgets bar while pushing, replaced by a static table of the layers once the push is
+over (so a saved notebook reads without widgets); elsewhere nothing is drawn.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from .display import command_html, in_notebook
+from .display import StaticOutput, command_html, in_notebook
 from .display import readable_size as _human
 
 if TYPE_CHECKING:
@@ -25,25 +25,55 @@ def progress_text(stream: PushStream) -> str:
     return f"{stream.done}/{len(stream.layers)} layers done{bytes_part}"
 
 
-class PushProgress:
-    """A live progress bar for one push (a no-op outside a Jupyter kernel)."""
+def push_progress_output(target: str, stream: PushStream | None) -> StaticOutput:
+    """A push's final state as the progress saw it: one line, then one row per layer
+    (status, bytes sent, size); the engine's error when the push failed."""
+    if stream is None:
+        return StaticOutput(f"<p><b>{html.escape(target)}</b>: the engine reported no layer.</p>",
+                            f"{target}: the engine reported no layer.")
+    head = (f"{target}: push failed: {stream.error}" if stream.error
+            else f"{target}: {progress_text(stream)}")
+    rows = [(x.layer, x.phase + (f" from {x.mounted_from}" if x.mounted_from else ""),
+             _human(x.current) if x.phase in ("pushing", "pushed") else "",
+             _human(x.total)) for x in stream.layers.values()]
+    cells = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(v))}</td>"
+                                     for v in row) + "</tr>" for row in rows)
+    table = ("<table><thead><tr><th>layer</th><th>status</th><th>sent</th><th>size</th>"
+             f"</tr></thead><tbody>{cells}</tbody></table>") if rows else ""
+    text = [head] + [f"  {r[0]}  {r[1]:<8} {r[2]:>10} {r[3]:>10}".rstrip() for r in rows]
+    state = "failed" if stream.error else "done"
+    page = (f"<div class='labkit-push labkit-push-{state}'><p><b>{html.escape(head)}</b></p>"
+            f"{table}</div>")
+    return StaticOutput(page, "\n".join(text))
 
-    def __init__(self, target: str) -> None:
+
+class PushProgress:
+    """A live progress bar for one push (a no-op outside a Jupyter kernel).
+
+    Displayed with a display id; :meth:`close` replaces it with
+    :func:`push_progress_output`, so the saved notebook shows the layers, not a widget.
+    """
+
+    def __init__(self, target: str, *, widgets: bool | None = None) -> None:
         self.target = target
+        self.stream: PushStream | None = None  # the parser state last shown
+        self.final: StaticOutput | None = None  # what replaced the bar at the end
         self._bar: Any = None
         self._label: Any = None
         self._box: Any = None
-        if in_notebook():
-            import ipywidgets as widgets
+        self._handle: Any = None
+        if in_notebook() if widgets is None else widgets:
+            import ipywidgets as widgets_module
             from IPython.display import display
 
-            self._bar = widgets.IntProgress(value=0, min=0, max=1, description="push")
-            self._label = widgets.Label(value=f"{target}: preparing")
-            self._box = widgets.HBox([self._bar, self._label])
-            display(self._box)
+            self._bar = widgets_module.IntProgress(value=0, min=0, max=1, description="push")
+            self._label = widgets_module.Label(value=f"{target}: preparing")
+            self._box = widgets_module.HBox([self._bar, self._label])
+            self._handle = display(self._box, display_id=True)
 
     def update(self, stream: PushStream, layer: LayerProgress | None = None) -> None:
         """Redraw from the parser state."""
+        self.stream = stream
         if self._bar is None:
             return
         self._bar.max = max(1, len(stream.layers))
@@ -51,9 +81,14 @@ class PushProgress:
         self._label.value = f"{self.target}: {progress_text(stream)}"
 
     def close(self) -> None:
-        """Remove the bar once the push is over (the table replaces it)."""
-        if self._box is not None:
-            self._box.close()
+        """The push is over: replace the bar by the final state of every layer."""
+        if self._box is None:
+            return
+        self.final = push_progress_output(self.target, self.stream)
+        if self._handle is not None:
+            self._handle.update(self.final)
+        for widget in (self._box, self._bar, self._label):
+            widget.close()
 
 
 def push_summary(result: PushResult) -> str:
