@@ -62,7 +62,7 @@ def build_big(client: docker.DockerClient, size_mb: int) -> str:
         tar.addfile(info, io.BytesIO(dockerfile))
     ctx.seek(0)
     client.images.build(fileobj=ctx, custom_context=True, tag=tag, pull=False, rm=True,
-                        forcerm=True, labels=settings().labels("bench"))
+                        forcerm=True, labels=settings().image_labels())
     return tag
 
 

@@ -120,7 +120,7 @@ def labkit_round(ctx: Path, reg: registry.Registry, times: dict[str, list[float]
 
 
 def cli_labels() -> list[str]:
-    return [a for k, v in settings().labels("bench").items() for a in ("--label", f"{k}={v}")]
+    return [a for k, v in settings().image_labels().items() for a in ("--label", f"{k}={v}")]
 
 
 def cli_build(ctx: Path, name: str, env: dict[str, str]) -> str:

@@ -81,7 +81,7 @@ class BuildStreamParser:
     """Turns the classic builder's decoded stream chunks into steps and events.
 
     ``added_labels`` are the labels passed to the build: the engine appends one
-    ``LABEL`` step per label at the end, which are marked ``added_by_labkit``.
+    ``LABEL`` step per label at the end (labkit passes one), marked ``added_by_labkit``.
     ``clock`` is injectable so tests control the step times.
     """
 
@@ -163,7 +163,8 @@ class BuildStreamParser:
             if _HEX_RE.match(rest):
                 self._current.image_id = rest
                 return []
-        if line.startswith("Removing intermediate container "):
+        if line.startswith(("Removing intermediate container ",
+                            " ---> Removed intermediate container ")):
             return []
         if line.startswith("Successfully built "):
             self.short_id = line.removeprefix("Successfully built ").strip()

@@ -37,7 +37,6 @@ from .commands import docker as docker_cmd
 from .config import (
     BASE_IMAGE,
     DIND_IMAGE,
-    LABEL_MANAGED,
     LABEL_NAMESPACE,
     LABEL_ROLE,
     LABEL_STANDIN,
@@ -198,9 +197,12 @@ def build(
 
     Never pulls: every FROM image must already be on the engine (else :class:`ImageMissing`).
     A failing step raises :class:`BuildFailed` naming it, with the tail of its output.
+    The image gets one label, the namespace (:meth:`Settings.image_labels`): the engine adds
+    one ``LABEL`` step per label. ``role`` is accepted for compatibility and not labelled.
     """
+    del role  # images carry the namespace only (one LABEL step)
     cli = client or engine.client()
-    labels = settings().labels(role)
+    labels = settings().image_labels()
     full_tag = f"{image_name(name)}:{tag}"
     command = build_command(full_tag, path, dockerfile=dockerfile, labels=labels,
                             nocache=nocache)
@@ -301,7 +303,8 @@ def _is_base(entry: Mapping[str, Any]) -> bool:
 
 
 def _course_image(entry: Mapping[str, Any], namespace: str | None) -> bool:
-    """A course base image by name, or an image labkit built (namespace label present).
+    """A course base image by name, or an image built in the course (namespace label present,
+    set by labkit or by its echoed ``docker image build`` command).
 
     Labels are inherited from the FROM image, so the stand-in labels alone do not make an
     image a course image: every image built on a stand-in carries them too.
@@ -309,9 +312,16 @@ def _course_image(entry: Mapping[str, Any], namespace: str | None) -> bool:
     if _is_base(entry):
         return True
     labels = entry.get("Labels") or {}
-    if labels.get(LABEL_MANAGED) != "true" or not labels.get(LABEL_NAMESPACE):
+    if not labels.get(LABEL_NAMESPACE):
         return False
     return namespace is None or labels.get(LABEL_NAMESPACE) == namespace
+
+
+def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """The role label, unless a built image merely inherited its stand-in base's."""
+    if not _is_base(entry) and labels.get(LABEL_STANDIN) == "true":
+        return ""
+    return str(labels.get(LABEL_ROLE, ""))
 
 
 def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) -> pd.DataFrame:
@@ -330,7 +340,7 @@ def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) ->
                 "size": human_size(int(entry.get("Size") or 0)),
                 "created": datetime.fromtimestamp(int(entry.get("Created") or 0), tz=UTC),
                 "standin": _is_base(entry) and labels.get(LABEL_STANDIN) == "true",
-                "role": labels.get(LABEL_ROLE, ""),
+                "role": _role(entry, labels),
             })
     frame = pd.DataFrame(rows, columns=["image", "id", "size_bytes", "size", "created",
                                         "standin", "role"])

@@ -77,13 +77,28 @@ def test_build_labels_the_image_with_the_namespace(builds: TwoBuilds,
                                                    settings: config.Settings):
     labels = client.images.get(builds.second.tag).labels
     assert labels[config.LABEL_NAMESPACE] == settings.namespace
-    assert labels[config.LABEL_ROLE] == "app"
 
 
-def test_label_steps_are_marked_as_added_by_labkit(builds: TwoBuilds):
+def test_one_label_step_is_added_by_labkit(builds: TwoBuilds, settings: config.Settings):
     added = [s.instruction for s in builds.second.steps if s.added_by_labkit]
-    assert sorted(added) == sorted(f"LABEL {k}={v}"
-                                   for k, v in config.settings().labels("app").items())
+    assert added == [f"LABEL {config.LABEL_NAMESPACE}={settings.namespace}"]
+
+
+def test_cached_rebuild_after_an_edit_rebuilds_one_layer_and_one_label(builds: TwoBuilds):
+    rebuilt = [s.keyword for s in builds.second.rebuilt_steps]
+    assert rebuilt == ["COPY", "LABEL"]
+
+
+def test_an_image_built_with_the_echoed_command_is_listed(
+        builds: TwoBuilds, client: docker.DockerClient, settings: config.Settings,
+        tmp_path: Path):
+    # What a learner types in a terminal: the echoed command's labels, through the engine.
+    (tmp_path / "Dockerfile").write_text(f"FROM {config.BASE_IMAGE}\nCMD [\"true\"]\n")
+    tag = f"{settings.namespace}/by-hand:latest"
+    labels = dict(arg.split("=", 1) for arg in builds.second.command.args
+                  if "=" in arg and arg.startswith("org.labkit."))
+    client.images.build(path=str(tmp_path), tag=tag, labels=labels, rm=True)
+    assert tag in images.list_images(client=client)["image"].tolist()
 
 
 # ------------------------------------------------------------------ failures
@@ -95,7 +110,7 @@ def test_failing_run_names_its_step(client: docker.DockerClient, tmp_path: Path)
     )
     with pytest.raises(BuildFailed) as info:
         images.build(tmp_path, "it-fails", client=client, show=False)
-    assert info.value.step == "Step 2/6 : RUN echo about to fail && false"
+    assert info.value.step == "Step 2/4 : RUN echo about to fail && false"
     assert "about to fail" in info.value.log_tail
 
 

@@ -185,7 +185,7 @@ def test_clean_removes_our_network_only() -> None:
 def test_container_command_substitutes_the_label_listing() -> None:
     first = str(cleanup.cleanup_commands()[0])
     assert first == ("docker container rm -f -v $(docker ps -aq --filter "
-                     "label=org.labkit.managed=true --filter label=org.labkit.namespace=h3)")
+                     "label=org.labkit.namespace=h3)")
 
 
 def test_image_command_prunes_all_not_only_dangling() -> None:
@@ -235,3 +235,13 @@ def test_preview_removes_nothing() -> None:
 def test_preview_names_the_command() -> None:
     frame = cleanup.preview_system_prune(client=FakeClient())
     assert str(frame.attrs["command"]) == "docker system prune"
+
+
+def test_clean_takes_an_image_with_the_namespace_label_alone() -> None:
+    fake = FakeClient()  # built with labkit's one label on a base without labkit labels
+    fake.api.images_.append({"Id": "sha256:one", "RepoTags": ["h3/one:latest"],
+                             "Labels": {"org.labkit.namespace": "h3"}, "Size": 5,
+                             "SharedSize": 0})
+    report = cleanup.clean(client=fake, show=False)
+    assert "h3/one:latest" in report.names("image")
+    assert ("image", "sha256:i3") not in fake.api.removed  # another namespace's stays

@@ -15,7 +15,7 @@ from labkit import config, images
 from labkit.errors import BuildFailed, ImageMissing
 
 DATA = Path(__file__).parent / "data"
-LABELS = {"org.labkit.managed": "true", "org.labkit.namespace": "h2", "org.labkit.role": "app"}
+LABELS = {"org.labkit.namespace": "h2"}  # what labkit passes: one label, one LABEL step
 
 
 def chunks(name: str) -> list[dict]:
@@ -54,8 +54,8 @@ class Ticker:
 
 def test_cold_build_has_every_step_with_its_instruction():
     p = parse("build_cold.jsonl")
-    assert [s.number for s in p.steps] == [1, 2, 3, 4, 5, 6, 7]
-    assert {s.total for s in p.steps} == {7}
+    assert [s.number for s in p.steps] == [1, 2, 3, 4, 5]
+    assert {s.total for s in p.steps} == {5}
     assert p.steps[1].instruction == "RUN pip install flask"
     assert p.steps[3].instruction == "COPY app.py /app.py"
 
@@ -63,7 +63,7 @@ def test_cold_build_has_every_step_with_its_instruction():
 def test_cold_build_rebuilds_every_step_after_from():
     p = parse("build_cold.jsonl")
     assert p.steps[0].status == "base"
-    assert [s.status for s in p.steps[1:]] == ["rebuilt"] * 6
+    assert [s.status for s in p.steps[1:]] == ["rebuilt"] * 4
 
 
 def test_cold_build_keeps_run_output_and_ids():
@@ -85,8 +85,8 @@ def test_output_lines_are_free_of_terminal_colours():
 
 def test_label_steps_the_engine_appends_are_marked_as_labkit_s():
     p = parse("build_cold.jsonl")
-    assert [s.added_by_labkit for s in p.steps] == [False] * 4 + [True] * 3
-    assert p.steps[4].instruction == "LABEL org.labkit.managed=true"
+    assert [s.added_by_labkit for s in p.steps] == [False] * 4 + [True]
+    assert p.steps[4].instruction == "LABEL org.labkit.namespace=h2"
 
 
 def test_label_steps_are_not_marked_without_labels():
@@ -98,8 +98,7 @@ def test_label_steps_are_not_marked_without_labels():
 
 def test_rebuild_after_edit_uses_cache_until_copy():
     p = parse("build_cached_after_edit.jsonl")
-    assert [s.status for s in p.steps] == ["base", "cached", "cached", "rebuilt", "rebuilt",
-                                           "rebuilt", "rebuilt"]
+    assert [s.status for s in p.steps] == ["base", "cached", "cached", "rebuilt", "rebuilt"]
 
 
 def test_rebuild_after_edit_reuses_the_layers_of_the_build_before():
@@ -187,14 +186,14 @@ def result(name: str = "build_cached_after_edit.jsonl") -> images.BuildResult:
 def test_result_counts_cached_and_rebuilt_steps():
     r = result()
     assert [s.number for s in r.cached_steps] == [2, 3]
-    assert [s.number for s in r.rebuilt_steps] == [4, 5, 6, 7]
+    assert [s.number for s in r.rebuilt_steps] == [4, 5]
 
 
 def test_result_table_has_one_row_per_step():
     table = result().table()
     assert list(table.columns) == ["step", "instruction", "status", "cached", "seconds",
                                    "image_id", "added_by_labkit"]
-    assert table["step"].tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert table["step"].tolist() == [1, 2, 3, 4, 5]
     assert table.loc[3, "image_id"] == "d25c2a09bb2c"
 
 
@@ -205,8 +204,8 @@ def test_result_finds_a_dockerfile_step_by_keyword():
 def test_build_command_shows_labels_and_context():
     cmd = images.build_command("h2/hello:latest", "/x", labels=LABELS)
     assert str(cmd) == (
-        "DOCKER_BUILDKIT=0 docker image build -t h2/hello:latest --label org.labkit.managed=true "
-        "--label org.labkit.namespace=h2 --label org.labkit.role=app /x"
+        "DOCKER_BUILDKIT=0 docker image build -t h2/hello:latest "
+        "--label org.labkit.namespace=h2 /x"
     )
 
 
@@ -287,7 +286,8 @@ def test_build_streams_the_recorded_build_into_a_result(tmp_path):
                      show=False)
     assert r.image_id.startswith("sha256:cbdaea18ff8d")
     assert r.tag == "h2/hello:latest"
-    assert len(r.steps) == 7
+    assert len(r.steps) == 5
+    assert [s.keyword for s in r.steps if s.added_by_labkit] == ["LABEL"]
 
 
 def test_build_never_pulls_and_labels_the_image(tmp_path):
@@ -463,3 +463,28 @@ def test_importing_plots_leaves_matplotlib_settings_alone():
     before = dict(matplotlib.rcParams)
     importlib.reload(plots)
     assert dict(matplotlib.rcParams) == before
+
+
+# An image built with labkit's one label on a base that carries no labkit labels (a pulled
+# python image): the namespace label alone makes it this learner's.
+ONE_LABEL = {"Id": "sha256:" + "e" * 64, "RepoTags": ["h2/pulled-base:latest"], "Created": 50,
+             "Size": 500, "Labels": {"org.labkit.namespace": "h2"}}
+
+
+def test_one_namespace_label_makes_an_image_this_learners():
+    frame = images.images_frame([*IMAGE_LIST, ONE_LABEL], "h2")
+    assert "h2/pulled-base:latest" in frame["image"].tolist()
+    assert "h2/pulled-base:latest" not in images.images_frame([ONE_LABEL], "h3")["image"].tolist()
+
+
+def test_a_built_image_does_not_show_the_role_its_stand_in_base_passed_on():
+    entry = {**IMAGE_LIST[1], "Labels": {"org.labkit.managed": "true", "org.labkit.standin": "true",
+                                         "org.labkit.role": "base", "org.labkit.namespace": "h2"}}
+    frame = images.images_frame([IMAGE_LIST[0], entry], "h2")
+    assert frame.set_index("image")["role"].to_dict() == {
+        "h2/hello:latest": "", "h2/hello:v2": "", "python:3.11-slim-bookworm": "base"}
+
+
+def test_builds_pass_one_label_so_the_engine_adds_one_label_step():
+    assert config.Settings(user="h2").image_labels() == {"org.labkit.namespace": "h2"}
+    assert config.Settings(user="h2").label_filters() == ["org.labkit.namespace=h2"]
