@@ -155,12 +155,27 @@ def cmd_registry(args: argparse.Namespace) -> int:
         print(f"registry {reg.name} at {reg.address} (user {reg.username})")
         if reg.command:
             print(f"$ {reg.command}")
+    elif args.action == "password":
+        return _write_password()
     elif args.action == "stop":
         stopped = stop_registry(remove=args.remove)
         print("stopped" if stopped else "not running")
     else:
         for key, value in registry_status().items():
             print(f"{key}: {value}")
+    return 0
+
+
+def _write_password() -> int:
+    """The registry password, for a pipe into ``docker login --password-stdin`` only."""
+    from .registry import credentials, current_registry
+
+    if sys.stdout.isatty():
+        print("labkit: the password goes into a pipe, never onto a screen: "
+              "labkit registry password | docker login ADDRESS -u USER --password-stdin",
+              file=sys.stderr)
+        return 2
+    sys.stdout.write(credentials(current_registry())[1] + "\n")
     return 0
 
 
@@ -197,7 +212,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("action", choices=["export"])
     b.add_argument("file", help="the bundle to write (FILE.sha256 is written beside it)")
     r = sub.add_parser("registry", help="the local registry container")
-    r.add_argument("action", choices=["start", "stop", "status"])
+    r.add_argument("action", choices=["start", "stop", "status", "password"],
+                   help="password: write the password to a pipe (for docker login)")
     r.add_argument("--remove", action="store_true", help="with stop: remove the container")
     c = sub.add_parser("clean", help="remove what the course created (by label)")
     c.add_argument("--include-base", action="store_true", help="also the prepared images")

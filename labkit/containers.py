@@ -53,9 +53,14 @@ def logs_command(name: str, tail: int | None = None) -> DockerCommand:
     return docker_cmd("container", "logs", *(["--tail", str(tail)] if tail else []), name)
 
 
-def stop_command(name: str) -> DockerCommand:
-    """``docker container stop NAME``."""
-    return docker_cmd("container", "stop", name)
+def stop_command(name: str, timeout: int | None = None) -> DockerCommand:
+    """``docker container stop [-t SECONDS] NAME``."""
+    return docker_cmd("container", "stop", *([] if timeout is None else ["-t", str(timeout)]), name)
+
+
+def exec_command(name: str, command: str) -> DockerCommand:
+    """``docker container exec NAME sh -c COMMAND``."""
+    return docker_cmd("container", "exec", name, "sh", "-c", command)
 
 
 def remove_command(name: str) -> DockerCommand:
@@ -72,6 +77,21 @@ def list_command() -> DockerCommand:
     """``docker container ls -a`` filtered to this namespace's label."""
     return docker_cmd("container", "ls", "-a", "--filter",
                       f"label={LABEL_NAMESPACE}={settings().namespace}")
+
+
+class ContainerLogs(str):
+    """A container's log text that also carries the ``docker container logs`` line."""
+
+    command: DockerCommand
+
+    def __new__(cls, text: str, command: DockerCommand) -> ContainerLogs:
+        obj = super().__new__(cls, text)
+        obj.command = command
+        return obj
+
+    def _repr_markdown_(self) -> str:
+        fence = "~~~~" if "```" in self else "```"
+        return f"```bash\n$ {self.command}\n```\n{fence}text\n{self.rstrip()}\n{fence}"
 
 
 # --------------------------------------------------------------------------- lookup
@@ -138,13 +158,13 @@ class RunningApp:
         response.raise_for_status()
         return response.text
 
-    def logs(self, tail: int | None = None) -> str:
-        """The container's logs (stdout and stderr)."""
+    def logs(self, tail: int | None = None) -> ContainerLogs:
+        """The container's logs (stdout and stderr), with the equivalent command."""
         return logs(self.id, tail=tail, client=self.client)
 
-    def stop(self, timeout: int = 10) -> None:
+    def stop(self, timeout: int = 10) -> DockerCommand:
         """Stop the container (SIGTERM, then SIGKILL after ``timeout`` s)."""
-        stop(self.id, timeout=timeout, client=self.client)
+        return stop(self.id, timeout=timeout, client=self.client)
 
     def remove(self) -> None:
         """Remove the container (forced); safe to repeat."""
@@ -198,7 +218,7 @@ def run(
     same name is replaced (re-running a notebook works); anyone else's is left alone.
     """
     cli = client or engine.client()
-    image_ref = str(getattr(image, "tag", image))
+    image_ref = str(image) if isinstance(image, str) else str(getattr(image, "tag", image))
     cname = settings().container_name(name)
     bind = engine.bind_ip()
     command = run_command(cname, image_ref, port, bind)
@@ -289,24 +309,29 @@ def _get(ref: Any, cli: docker.DockerClient) -> Container:
 
 
 def logs(ref: Any, tail: int | None = None,
-         client: docker.DockerClient | None = None) -> str:
+         client: docker.DockerClient | None = None) -> ContainerLogs:
     """A container's logs as plain text (``tail``: only the last lines); colour codes
-    (Flask's warning is red) are removed, so a stored notebook reads the same anywhere."""
+    (Flask's warning is red) are removed, so a stored notebook reads the same anywhere.
+    Shown in a notebook, they come with their ``docker container logs`` line."""
     cli = client or engine.client()
     container = _get(ref, cli)
     data = container.logs(tail=tail if tail else "all")
-    return strip_ansi(data.decode("utf-8", "replace"))
+    return ContainerLogs(strip_ansi(data.decode("utf-8", "replace")),
+                         logs_command(container.name, tail))
 
 
-def stop(ref: Any, timeout: int = 10, client: docker.DockerClient | None = None) -> None:
-    """Stop a labkit container; a missing one counts as stopped."""
+def stop(ref: Any, timeout: int = 10, client: docker.DockerClient | None = None
+         ) -> DockerCommand:
+    """Stop a labkit container; a missing one counts as stopped. Returns the equivalent
+    ``docker container stop -t TIMEOUT NAME`` line."""
     cli = client or engine.client()
     container = _find(ref, cli)
     if container is None:
-        return
+        return stop_command(str(ref), timeout)
     _require_ours(container, "stop")
     with contextlib.suppress(docker.errors.NotFound):
         container.stop(timeout=timeout)
+    return stop_command(container.name, timeout)
 
 
 def remove(ref: Any, client: docker.DockerClient | None = None) -> None:

@@ -12,6 +12,7 @@ import docker
 from docker.errors import APIError
 from docker.utils import parse_repository_tag
 
+from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .errors import RegistryError
 from .images import get_image
@@ -54,8 +55,17 @@ from .registry_server import (  # noqa: F401
     stop_registry,
     volume_name,
 )
+from .state import PASSWORD_ENV
 
 # --------------------------------------------------------------------------- login, tag, push
+
+
+def login_command(reg: Registry) -> DockerCommand:
+    """The runnable ``docker login`` line: the password is piped in, never typed or shown
+    (``labkit registry password`` writes the stored one to a pipe, refusing a terminal)."""
+    source = "labkit registry password" if reg.local else f"printenv {PASSWORD_ENV}"
+    return docker_cmd("login", reg.address, "-u", reg.username, "--password-stdin",
+                      stdin=source)
 
 
 def login(registry: Registry | str | None = None,
@@ -64,8 +74,7 @@ def login(registry: Registry | str | None = None,
     cli = _client(client)
     reg = _resolve(registry, client)
     user, password = credentials(reg)
-    command = docker_cmd("login", reg.address, "-u", user, "--password-stdin",
-                         stdin="<your password>")
+    command = login_command(reg)
     try:
         answer = cli.login(username=user, password=password, registry=reg.login_address,
                            reauth=True)

@@ -141,3 +141,29 @@ def parse_manifest(body: dict[str, Any], digest: str | None = None) -> dict[str,
 def manifest_frame(info: dict[str, Any]) -> pd.DataFrame:
     """The manifest's layers as a DataFrame (digest, compressed size)."""
     return pd.DataFrame(info["layers"], columns=["digest", "size", "media_type"])
+
+
+def blob_check(repository: str, digest: str, registry: Registry | str | None = None,
+               client: docker.DockerClient | None = None) -> tuple[int, bool]:
+    """Download one blob as any client would (``GET /v2/<repo>/blobs/<digest>``), hashing
+    it as it streams: (bytes received, whether they hash to ``digest``)."""
+    import hashlib
+
+    reg = _api(registry, client)
+    algorithm, _, expected = digest.partition(":")
+    hasher = hashlib.new(algorithm)
+    size = 0
+    with _session(reg) as session:
+        try:
+            resp = session.get(f"{reg.api_url}/v2/{_path(reg, repository)}/blobs/{digest}",
+                               stream=True, timeout=30)
+            if resp.status_code in (401, 404):
+                return 0, False
+            resp.raise_for_status()
+            for chunk in resp.iter_content(1 << 20):
+                hasher.update(chunk)
+                size += len(chunk)
+        except requests.RequestException as exc:
+            raise RegistryError(f"The registry at {reg.api_url} does not answer "
+                                f"({type(exc).__name__}).", START_HINT) from None
+    return size, hasher.hexdigest() == expected

@@ -26,6 +26,7 @@ from .errors import ImageMissing, RegistryError
 from .registry_config import (  # noqa: F401
     CONFIG_DIR,
     DATA_DIR,
+    REALM,
     _htpasswd_matches,
     _read_file,
     _tar,
@@ -70,12 +71,17 @@ def volume_name() -> str:
 
 
 def run_command(bind: str | None = None) -> DockerCommand:
-    """The `docker run` line equivalent to the local registry (auth files copied in after)."""
+    """The one `docker run` line equivalent to the local registry, auth included: the
+    registry reads an htpasswd file (bcrypt, ``htpasswd -Bbn USER PASSWORD``) from ./auth.
+    labkit copies that file and config.yml in instead (:func:`_steps`): the engine may be
+    remote, where no folder of this machine can be mounted."""
     s = settings()
     return docker_cmd(
         "run", "-d", "--name", s.container_name("registry"),
         "-p", f"{bind or engine.bind_ip()}::5000",
-        "-v", f"{volume_name()}:{DATA_DIR}", REGISTRY_IMAGE,
+        "-v", f"{volume_name()}:{DATA_DIR}", "-v", "./auth:/auth:ro",
+        "-e", "REGISTRY_AUTH=htpasswd", "-e", f"REGISTRY_AUTH_HTPASSWD_REALM={REALM}",
+        "-e", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd", REGISTRY_IMAGE,
     )
 
 

@@ -184,7 +184,14 @@ def test_login_result_holds_no_password(local: registry.Registry) -> None:
 def test_login_command_reads_the_password_from_stdin(local: registry.Registry) -> None:
     result = registry.login(local, client=FakeClient())
     assert str(result.command) == (
-        "<your password> | docker login localhost:32768 -u h3 --password-stdin")
+        "labkit registry password | docker login localhost:32768 -u h3 --password-stdin")
+
+
+def test_registry_run_command_names_its_auth(local: registry.Registry) -> None:
+    line = str(registry.run_command("127.0.0.1"))
+    for part in ("REGISTRY_AUTH=htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd",
+                 "./auth:/auth:ro", "-p 127.0.0.1::5000"):
+        assert part in line
 
 
 def test_login_refused_is_a_registry_error(local: registry.Registry) -> None:

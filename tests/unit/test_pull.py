@@ -1,0 +1,64 @@
+"""The pull stream read into per-layer facts; the echoes of logs, stop and exec."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from labkit import containers, pull
+from labkit.commands import docker
+
+
+def test_pull_stream_gives_each_layer_its_final_status() -> None:
+    chunks = [
+        {"status": "Pulling from student/python-hello-world", "id": "latest"},
+        {"status": "Already exists", "id": "aaa"},
+        {"status": "Pulling fs layer", "id": "bbb"},
+        {"status": "Downloading", "id": "bbb", "progressDetail": {"current": 1, "total": 2}},
+        {"status": "Download complete", "id": "bbb"},
+        {"status": "Extracting", "id": "bbb"},
+        {"status": "Pull complete", "id": "bbb"},
+        {"status": "Digest: sha256:" + "0" * 64},
+        {"status": "Status: Downloaded newer image for localhost:5000/x:latest"},
+    ]
+    frame, error = pull.layer_statuses(chunks)
+    assert error is None
+    assert dict(zip(frame["layer"], frame["status"], strict=True)) == {
+        "aaa": "already here", "bbb": "downloaded"}
+
+
+def test_pull_stream_error_is_reported() -> None:
+    frame, error = pull.layer_statuses([{"errorDetail": {"message": "manifest unknown"},
+                                         "error": "manifest unknown"}])
+    assert error == "manifest unknown"
+    assert len(frame) == 0
+
+
+def test_logs_carry_their_command_and_stay_text() -> None:
+    logs = containers.ContainerLogs("line one\n", docker("container", "logs", "s-hello"))
+    assert '"line one' not in logs and "line one" in logs
+    assert logs._repr_markdown_().startswith("```bash\n$ docker container logs s-hello\n```")
+
+
+def test_stop_and_exec_echoes() -> None:
+    assert str(containers.stop_command("s-hello", 2)) == "docker container stop -t 2 s-hello"
+    assert str(containers.exec_command("s-hello", "ls /")) == \
+        "docker container exec s-hello sh -c 'ls /'"
+
+
+def test_password_command_refuses_a_terminal() -> None:
+    # A pseudo-terminal as stdout: the password must not be written there.
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        command = [str(Path(sys.executable).with_name("labkit")), "registry", "password"]
+        done = subprocess.run(command, stdout=follower, stderr=subprocess.PIPE, timeout=60,
+                              check=False)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2
+    assert b"pipe" in done.stderr
