@@ -7,7 +7,6 @@ any number of times.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
 import sys
@@ -76,6 +75,9 @@ def setup(quiet: bool = False) -> None:
         shell.set_custom_exc((LabkitError,), _short_error)
         enable_command_tables(shell)
     WORKSPACE.mkdir(exist_ok=True)
+    from .shell import prepare as prepare_terminal
+
+    prepare_terminal()  # the %%bash cells: the docker CLI, $LABKIT_USER
     try:
         info = engine.info()
     except EngineIncompatible as exc:
@@ -167,46 +169,6 @@ def _ensure_running(image_id: str, image: str, name: str = "hello") -> None:
     except docker.errors.NotFound:
         pass
     containers.run(image, name=name)
-
-
-def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
-    """Remove this user's earlier builds of a changed app, built on ``original``'s steps.
-
-    The build cache keys COPY on the file's content: after a first run of step 5 the
-    changed app would come from the cache. Removing the images that share the original's
-    steps up to COPY but differ from there (other versions of app.py) makes the lab's
-    experiment start fresh each run. Only images carrying this user's labels are removed.
-    """
-    from .build_cache import parent_chain
-
-    cli = client or engine.client()
-    api = cli.api
-    parents = {i["Id"]: i.get("ParentId") or "" for i in api.images(all=True)}
-    steps = [s for s in original.steps if not s.added_by_labkit]
-    copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
-    fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
-    keep = set(parent_chain(parents, api.inspect_image(original.image_id)["Id"]))
-    ours = {"label": settings().label_filters()}
-    doomed = {}  # image id -> length of its chain
-    for image in api.images(all=True, filters=ours):
-        chain = parent_chain(parents, image["Id"])
-        if image["Id"] not in keep and fork in chain:
-            doomed[image["Id"]] = len(chain)
-    for container in api.containers(all=True, filters=ours):
-        if container.get("ImageID") in doomed:  # ours, running an image to forget
-            api.remove_container(container["Id"], force=True)
-    removed: list[str] = []
-    for image_id in sorted(doomed, key=lambda i: -doomed[i]):  # children before parents
-        try:
-            api.remove_image(image_id, force=True, noprune=True)  # parents: see experiments
-            removed.append(image_id[:19])
-        except docker.errors.NotFound:
-            pass  # went with a child removed before it
-        except docker.errors.APIError as exc:
-            raise LabkitError(f"Could not remove the earlier build {image_id[:19]}: "
-                              f"{exc.explanation}", "Run the clean-up notebook, then this one."
-                              ) from None
-    return removed
 
 
 # --------------------------------------------------------------------------- facts
@@ -312,27 +274,6 @@ def doctor():  # noqa: ANN201 - a DataFrame
     )
 
 
-# --------------------------------------------------------------------------- step 5
-def fresh_start_for_change(before, client=None):  # noqa: ANN001, ANN201
-    """Make step 5 start as if for the first time; returns the pushed original.
-
-    Forgets earlier builds of a changed app (the build cache), empties this user's local
-    registry (its layers), then pushes the original image again.
-    """
-    from . import registry
-
-    cli = client or engine.client()
-    forget_change(before, client=cli)
-    if registry.configured_registry() is None:
-        registry.stop_registry(remove=True, client=cli)
-        with contextlib.suppress(docker.errors.NotFound):
-            cli.volumes.get(registry.volume_name()).remove(force=True)
-    reg = registry.start_registry(client=cli)
-    registry.login(reg, client=cli)
-    ref = registry.tag_for_registry(before.image_id, APP_NAME, registry=reg, client=cli)
-    return registry.push(ref, registry=reg, client=cli, show=False)
-
-
 # --------------------------------------------------------------------------- step 6
 def exec_in(app, command: str) -> str:  # noqa: ANN001
     """Run a shell command inside a running container (``docker exec``); returns its output."""
@@ -378,3 +319,7 @@ def foreign_inventory(client=None) -> set[tuple[str, str]]:  # noqa: ANN001
            if foreign(v.get("Labels"))}
         | {("network", n["Id"]) for n in api.networks() if foreign(n.get("Labels"))}
     )
+
+
+# Step 5's fresh start lives in its own module; its names stay importable from here.
+from .fresh_start import forget_change, fresh_start_for_change  # noqa: E402, F401

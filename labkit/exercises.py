@@ -47,17 +47,24 @@ class Check:
         return self
 
 
-def _http_get(url: str) -> str:
-    """GET a URL without this machine's proxy settings; '' when it does not answer."""
+def _http_get(url: str, patience: float = 10.0) -> str:
+    """GET a URL without this machine's proxy settings, giving a container that has just
+    started ``patience`` seconds to answer; '' when it does not."""
+    import time
+
     import requests
 
     from .containers import http_session
 
+    deadline = time.monotonic() + patience
     with http_session() as session:
-        try:
-            return session.get(url, timeout=5).text
-        except requests.RequestException:
-            return ""
+        while True:
+            try:
+                return session.get(url, timeout=5).text
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    return ""
+                time.sleep(0.2)
 
 
 def _not_attempted(exercise: str, hint: str) -> Check:
@@ -70,8 +77,9 @@ def ex02_workdir(folder: Path | str = WORKSPACE / "ex02", client=None) -> Check:
     from . import containers, images
 
     folder = Path(folder)
-    hint = (f"Write {folder}/Dockerfile (FROM {BASE_IMAGE}, RUN pip install flask, WORKDIR /srv, "
-            "COPY app.py ., CMD [\"python\", \"app.py\"]) and copy app.py next to it.")
+    hint = (f"Write {folder}/Dockerfile and put app.py next to it. One instruction sets the "
+            "folder that later instructions and the started app work in; a relative COPY "
+            "destination is taken from it.")
     if not (folder / "Dockerfile").exists():
         return _not_attempted("2", hint)
     check = Check("2", None, hint=hint)
@@ -102,7 +110,8 @@ def ex03_second_container(client=None) -> Check:  # noqa: ANN001
     import docker.errors
 
     name = settings().container_name("hello-2")
-    hint = 'Run: containers.run(course.image_name(), name="hello-2")'
+    hint = ("Start one more container from the image you built, named as the exercise asks "
+            "(the run step above shows how, in Python and in the terminal).")
     cli = client or engine.client()
     try:
         c = cli.containers.get(name)
@@ -128,8 +137,8 @@ def ex04_version_tag(client=None) -> Check:  # noqa: ANN001
 
     reg = registry.start_registry(client=client)
     repo = f"{reg.username}/{APP_NAME}"
-    hint = (f'ref = registry.tag_for_registry(course.image_name(), "{APP_NAME}", tag="1.0", '
-            'registry=reg); registry.push(ref, registry=reg)')
+    hint = ("Give the image a second tag in its registry repository, then push that tag: "
+            "tagging alone changes only this engine.")
     tags = registry.tags(repo, reg)
     if "1.0" not in tags:
         return _not_attempted("4", hint)
@@ -152,8 +161,8 @@ def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "e
     from . import images
 
     folder = Path(folder)
-    hint = (f"Write {folder}/Dockerfile with the lines FROM, COPY app.py /app.py, RUN pip install "
-            "flask, CMD, and set predicted_rebuilt_steps to a number.")
+    hint = (f"Write {folder}/Dockerfile with COPY before RUN, then set predicted_rebuilt_steps. "
+            "A change invalidates the first step whose input changed: which steps follow it?")
     dockerfile = folder / "Dockerfile"
     if prediction is None or not dockerfile.exists():
         return _not_attempted("5", hint)
@@ -174,7 +183,9 @@ def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "e
     measured = len(rebuilt)
     names = ", ".join(s.instruction.split()[0] for s in rebuilt)
     check.add(prediction == measured,
-              f"your prediction {prediction} vs the engine: {measured} steps rebuilt ({names})")
+              f"the engine rebuilt {measured} steps ({names}), as you predicted"
+              if prediction == measured else
+              f"your prediction {prediction} is not what the engine did")
     return check.close()
 
 
@@ -191,7 +202,9 @@ def ex06_heaviest_layer(answer: str | None, client=None) -> Check:  # noqa: ANN0
     top = ours.sort_values("size_bytes", ascending=False).iloc[0]["instruction"]
     check = Check("6", None, hint=hint)
     norm = " ".join(answer.split()).lower()
-    check.add(norm in " ".join(top.split()).lower(), f"the largest layer of your Dockerfile: {top}")
+    right = norm in " ".join(top.split()).lower()
+    check.add(right, f"the largest layer of your Dockerfile: {top}" if right else
+              f"{answer!r} did not make the largest layer of your Dockerfile")
     return check.close()
 
 
@@ -206,5 +219,6 @@ def ex07_prune_preview(answer: int | None, client=None) -> Check:  # noqa: ANN00
     preview = cleanup.preview_system_prune(client=client)
     foreign = int((~preview["course"].astype(bool)).sum()) if len(preview) else 0
     check = Check("7", None, hint=hint)
-    check.add(answer == foreign, f"your answer {answer}; the engine: {foreign} not from the course")
+    check.add(answer == foreign, f"{foreign} items are not from the course, as you counted"
+              if answer == foreign else f"your answer {answer} is not the engine's count")
     return check.close()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from labkit import cleanup, containers, course, exercises, registry
-from labkit.config import BASE_IMAGE, Settings
+from labkit import cleanup, containers, course, engine, exercises, registry
+from labkit.config import BASE_IMAGE, LABEL_NAMESPACE, Settings
 
 SUFFIX = "ex"
 
@@ -76,7 +77,30 @@ def test_ex05_prediction(lab: Path, prediction: int, passed: bool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nCOPY app.py /app.py\n"
                                        'RUN pip install flask\nCMD ["python", "app.py"]\n')
-    assert exercises.ex05_wrong_order(prediction, folder).passed is passed
+    check = exercises.ex05_wrong_order(prediction, folder)
+    assert check.passed is passed
+    if not passed:  # a wrong answer is told so, never given the right one
+        assert "engine rebuilt" not in str(check) and "3 steps" not in str(check)
+
+
+def test_ex03_accepts_a_container_started_with_the_docker_cli(lab: Path, ns: Settings,
+                                                               client) -> None:
+    import shutil
+    import subprocess
+
+    course.ensure(3)
+    assert shutil.which("docker"), "the docker CLI is needed: the course's terminal cells use it"
+    name = ns.container_name("hello-2")
+    subprocess.run(["docker", "container", "rm", "-f", name], capture_output=True, check=False)
+    subprocess.run(["docker", "container", "run", "-d", "--name", name, "--label",
+                    f"{LABEL_NAMESPACE}={ns.namespace}", "-p", f"{engine.bind_ip()}::5000",
+                    course.image_name()], check=True, capture_output=True)
+    try:
+        check = exercises.ex03_second_container()
+        assert check.passed is True, str(check)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.containers.get(name).remove(force=True)
 
 
 def test_ex06_right_and_wrong(lab: Path) -> None:
