@@ -4,27 +4,27 @@ Pulling is the default; when a pull fails, or offline (``LABKIT_OFFLINE=1``; a C
 not offline by itself), each missing image is built from Debian packages instead and
 labelled ``org.labkit.standin=true``:
 
-- the base (``python:3.11-slim-bookworm``): a minimal Debian bookworm with python3 and
-  pip (:mod:`labkit.rootfs`, mmdebstrap, with or without root), plus a ``python`` command
-  and no EXTERNALLY-MANAGED marker (so ``RUN pip install flask`` works as in the official
-  image), imported with ``docker import``; the root file system tarball is cached;
+- the base (``python:3.11-slim-bookworm``): built in layers like the official image
+  (:mod:`labkit.standin`): Debian bookworm minbase, then python3, then pip (layer tarballs
+  made by :mod:`labkit.rootfs` with mmdebstrap, with or without root, and cached), then
+  the official ``ENV`` and ``CMD``, a ``python`` command and no EXTERNALLY-MANAGED marker
+  (so ``RUN pip install flask`` works as in the official image);
 - the registry (``registry:2``) and Docker-in-Docker (``docker:dind``) images: the
   Dockerfiles in the repository's ``images/`` directory, built on that base with the
   legacy builder (never pulling).
 
 ``trust_host_ca`` (``LABKIT_TRUST_HOST_CA=1``) copies the host's CA bundle into the base,
-for networks whose TLS-inspecting gateway would otherwise break ``pip install``.
+in steps of its own, for networks whose TLS-inspecting gateway would otherwise break
+``pip install``.
 """
 
 from __future__ import annotations
 
 import io
-import re
 import sys
 import tarfile
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,22 +35,11 @@ from . import config
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .errors import ImageMissing, PrepareError
-from .rootfs import (  # noqa: F401 - re-exported: the scripts read the mirror from here
-    HOST_CA_IN_IMAGE,
-    customise_rootfs,
-    debian_mirror,
-    host_ca_bundle,
-    rootfs_tarball,
-)
+from .rootfs import debian_mirror  # noqa: F401 - re-exported: the scripts read it from here
+from .standin import build_base as build_layered_base
+from .standin import follow_build, standin_labels  # noqa: F401 - re-exported
 
 RECIPES = Path(__file__).resolve().parent.parent / "images"
-
-#: Instructions applied when the base stand-in is imported (as the official image has).
-BASE_CHANGES = (
-    'CMD ["python3"]',
-    "ENV LANG=C.UTF-8",
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-)
 
 Progress = Callable[[str, str], None]
 
@@ -61,7 +50,7 @@ class CourseImage:
 
     name: str
     role: str
-    recipe: str | None = None  # directory under images/ (None: the debootstrap base)
+    recipe: str | None = None  # directory under images/ (None: the layered base)
 
     @property
     def repository(self) -> str:
@@ -77,11 +66,6 @@ COURSE_IMAGES: tuple[CourseImage, ...] = (
     CourseImage(config.REGISTRY_IMAGE, "registry-image", "registry"),
     CourseImage(config.DIND_IMAGE, "dind-image", "dind"),
 )
-
-
-def standin_labels(role: str) -> dict[str, str]:
-    """Labels of a stand-in: managed and marked, but in no namespace (every user shares it)."""
-    return {config.LABEL_STANDIN: "true", config.LABEL_MANAGED: "true", config.LABEL_ROLE: role}
 
 
 class ProgressPrinter:
@@ -211,41 +195,16 @@ def build_standin(spec: CourseImage, *, trust_host_ca: bool = False,
     return build_recipe(spec, client=cli, progress=say)
 
 
-# --- the base: debootstrap, customise, import ---------------------------------------------
+# --- the base: Debian, Python, pip, in layers ---------------------------------------------
 
 
 def build_base(spec: CourseImage = COURSE_IMAGES[0], *, trust_host_ca: bool = False,
                client: docker.DockerClient | None = None, progress: Progress | None = None,
                cache_dir: Path | None = None):
-    """Make (or reuse) the Debian root file system, customise it, ``docker import`` it."""
-    cli = _client(client)
-    say = progress or ProgressPrinter()
-    bundle = host_ca_bundle() if trust_host_ca else None
-    tarball = rootfs_tarball(cache_dir=cache_dir, progress=say, label=spec.name)
-    changes = [*BASE_CHANGES, _label_change(standin_labels(spec.role))]
-    with tempfile.TemporaryDirectory(prefix="labkit-base-", dir=tarball.parent) as tmp:
-        custom = Path(tmp) / "rootfs.tar"
-        with tarball.open("rb") as source, custom.open("wb") as out:
-            done = customise_rootfs(source, out, ca_bundle=bundle)
-        say(spec.name, "customised: " + "; ".join(done))
-        say(spec.name, "docker import")
-        answer = cli.api.import_image(src=str(custom), repository=spec.repository,
-                                      tag=spec.tag, changes=list(changes))
-    _raise_on_stream_error(str(answer), spec.name)
-    flags = [arg for change in changes for arg in ("--change", change)]
-    command = docker_cmd("import", *flags, "-", spec.name, stdin="tar -C ROOTFS -c .")
-    return cli.images.get(spec.name), command
-
-
-def _label_change(labels: dict[str, str]) -> str:
-    return "LABEL " + " ".join(f"{k}={v}" for k, v in labels.items())
-
-
-def _raise_on_stream_error(text: str, name: str) -> None:
-    m = re.search(r'"error"\s*:\s*"([^"]*)"', text)
-    if m:
-        raise PrepareError(f"Importing {name} failed: {m.group(1)}",
-                           "Check the engine's free disk space and its log.")
+    """Build the base stand-in in layers (:mod:`labkit.standin`); returns (Image, command)."""
+    return build_layered_base(spec.name, role=spec.role, trust_host_ca=trust_host_ca,
+                              client=_client(client), progress=progress or ProgressPrinter(),
+                              cache_dir=cache_dir)
 
 
 # --- the registry and DinD stand-ins: Dockerfiles under images/ ----------------------------
@@ -293,41 +252,6 @@ def build_recipe(spec: CourseImage, *, client: docker.DockerClient | None = None
     command = docker_cmd("build", "--build-arg", f"BASE={base}", *flags, "-t", spec.name,
                          f"images/{spec.recipe}")
     return cli.images.get(spec.name), command
-
-
-def follow_build(stream: Iterable[dict], name: str, say: Progress) -> str | None:
-    """Read a legacy build stream: report each step, raise on an error, return the image id."""
-    tail: list[str] = []
-    image_id = None
-    step = ""
-    for chunk in stream:
-        for line in _lines(chunk.get("stream", "")):
-            tail = (tail + [line])[-20:]
-            m = re.match(r"^Step (\d+/\d+) : (.*)$", line)
-            if m:
-                step = line
-                say(name, f"step {m.group(1)}: {m.group(2)[:70]}")
-            m = re.match(r"^Successfully built ([0-9a-f]+)$", line)
-            if m:
-                image_id = m.group(1)
-        if "error" in chunk:
-            detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-            raise PrepareError(
-                f"Building the {name} stand-in failed at {step or 'the start'}: {detail}\n"
-                + "\n".join(tail),
-                "Check that the Debian mirror is reachable from containers, then retry.",
-            )
-        aux = chunk.get("aux")
-        if isinstance(aux, dict) and aux.get("ID"):
-            image_id = aux["ID"]
-    return image_id
-
-
-def _lines(text: str) -> Iterator[str]:
-    for line in text.splitlines():
-        line = line.rstrip()
-        if line:
-            yield line
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,8 +1,11 @@
 """Debian root file systems for the offline stand-in images, made with mmdebstrap.
 
-The stand-in base image starts as a minimal Debian root file system (``--variant=minbase``
-with python3 and pip), written as a tar file and cached (``LABKIT_CACHE_DIR``, default
-``~/.cache/labkit``) so that a second preparation on the same machine skips it.
+The stand-in base image is built in layers, like the official one. One mmdebstrap run
+makes a minimal Debian (``--variant=minbase``), then installs python3, then python3-pip,
+and its hooks take a snapshot after each stage. The layers are the first snapshot and the
+files each later stage added or changed (:func:`layer_diff`), three tar files cached
+(``LABKIT_CACHE_DIR``, default ``~/.cache/labkit``) so that a second preparation on the
+same machine skips mmdebstrap.
 
 - As root, mmdebstrap runs in its ``root`` mode; as any other user in ``unshare`` mode,
   where the kernel allows unprivileged user namespaces and ``newuidmap`` exists
@@ -15,15 +18,16 @@ with python3 and pip), written as a tar file and cached (``LABKIT_CACHE_DIR``, d
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,7 +35,14 @@ from . import config
 from .errors import PrepareError
 
 SUITE = "bookworm"
-INCLUDE = ("python3", "python3-pip")
+#: The layers of the base, bottom first: (name, the packages that stage installs).
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("debian", ()), ("python", ("python3",)), ("pip", ("python3-pip",)))
+LAYOUT = "layers-v1"  # part of the cache key: a new layout makes new tarballs
+#: Left out of every snapshot: what mmdebstrap's own clean-up removes from its output.
+SNAPSHOT_EXCLUDES = ("./var/lib/apt/lists/*", "./var/cache/apt/*", "./var/log/*", "./tmp/*",
+                     "./etc/hostname", "./etc/resolv.conf", "./etc/apt/apt.conf.d/99mmdebstrap",
+                     "./var/cache/debconf/*-old", "./var/lib/dpkg/*-old")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"),
            Path("/etc/apt/sources.list.d/ubuntu.sources"))
@@ -130,37 +141,100 @@ def ensure_mmdebstrap(say: Progress = _quiet, label: str = config.BASE_IMAGE) ->
                                INSTALL_HINT)
 
 
-def rootfs_tarball(*, mirror: str | None = None, cache_dir: Path | None = None,
-                   progress: Progress | None = None, label: str = config.BASE_IMAGE) -> Path:
-    """The minimal Debian root file system as a tar file, made once and cached."""
+@dataclass(frozen=True)
+class BaseLayers:
+    """The cached layer tarballs of the base, bottom first, and what they hold."""
+
+    directory: Path
+    names: tuple[str, ...]  # one per stage: debian, python, pip
+    python_version: str  # e.g. 3.11.2, from the python layer's dpkg status
+    removed: tuple[str, ...] = ()  # paths a later stage deleted (an ADD cannot delete)
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}.tar"
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path(name) for name in self.names]
+
+
+def layers_key(mirror: str) -> str:
+    """The cache key of the layer tarballs: suite, stages, layout and mirror."""
+    stages = ";".join(f"{name}={','.join(pkgs)}" for name, pkgs in STAGES)
+    return hashlib.sha256(f"mmdebstrap|{SUITE}|minbase|{stages}|{LAYOUT}|{mirror}".encode()
+                          ).hexdigest()[:12]
+
+
+def base_layers(*, mirror: str | None = None, cache_dir: Path | None = None,
+                progress: Progress | None = None, label: str = config.BASE_IMAGE) -> BaseLayers:
+    """The base's layer tarballs (Debian, Python, pip), made once and cached."""
     say = progress or _quiet
     mirror = mirror or debian_mirror()
-    key = hashlib.sha256(f"mmdebstrap|{SUITE}|minbase|{','.join(INCLUDE)}|{mirror}".encode())
     root = cache_dir or cache_root()
-    target = root / f"debian-{SUITE}-minbase-{key.hexdigest()[:12]}.tar"
-    if target.is_file():
-        say(label, f"using the cached Debian root file system ({target.name})")
-        return target
+    target = root / f"debian-{SUITE}-{LAYOUT}-{layers_key(mirror)}"
+    if (target / "layers.json").is_file():
+        say(label, f"using the cached layers of the base ({target.name})")
+        return _read_layers(target)
     ensure_mmdebstrap(say, label)
     mode = mmdebstrap_mode()
     root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="rootfs-", dir=root))
     try:
-        partial = workdir / "rootfs.tar"
-        say(label, f"mmdebstrap {SUITE} from {mirror} ({mode} mode, about 30 s)")
-        _run_mmdebstrap(partial, mirror, mode, say, label)
-        os.replace(partial, target)
+        snaps = workdir / "snapshots"
+        snaps.mkdir()
+        say(label, f"mmdebstrap {SUITE} from {mirror} ({mode} mode, then python3, then pip; "
+                   "about 50 s)")
+        _run_mmdebstrap(snaps, mirror, mode, say, label)
+        _split(snaps, workdir / "layers", say, label)
+        os.replace(workdir / "layers", target)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return target
+    return _read_layers(target)
 
 
-def mmdebstrap_command(out: Path, mirror: str, mode: str) -> list[str]:
-    """The mmdebstrap line: minimal Debian with python3 and pip, as a tar file."""
+def _split(snaps: Path, out: Path, say: Progress, label: str) -> BaseLayers:
+    """Turn the stage snapshots into layer tarballs and write ``layers.json``."""
+    out.mkdir()
+    names = tuple(name for name, _ in STAGES)
+    os.replace(snaps / f"{names[0]}.tar", out / f"{names[0]}.tar")
+    removed: list[str] = []
+    lower = out / f"{names[0]}.tar"
+    for name in names[1:]:
+        upper = snaps / f"{name}.tar"
+        diff = layer_diff(lower, upper, out / f"{name}.tar")
+        removed.extend(diff.removed)
+        say(label, f"layer {name}: {diff.added} files added, {diff.changed} changed")
+        lower = upper
+    version = python_version(out / "python.tar")
+    meta = {"names": list(names), "python_version": version, "removed": removed}
+    (out / "layers.json").write_text(json.dumps(meta, indent=1))
+    return _read_layers(out)
+
+
+def _read_layers(directory: Path) -> BaseLayers:
+    meta = json.loads((directory / "layers.json").read_text())
+    return BaseLayers(directory, tuple(meta["names"]), meta["python_version"],
+                      tuple(meta.get("removed", ())))
+
+
+def snapshot_hook(out: Path) -> str:
+    """A customize hook that packs the chroot as it is now into ``out`` (same file system
+    only: /proc, /sys and /dev stay out; apt's lists and caches too)."""
+    excludes = " ".join(f"--exclude={shlex.quote(p)}" for p in SNAPSHOT_EXCLUDES)
+    return (f'tar -C "$1" --one-file-system --numeric-owner --sort=name {excludes} '
+            f"-cf {shlex.quote(str(out))} .")
+
+
+def mmdebstrap_command(outdir: Path, mirror: str, mode: str) -> list[str]:
+    """The mmdebstrap line: minimal Debian, a snapshot, each stage's packages, a snapshot."""
+    hooks = ['--customize-hook=rm -f "$1"/etc/hostname']
+    for name, packages in STAGES:
+        if packages:
+            hooks.append('--customize-hook=chroot "$1" apt-get install -y -q '
+                         f"--no-install-recommends {' '.join(packages)}")
+        hooks.append(f"--customize-hook={snapshot_hook(outdir / f'{name}.tar')}")
     return ["mmdebstrap", f"--mode={mode}", "--variant=minbase",
-            f"--include={','.join(INCLUDE)}", '--aptopt=Acquire::Check-Valid-Until "false"',
-            "--customize-hook=rm -f \"$1\"/etc/hostname \"$1\"/var/log/*.log",
-            SUITE, str(out), mirror]
+            '--aptopt=Acquire::Check-Valid-Until "false"', *hooks, SUITE, "/dev/null", mirror]
 
 
 def _run_mmdebstrap(out: Path, mirror: str, mode: str, say: Progress, label: str) -> None:
@@ -171,7 +245,11 @@ def _run_mmdebstrap(out: Path, mirror: str, mode: str, say: Progress, label: str
     for line in proc.stdout:
         tail = (tail + [line.rstrip()])[-15:]
         m = re.match(r"^I: (\w+ing) ", line)  # "I: downloading packages...", once each
-        if m:
+        if m and "--customize-hook" in line:
+            pkgs = re.search(r"--no-install-recommends ([\w.+ -]+)", line)
+            step = f"apt-get install {pkgs.group(1).strip()}" if pkgs else "snapshot (tar)"
+            say(label, f"mmdebstrap: {step}")
+        elif m:
             say(label, f"mmdebstrap: {line[3:].strip().rstrip('.')}")
     if proc.wait() != 0:
         hint = (f"Check that {mirror} is reachable, or set LABKIT_DEBIAN_MIRROR to a Debian "
@@ -183,48 +261,71 @@ def _run_mmdebstrap(out: Path, mirror: str, mode: str, say: Progress, label: str
                            hint)
 
 
-def customise_rootfs(source: io.BufferedIOBase, out: io.BufferedIOBase, *,
-                     ca_bundle: bytes | None = None) -> list[str]:
-    """Copy a root file system tar, making it act like the official slim image.
+@dataclass(frozen=True)
+class LayerDiff:
+    """What one stage changed: counts of entries added and changed, paths removed."""
 
-    ``python`` becomes a command, pip may install system-wide (EXTERNALLY-MANAGED is
-    dropped) and, given ``ca_bundle``, the host's CA bundle replaces the image's and is
-    kept for ``update-ca-certificates``. Returns what was changed, one line each.
+    added: int
+    changed: int
+    removed: tuple[str, ...]
+
+
+def _meta(member: tarfile.TarInfo) -> tuple:
+    return (member.type, member.mode, member.uid, member.gid, member.size, member.mtime,
+            member.linkname, member.devmajor, member.devminor)
+
+
+def layer_diff(lower: Path, upper: Path, out: Path) -> LayerDiff:
+    """Write to ``out`` the entries of ``upper`` that are new or differ from ``lower``.
+
+    Entries are compared by their metadata (type, mode, owner, size, mtime, link). A hard
+    link whose target is not in the layer becomes a regular file. Paths that ``upper`` no
+    longer has are returned, not written (an ``ADD`` cannot delete).
     """
-    changes: list[str] = []
-    have_python = False
-    with tarfile.open(fileobj=source, mode="r:") as src, \
-            tarfile.open(fileobj=out, mode="w:", format=tarfile.GNU_FORMAT) as dst:
+    with tarfile.open(lower, mode="r:") as low:
+        before = {m.name: _meta(m) for m in low}
+    added = changed = 0
+    written: set[str] = set()
+    seen: set[str] = set()
+    with tarfile.open(upper, mode="r:") as src, \
+            tarfile.open(out, mode="w:", format=tarfile.GNU_FORMAT) as dst:
         for member in src:
-            path = member.name.removeprefix("./")
-            if re.fullmatch(r"usr/lib/python3[.\d]*/EXTERNALLY-MANAGED", path):
-                changes.append(f"removed /{path}")
+            seen.add(member.name)
+            old = before.get(member.name)
+            if old == _meta(member):
                 continue
-            if path == "usr/bin/python":
-                have_python = True
-            if ca_bundle is not None and path == "etc/ssl/certs/ca-certificates.crt":
-                _add_bytes(dst, member.name, ca_bundle, member)
-                changes.append(f"replaced /{path} with the host's CA bundle")
-                continue
-            dst.addfile(member, src.extractfile(member) if member.isreg() else None)
-        if not have_python:
-            link = tarfile.TarInfo("./usr/bin/python")
-            link.type, link.linkname, link.mode = tarfile.SYMTYPE, "python3", 0o777
-            dst.addfile(link)
-            changes.append("added /usr/bin/python -> python3")
-        if ca_bundle is not None:
-            _add_bytes(dst, "./" + HOST_CA_IN_IMAGE, ca_bundle)
-            changes.append(f"added /{HOST_CA_IN_IMAGE}")
-    return changes
+            added, changed = (added + 1, changed) if old is None else (added, changed + 1)
+            if member.islnk() and member.linkname not in written:
+                data = src.extractfile(member)
+                member = _as_file(member, src.getmember(member.linkname))
+                dst.addfile(member, data)
+            else:
+                dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+            written.add(member.name)
+    return LayerDiff(added, changed, tuple(sorted(n for n in before if n not in seen)))
 
 
-def _add_bytes(dst: tarfile.TarFile, name: str, data: bytes,
-               like: tarfile.TarInfo | None = None) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-    if like is not None:
-        info.mode, info.mtime = like.mode, like.mtime
-    dst.addfile(info, io.BytesIO(data))
+def _as_file(link: tarfile.TarInfo, target: tarfile.TarInfo) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(link.name)
+    info.type, info.size, info.mode = tarfile.REGTYPE, target.size, target.mode
+    info.uid, info.gid, info.mtime = target.uid, target.gid, target.mtime
+    return info
+
+
+def python_version(layer: Path) -> str:
+    """The upstream version of Debian's python3.N package in a layer (``3.11.2``)."""
+    with tarfile.open(layer, mode="r:") as tar:
+        try:
+            handle = tar.extractfile("./var/lib/dpkg/status")
+        except KeyError:
+            handle = None
+        text = handle.read().decode() if handle is not None else ""
+    m = re.search(r"^Package: python3\.\d+\n(?:[^\n]+\n)*?Version: (?:\d+:)?([\d.]+)", text,
+                  re.MULTILINE)
+    if not m:
+        raise PrepareError("The python layer of the base names no python3.N package.",
+                           "Remove the cached layers (LABKIT_CACHE_DIR) and prepare again.")
+    return m.group(1)
 
 
 def host_ca_bundle(path: Path | None = None) -> bytes:

@@ -9,7 +9,7 @@ import docker
 import pytest
 import requests
 
-from labkit import config, engine, prepare
+from labkit import config, engine, images, prepare
 
 ROLES = {spec.name: spec.role for spec in prepare.COURSE_IMAGES}
 
@@ -97,3 +97,18 @@ def test_registry_recipe_builds_without_pulling(client: docker.DockerClient,
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             client.images.remove(spec.name, force=True)
+
+
+def test_base_is_built_in_layers_like_the_official_image(client: docker.DockerClient) -> None:
+    image = client.images.get(config.BASE_IMAGE)
+    diff_ids = image.attrs["RootFS"]["Layers"]
+    assert len(set(diff_ids)) >= 4  # Debian, Python, pip, the python command at least
+    if (image.labels or {}).get(config.LABEL_STANDIN) != "true":
+        return  # an official image: its history is its own
+    frame = images.history(config.BASE_IMAGE, client=client)
+    steps = [s for s in reversed(frame["instruction"].tolist()) if not s.startswith("LABEL")]
+    kinds = [s.split()[0] for s in steps]
+    assert kinds[:8] == ["ADD", "CMD", "ENV", "ENV", "ENV", "ADD", "ADD", "RUN"]
+    assert steps[-1] == 'CMD ["python3"]'
+    assert any(s.startswith("ENV PYTHON_VERSION=3.11.") for s in steps)
+    assert sum(k in ("ADD", "COPY", "RUN") for k in kinds) == len(diff_ids)  # one layer each

@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from labkit import config, prepare, rootfs
+from labkit import standin as layered
 from labkit.errors import ImageMissing, PrepareError
 
 DEB822 = """Types: deb
@@ -146,56 +147,89 @@ def test_cache_root_follows_environment(tmp_path: Path) -> None:
     assert rootfs.cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "labkit"
 
 
-# --- the root file system rewrite -----------------------------------------------------------
+# --- the layers of the base -----------------------------------------------------------------
 
 
-def rootfs_tar() -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in (("./usr/lib/python3.11/EXTERNALLY-MANAGED", b"[x]\n"),
-                           ("./etc/ssl/certs/ca-certificates.crt", b"debian bundle\n"),
-                           ("./usr/bin/python3.11", b"\x7fELF")):
+def write_tar(path: Path, files: dict[str, bytes], mtime: int = 1, links: dict[str, str] | None = None) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
             info = tarfile.TarInfo(name)
-            info.size = len(data)
+            info.size, info.mtime = len(data), mtime if name.endswith("status") else 1
             tar.addfile(info, io.BytesIO(data))
-        link = tarfile.TarInfo("./usr/bin/python3")
-        link.type, link.linkname = tarfile.SYMTYPE, "python3.11"
-        tar.addfile(link)
-    buf.seek(0)
-    return buf
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mtime = tarfile.LNKTYPE, target, 1
+            tar.addfile(info)
+    return path
 
 
-def members(buf: io.BytesIO) -> dict[str, tarfile.TarInfo]:
-    buf.seek(0)
-    with tarfile.open(fileobj=buf, mode="r:") as tar:
+def tar_members(path: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(path) as tar:
         return {m.name: m for m in tar.getmembers()}
 
 
-def read(buf: io.BytesIO, name: str) -> bytes:
-    buf.seek(0)
-    with tarfile.open(fileobj=buf, mode="r:") as tar:
-        handle = tar.extractfile(name)
-        assert handle is not None
-        return handle.read()
+STATUS = b"Package: python3.11\nStatus: install ok installed\nVersion: 3.11.2-6+deb12u6\n\n"
 
 
-def test_customise_drops_the_marker_and_adds_python() -> None:
-    out = io.BytesIO()
-    rootfs.customise_rootfs(rootfs_tar(), out)
-    got = members(out)
-    assert "./usr/lib/python3.11/EXTERNALLY-MANAGED" not in got
-    assert got["./usr/bin/python"].issym()
-    assert got["./usr/bin/python"].linkname == "python3"
-    assert read(out, "./etc/ssl/certs/ca-certificates.crt") == b"debian bundle\n"
-    assert "./" + rootfs.HOST_CA_IN_IMAGE not in got
+def test_layer_diff_keeps_only_new_and_changed_entries(tmp_path: Path) -> None:
+    lower = write_tar(tmp_path / "lower.tar", {"./etc/debian_version": b"12\n",
+                                               "./var/lib/dpkg/status": b"old\n",
+                                               "./etc/gone": b"x"})
+    upper = write_tar(tmp_path / "upper.tar", {"./etc/debian_version": b"12\n",
+                                               "./var/lib/dpkg/status": STATUS,
+                                               "./usr/bin/python3.11": b"\x7fELF"}, mtime=2)
+    diff = rootfs.layer_diff(lower, upper, tmp_path / "layer.tar")
+    assert set(tar_members(tmp_path / "layer.tar")) == {"./var/lib/dpkg/status",
+                                                         "./usr/bin/python3.11"}
+    assert (diff.added, diff.changed, diff.removed) == (1, 1, ("./etc/gone",))
 
 
-def test_customise_with_the_host_bundle_replaces_and_keeps_it() -> None:
-    out = io.BytesIO()
-    changes = rootfs.customise_rootfs(rootfs_tar(), out, ca_bundle=b"host bundle\n")
-    assert read(out, "./etc/ssl/certs/ca-certificates.crt") == b"host bundle\n"
-    assert read(out, "./" + rootfs.HOST_CA_IN_IMAGE) == b"host bundle\n"
-    assert len(changes) == 4
+def test_layer_diff_turns_a_hard_link_to_an_older_file_into_a_file(tmp_path: Path) -> None:
+    lower = write_tar(tmp_path / "lower.tar", {"./usr/bin/perl": b"perl"})
+    upper = write_tar(tmp_path / "upper.tar", {"./usr/bin/perl": b"perl"},
+                      links={"./usr/bin/perl5.36": "./usr/bin/perl"})
+    rootfs.layer_diff(lower, upper, tmp_path / "layer.tar")
+    got = tar_members(tmp_path / "layer.tar")["./usr/bin/perl5.36"]
+    assert got.isreg() and got.size == 4
+
+
+def test_python_version_is_read_from_the_layer_dpkg_status(tmp_path: Path) -> None:
+    layer = write_tar(tmp_path / "python.tar", {"./var/lib/dpkg/status": STATUS})
+    assert rootfs.python_version(layer) == "3.11.2"
+    with pytest.raises(PrepareError):
+        rootfs.python_version(write_tar(tmp_path / "none.tar", {"./etc/x": b""}))
+
+
+def layers(tmp_path: Path, removed: tuple[str, ...] = ()) -> rootfs.BaseLayers:
+    return rootfs.BaseLayers(tmp_path, ("debian", "python", "pip"), "3.11.2", removed)
+
+
+def test_base_dockerfile_reads_like_the_official_image(tmp_path: Path) -> None:
+    text = layered.base_dockerfile(layers(tmp_path), layered.standin_labels("base"))
+    steps = [line.split()[0] for line in text.splitlines() if line and not line.startswith("#")]
+    assert steps == ["FROM", "ADD", "CMD", "ENV", "ENV", "ENV", "ADD", "ADD", "RUN", "CMD", "LABEL"]
+    assert "FROM scratch" in text and "ENV PYTHON_VERSION=3.11.2" in text
+    assert "rm -fv /usr/lib/python3*/EXTERNALLY-MANAGED" in text
+    assert "ln -svT python3 /usr/bin/python" in text
+    assert layered.HOST_CA_FILE not in text
+    assert "LABEL org.labkit.standin=true" in text
+
+
+def test_base_dockerfile_trusts_the_host_ca_in_steps_of_its_own(tmp_path: Path) -> None:
+    text = layered.base_dockerfile(layers(tmp_path, ("./etc/old",)), {}, host_ca=True)
+    assert f"COPY {layered.HOST_CA_FILE} /{rootfs.HOST_CA_IN_IMAGE}" in text
+    assert f"RUN cp /{rootfs.HOST_CA_IN_IMAGE} /etc/ssl/certs/ca-certificates.crt" in text
+    assert "rm -rf /etc/old" in text  # what a later stage deleted
+    assert text.rstrip().splitlines()[-2] == 'CMD ["python3"]'
+
+
+def test_the_context_holds_the_bundle_only_when_asked(tmp_path: Path) -> None:
+    base = layers(tmp_path)
+    layered.write_context(base, "FROM scratch\n", b"host bundle\n")
+    assert (tmp_path / layered.HOST_CA_FILE).read_bytes() == b"host bundle\n"
+    layered.write_context(base, "FROM scratch\n")
+    assert not (tmp_path / layered.HOST_CA_FILE).exists()
+    assert (tmp_path / "Dockerfile").read_text() == "FROM scratch\n"
 
 
 def test_host_ca_bundle_missing_is_a_prepare_error(tmp_path: Path) -> None:
@@ -204,29 +238,32 @@ def test_host_ca_bundle_missing_is_a_prepare_error(tmp_path: Path) -> None:
     assert err.value.hint
 
 
-def test_rootfs_tarball_is_reused_from_the_cache(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_base_layers_are_made_once_and_reused_from_the_cache(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
     def fake_mmdebstrap(out: Path, mirror: str, mode: str, say, label: str) -> None:
         calls.append(mirror)
-        with tarfile.open(out, "w") as tar:
-            info = tarfile.TarInfo("./etc/debian_version")
-            info.size = 5
-            tar.addfile(info, io.BytesIO(b"12.0\n"))
+        write_tar(out / "debian.tar", {"./etc/debian_version": b"12\n"})
+        write_tar(out / "python.tar", {"./etc/debian_version": b"12\n",
+                                       "./var/lib/dpkg/status": STATUS}, mtime=2)
+        write_tar(out / "pip.tar", {"./etc/debian_version": b"12\n",
+                                    "./var/lib/dpkg/status": STATUS,
+                                    "./usr/bin/pip3": b"#!"}, mtime=2)
 
     monkeypatch.setattr(rootfs, "ensure_mmdebstrap", lambda say, label: None)
     monkeypatch.setattr(rootfs, "mmdebstrap_mode", lambda: "root")
     monkeypatch.setattr(rootfs, "_run_mmdebstrap", fake_mmdebstrap)
-    first = rootfs.rootfs_tarball(mirror="http://m.example.org/debian", cache_dir=tmp_path,
-                                  progress=quiet)
-    second = rootfs.rootfs_tarball(mirror="http://m.example.org/debian", cache_dir=tmp_path,
-                                   progress=quiet)
+    first = rootfs.base_layers(mirror="http://m.example.org/debian", cache_dir=tmp_path,
+                               progress=quiet)
+    second = rootfs.base_layers(mirror="http://m.example.org/debian", cache_dir=tmp_path,
+                                progress=quiet)
     assert first == second
     assert calls == ["http://m.example.org/debian"]
-    with tarfile.open(first) as tar:
-        assert "./etc/debian_version" in tar.getnames()
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no work directory left
+    assert first.python_version == "3.11.2"
+    assert list(tar_members(first.path("pip"))) == ["./usr/bin/pip3"]
+    assert list(tar_members(first.path("python"))) == ["./var/lib/dpkg/status"]
+    assert [p.name for p in tmp_path.iterdir()] == [first.directory.name]  # no work directory
 
 
 def test_without_mmdebstrap_the_fix_is_one_command() -> None:
@@ -248,11 +285,16 @@ def test_without_root_or_newuidmap_it_says_what_to_run_once_as_root() -> None:
     assert "sudo labkit prepare --offline" in (err.value.hint or "")
 
 
-def test_mmdebstrap_command_accepts_a_frozen_mirror_and_writes_a_tar(tmp_path: Path) -> None:
-    cmd = rootfs.mmdebstrap_command(tmp_path / "r.tar", "http://m.example.org/debian", "unshare")
+def test_mmdebstrap_command_snapshots_each_stage(tmp_path: Path) -> None:
+    cmd = rootfs.mmdebstrap_command(tmp_path, "http://m.example.org/debian", "unshare")
     assert cmd[:3] == ["mmdebstrap", "--mode=unshare", "--variant=minbase"]
     assert '--aptopt=Acquire::Check-Valid-Until "false"' in cmd
-    assert cmd[-3:] == [rootfs.SUITE, str(tmp_path / "r.tar"), "http://m.example.org/debian"]
+    assert cmd[-3:] == [rootfs.SUITE, "/dev/null", "http://m.example.org/debian"]
+    hooks = [c.removeprefix("--customize-hook=") for c in cmd if c.startswith("--customize-hook=")]
+    order = [("snap " + h.split()[-2].rsplit("/", 1)[-1]) if h.startswith("tar ") else h.split()[-1]
+             for h in hooks[1:]]
+    assert order == ["snap debian.tar", "python3", "snap python.tar", "python3-pip", "snap pip.tar"]
+    assert all("--exclude='./var/lib/apt/lists/*'" in h for h in hooks if h.startswith("tar "))
 
 
 # --- decisions --------------------------------------------------------------------------------
