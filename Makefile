@@ -68,7 +68,8 @@ test:
 ci:
 	@scripts/ci.sh
 
-# The lab's steps through labkit vs the docker CLI, then layer analysis vs `docker save`,
+# The lab's steps through labkit vs the docker CLI (and the cached rebuild against its goal),
+# layer analysis vs `docker save`, and the warm course's cell times against its goals,
 # on the oldest and the newest engine of the matrix, each a DinD engine of its own that is
 # removed afterwards (e.g. make bench BENCH_ARGS="--rounds 3"; see scripts/bench.sh).
 BENCH_ARGS ?=

@@ -4,14 +4,16 @@
 # For each engine SPEC (see scripts/engines.sh; default: 20.10 and 28.5+containerd+api1.44)
 # start that engine stand-in as a Docker-in-Docker engine of its own (scripts/dind.sh, with
 # a state directory of its own under .cache/), run bench/run.py (the lab's steps, labkit vs
-# the docker CLI) and bench/layers.py (layer analysis vs `docker image save`) against it,
-# each under a header naming the engine, then remove that engine. Whatever this script
+# the docker CLI, and the cached rebuild against its goal), bench/layers.py (layer analysis
+# vs `docker image save`) and bench/notebooks.py (every notebook run twice, the warm run's
+# cell times against the course's goals) against it, each under a header naming the engine,
+# then remove that engine. Whatever this script
 # started is removed on exit, also on failure or Ctrl-C; the exit status is the first
 # failure's.
 #
-#   scripts/bench.sh [--rounds N] [--engines "SPEC ..."] [--only run|layers]
+#   scripts/bench.sh [--rounds N] [--engines "SPEC ..."] [--only run|layers|notebooks]
 #
-# --rounds N is passed to both benchmarks. BENCH_ENGINES sets the engines too.
+# --rounds N is passed to bench/run.py and bench/layers.py (the notebooks run twice). BENCH_ENGINES sets the engines too.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -24,8 +26,8 @@ while [[ $# -gt 0 ]]; do
         --rounds) BENCH_ARGS+=(--rounds "$2"); shift 2 ;;
         --engines) ENGINES=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-        *) echo "usage: $0 [--rounds N] [--engines \"SPEC ...\"] [--only run|layers]" >&2
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "usage: $0 [--rounds N] [--engines \"SPEC ...\"] [--only run|layers|notebooks]" >&2
            exit 2 ;;
     esac
 done
@@ -97,13 +99,17 @@ bench() {  # bench SPEC: start it, run both benchmarks against it, stop it
     fi
     TIMES+=("$(printf '%5d s  %s: start' $((SECONDS - t)) "$spec")")
     local which
-    for which in run layers; do
+    for which in run layers notebooks; do
         [[ -z "$ONLY" || "$ONLY" == "$which" ]] || continue
         local tb=$SECONDS brc=0
         (
             set -a; . "$state/env"; set +a
             header "bench/$which.py" "$spec"
-            "$BIN/python" "bench/$which.py" "${BENCH_ARGS[@]}"
+            if [[ $which == notebooks ]]; then
+                "$BIN/python" "bench/$which.py"
+            else
+                "$BIN/python" "bench/$which.py" "${BENCH_ARGS[@]}"
+            fi
         ) || brc=$?
         TIMES+=("$(printf '%5d s  %s: bench/%s.py%s' $((SECONDS - tb)) "$spec" "$which" \
             "$([[ $brc -eq 0 ]] || echo " FAILED (exit $brc)")")")
