@@ -31,6 +31,9 @@ endif
 
 help:
 	@echo "make lab | test | bench | lint | venv | engine | engine-stop | images | registry | doctor"
+	@echo "make notebooks   regenerate every notebook's stored outputs from one clean run on a"
+	@echo "                 DinD engine of its own (ENGINE=SPEC, default 28.5+containerd+api1.44;"
+	@echo "                 OUT=DIR writes them elsewhere)"
 
 venv:
 	@scripts/venv.sh
@@ -78,6 +81,13 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# Every notebook's stored outputs from one clean run, in order, on a fresh DinD engine of its
+# own that is removed afterwards (scripts/notebooks.sh). ENGINE=SPEC picks the engine (default
+# 28.5+containerd+api1.44); OUT=DIR writes the executed notebooks there instead of notebooks/.
+.PHONY: notebooks
+notebooks: images
+	@ENGINE="$(or $(ENGINE),28.5+containerd+api1.44)" OUT="$(OUT)" scripts/notebooks.sh
 
 # The README's Codespaces and Binder badges for this repository's GitHub path: from the
 # origin remote, or `make badges REPO=owner/name` (scripts/badges.py; its --check runs in tests).
