@@ -312,7 +312,8 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
         rows.append({"kind": "volume", "name": v["Name"], "id": v["Name"][:12],
                      "bytes": size if size is not None and size >= 0 else None,
                      "removed_by": with_volumes, "course": course, "mine": mine, "namespace": ns,
-                     "detail": "unused (named volumes only with --volumes --all on Docker 23+)"})
+                     "detail": "unused; since Docker 23 --volumes takes anonymous ones only "
+                               "(named: docker volume prune --all)"})
 
     for b in df.get("BuildCache") or []:
         if b.get("InUse"):

@@ -41,7 +41,11 @@ class RuntimeComparison:
 
     def table(self) -> pd.DataFrame:
         """One row per question: the host's answer and the container's."""
-        rows = [{"question": key, "this notebook (host)": self.host.get(key) or "not installed",
+        def shown(value: Any) -> str:  # this machine's own folders are not worth printing
+            text = str(value) if value else "not installed"
+            return text.replace(sys.prefix, "(this notebook's Python)", 1)
+
+        rows = [{"question": key, "this notebook (host)": shown(self.host.get(key)),
                  "the container": self.container.get(key) or "not installed"}
                 for key in ("python", "executable", "flask", "flask_at")]
         return pd.DataFrame(rows)
