@@ -1,0 +1,49 @@
+"""Step 5's fresh start against the real engine and registry: each run of the step pushes
+the changed layer again (one upload, the rest exists), and the registry is kept."""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from labkit import course, images, registry
+
+CHANGED = "hello beautiful world!"
+
+
+def change_and_push() -> registry.PushResult:
+    course.write_app(CHANGED)
+    images.build(course.WORKSPACE, course.APP_NAME, show=False)
+    reg = registry.start_registry()
+    ref = registry.tag_for_registry(course.image_name(), course.APP_NAME, registry=reg)
+    return registry.push(ref, registry=reg, show=False)
+
+
+@pytest.fixture(scope="module")
+def step5(tmp_path_factory: pytest.TempPathFactory):
+    """The step run twice, each time after a fresh start, in a workspace of its own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path_factory.mktemp("course"))
+        before = course.ensure(5, message=course.HELLO)
+        registry_id = registry.find_registry().container_id
+        runs = []
+        for _ in range(2):
+            course.fresh_start_for_change(before)
+            runs.append(change_and_push())
+        yield before, runs, registry_id
+
+
+def test_every_run_uploads_the_changed_layer_once(step5):
+    _, runs, _ = step5
+    assert [r.counts["pushed"] for r in runs] == [1, 1]
+
+
+def test_every_other_layer_already_exists(step5):
+    _, runs, _ = step5
+    for r in runs:
+        assert r.counts["exists"] + r.counts["mounted"] == len(r.layers) - 1
+
+
+def test_the_registry_is_kept(step5, client: docker.DockerClient):
+    _, _, registry_id = step5
+    assert registry.find_registry(client=client).container_id == registry_id
