@@ -52,6 +52,7 @@ CELLS_JS = """
       progress: cell.querySelectorAll(
         '.jp-OutputArea-output :is(.widget-hprogress, .widget-vprogress, .widget-progress)'
       ).length,
+      builds: cell.querySelectorAll('.jp-OutputArea-output .labkit-build').length,
       images: cell.querySelectorAll('.jp-OutputArea-output img').length,
       links: Array.from(cell.querySelectorAll('.jp-OutputArea-output a[href]')).map((a) => ({
         href: a.href, text: a.textContent.trim(), app: a.getAttribute('data-labkit-app-url'),
@@ -73,6 +74,7 @@ class CellState:
     stderr: list[str]
     widgets: int
     progress: int
+    builds: int
     images: int
     links: list[dict]
     source: str = ""
@@ -320,6 +322,13 @@ def check_progress(page: Page, run: NotebookRun, artifacts: Path) -> None:
                        f"{Path(run.name).stem}-progress")
 
 
+def check_build_output(page: Page, run: NotebookRun, artifacts: Path) -> None:
+    # The live progress bar ends as the build's static steps table (readable anywhere).
+    assert run.count("builds") > 0, f"{run.name}: no build output (steps table) rendered"
+    element_screenshot(page, ".jp-OutputArea-output .labkit-build", artifacts,
+                       f"{Path(run.name).stem}-build")
+
+
 def check_app_answers(page: Page, run: NotebookRun) -> None:
     urls = app_links(run)
     assert urls, f"{run.name}: no link to the app in any output"
@@ -346,7 +355,7 @@ def test_notebook_runs_in_jupyterlab(page: Page, lab_server: LabServer, artifact
     assert run.not_executed() == [], f"{name}: cells never ran: {run.not_executed()}"
     step = _step(name)
     if step == "02":
-        check_progress(page, run, artifacts)
+        check_build_output(page, run, artifacts)
     if step == "03":
         check_app_answers(page, run)
     if step == "06":

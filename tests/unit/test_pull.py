@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,6 @@ def test_stop_and_exec_echoes() -> None:
 
 def test_password_command_refuses_a_terminal() -> None:
     # A pseudo-terminal as stdout: the password must not be written there.
-    import os
     import pty
 
     leader, follower = pty.openpty()
@@ -62,3 +62,29 @@ def test_password_command_refuses_a_terminal() -> None:
         os.close(leader)
     assert done.returncode == 2
     assert b"pipe" in done.stderr
+
+
+def test_terminal_cells_get_the_course_user_and_the_labkit_command() -> None:
+    from labkit import shell
+
+    env = {"PATH": "/usr/bin"}
+    changed = shell.prepare(env)
+    assert env["LABKIT_USER"] and changed["LABKIT_USER"] == env["LABKIT_USER"]
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    again = dict(env)
+    assert shell.prepare(again) == {} and again == env  # safe to repeat
+    mine = {"PATH": env["PATH"], "LABKIT_USER": "someone"}
+    shell.prepare(mine)
+    assert mine["LABKIT_USER"] == "someone"  # the learner's own choice stays
+
+
+def test_runtime_table_hides_this_machines_folders() -> None:
+    from labkit import runtime
+
+    host = runtime.host_facts()
+    facts = runtime.RuntimeComparison(host, {"python": "3.11.2", "executable": "/usr/bin/python",
+                                             "flask": "3.1.3", "flask_at": "/usr/lib/flask"},
+                                      True, False, docker("container", "exec", "x"))
+    shown = facts.table().to_string()
+    assert sys.prefix not in shown
+    assert "/usr/lib/flask" in shown
