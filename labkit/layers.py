@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import docker
 import pandas as pd
 
+from . import layer_cache
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .image_archive import (  # noqa: F401
@@ -52,6 +53,7 @@ from .image_archive import (  # noqa: F401
     iter_tar,
     read_layer_tar,
 )
+from .layer_cache import RawImage
 
 # Reading the saved archive and the lifecycle join live in their own modules; their names
 # stay importable from here.
@@ -256,9 +258,8 @@ def _replay(entries_by_layer: list[list[tuple[str, str, int]]]) -> tuple[list[di
     return stats, [final_rows, visible_bytes]
 
 
-def analyze_archive(source: IO[bytes] | Iterable[bytes], image: str = "",
-                    image_id: str = "") -> ImageLayers:
-    """Analyse a saved image (a file object, or an iterator of tar chunks), streamed once."""
+def read_raw(source: IO[bytes] | Iterable[bytes], image: str = "") -> RawImage:
+    """What a saved image (a file object, or an iterator of tar chunks) holds, streamed once."""
     if hasattr(source, "read"):
         fileobj = source
         source = iter(lambda: fileobj.read(_BUFSIZE), b"")  # type: ignore[union-attr]
@@ -279,44 +280,73 @@ def analyze_archive(source: IO[bytes] | Iterable[bytes], image: str = "",
         ents, size = arc.layers[key]
         entries.append(ents)
         tar_sizes.append(size)
-    stats, (rows, visible_bytes) = _replay(entries)
-    chains = chain_ids(diff_ids)
+    return RawImage(layout=layout, config_id=config_id, diff_ids=diff_ids, history=history,
+                    entries=entries, tar_sizes=tar_sizes)
+
+
+def from_raw(raw: RawImage, image: str = "", image_id: str = "") -> ImageLayers:
+    """The analysis of an image from what its archive holds (the layers replayed)."""
+    stats, (rows, visible_bytes) = _replay(raw.entries)
+    chains = chain_ids(raw.diff_ids)
     layers = [
-        Layer(index=i, diff_id=diff_ids[i], chain_id=chains[i],
+        Layer(index=i, diff_id=raw.diff_ids[i], chain_id=chains[i],
               instruction=instruction_of(h.get("created_by", ""), h.get("comment", "")),
               created_by=h.get("created_by", ""), created=h.get("created", ""),
-              tar_bytes=tar_sizes[i], **st)
-        for i, (h, st) in enumerate(zip(history, stats, strict=True))
+              tar_bytes=raw.tar_sizes[i], **st)
+        for i, (h, st) in enumerate(zip(raw.history, stats, strict=True))
     ]
     files = pd.DataFrame(rows, columns=FILE_COLUMNS)
     files["lower_layer"] = files["lower_layer"].astype("Int64")
     files["lower_bytes"] = files["lower_bytes"].astype("Int64")
     files["kept"] = files["kept"].astype(bool)
     total = int(files.loc[files["kind"] == "file", "size_bytes"].sum())
-    cfg_id = image_id or config_id
-    return ImageLayers(image=image, image_id=cfg_id, layout=layout, layers=layers, files=files,
-                       total_bytes=total, visible_bytes=visible_bytes,
+    cfg_id = image_id or raw.config_id
+    return ImageLayers(image=image, image_id=cfg_id, layout=raw.layout, layers=layers,
+                       files=files, total_bytes=total, visible_bytes=visible_bytes,
                        command=docker_cmd("image", "save", image or cfg_id))
 
 
+def analyze_archive(source: IO[bytes] | Iterable[bytes], image: str = "",
+                    image_id: str = "") -> ImageLayers:
+    """Analyse a saved image (a file object, or an iterator of tar chunks), streamed once."""
+    return from_raw(read_raw(source, image), image=image, image_id=image_id)
+
+
 def analyze(image: str, client: docker.DockerClient | None = None,
-            chunk_size: int = _BUFSIZE) -> ImageLayers:
+            chunk_size: int = _BUFSIZE, cache: bool = True) -> ImageLayers:
     """Analyse the layers of a local image, streamed from ``docker image save``.
 
-    Equivalent: ``docker image save IMAGE | tar -t`` and the same for every layer tar.
+    The image is saved once: later calls for the same image ID in this process return the
+    same analysis, and an image whose layers were all read before (see
+    :mod:`labkit.layer_cache`) is analysed from their records. ``cache=False`` always
+    reads the image. Equivalent: ``docker image save IMAGE | tar -t`` and the same for
+    every layer tar.
     """
     from .engine import client as default_client
     from .images import get_image
 
     cli = client or default_client()
     img = get_image(image, client=cli)
-    stream = cli.api.get_image(image, chunk_size=chunk_size)
-    try:
-        return analyze_archive(stream, image=image, image_id=img.id)
-    finally:
-        close = getattr(stream, "close", None)
-        if close:
-            close()
+    if cache:
+        known = layer_cache.remembered(cli, img.id)
+        if known is not None:
+            return known if known.image == image else replace(
+                known, image=image, command=docker_cmd("image", "save", image or img.id))
+    raw = layer_cache.load(cli, img) if cache else None
+    if raw is None:
+        stream = cli.api.get_image(image, chunk_size=chunk_size)
+        try:
+            raw = read_raw(stream, image)
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+        if cache:
+            layer_cache.save(cli, raw)
+    result = from_raw(raw, image=image, image_id=img.id)
+    if cache:
+        layer_cache.remember(cli, img.id, result)
+    return result
 
 
 def top_layer(image: str, client: docker.DockerClient | None = None) -> Layer:
