@@ -189,7 +189,7 @@ def save(cli: docker.DockerClient, raw: RawImage, root: Path | None = None) -> i
         os.utime(folder)
         for i, chain in enumerate(chain_ids(raw.diff_ids)):
             path = folder / (chain.split(":")[-1] + ".json")
-            if path.exists():
+            if path.exists() and _read(path) is not None:
                 continue
             h = raw.history[i]
             rec = {"v": VERSION, "diff_id": raw.diff_ids[i], "layout": raw.layout,
