@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import cow, layers, sharing
+from labkit import cow, layer_cache, layers, sharing
 from labkit.config import BASE_IMAGE, settings
 
 pytestmark = pytest.mark.integration
@@ -145,8 +145,9 @@ def test_second_image_shares_every_base_layer(images, client):
 
 
 def test_sharing_saves_the_base_layers_bytes(images, client, analysis):
+    base = len(client.images.get(BASE_IMAGE).attrs["RootFS"]["Layers"])  # built in layers
     s = sharing.compare(analysis, images["other"], client=client)
-    assert s.shared_bytes == analysis.layers[0].size_bytes
+    assert s.shared_bytes == sum(x.size_bytes for x in analysis.layers[:base])
 
 
 def test_cow_diff_names_the_written_file_and_its_lower_layer(images, client, analysis):
@@ -179,3 +180,33 @@ def test_cow_demo_adds_only_writable_layers_and_cleans_up(images, client):
 
 def test_instructions_are_dockerfile_lines_not_shell_lines(analysis):
     assert all(not re.match(r"/bin/sh -c", x.instruction) for x in analysis.layers)
+
+
+def test_a_relabelled_image_is_analysed_from_the_records_without_saving(
+        images, client, tmp_path, monkeypatch):
+    """Same layers, new image ID (a LABEL on top): the records answer, exactly as a read."""
+    monkeypatch.setenv("LABKIT_CACHE_DIR", str(tmp_path / "cache"))
+    layer_cache.forget()
+    layers.analyze(images["app"], client=client)  # read once, recorded
+    folder = tmp_path / "relabel"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text(f"FROM {images['app']}\nLABEL org.labkit.test=relabel\n")
+    tag = settings().image_name("layers-it-relabel")
+    new_id = _build(client, folder, tag)
+    try:
+        assert new_id != client.images.get(images["app"]).id
+        layer_cache.forget()
+        saves: list[str] = []
+        real = client.api.get_image
+        monkeypatch.setattr(client.api, "get_image",
+                            lambda name, **kw: saves.append(name) or real(name, **kw))
+        cached = layers.analyze(tag, client=client)
+        assert saves == []
+        read = layers.analyze(tag, client=client, cache=False)
+        assert saves == [tag]
+        assert cached.layers == read.layers
+        assert cached.files.equals(read.files)
+        assert (cached.image_id, cached.layout) == (read.image_id, read.layout)
+    finally:
+        layer_cache.forget()
+        client.images.remove(tag, force=True)
