@@ -28,3 +28,20 @@ def docker(*args: str, stdin: str | None = None,
            env: dict[str, str] | None = None) -> DockerCommand:
     """Build a :class:`DockerCommand` from its arguments (``docker`` is implied)."""
     return DockerCommand(tuple(str(a) for a in args), stdin, tuple((env or {}).items()))
+
+
+class CommandOutput(str):
+    """What a command printed, carrying the ``docker`` line that prints the same; shown in a
+    notebook as the line, then the text."""
+
+    command: DockerCommand
+
+    def __new__(cls, text: str, command: DockerCommand) -> CommandOutput:
+        obj = super().__new__(cls, text)
+        obj.command = command
+        return obj
+
+    def _repr_markdown_(self) -> str:
+        fence = "~~~~" if "```" in self else "```"
+        body = f"\n{fence}text\n{self.rstrip()}\n{fence}" if self.strip() else ""
+        return f"```bash\n$ {self.command}\n```{body}"

@@ -18,7 +18,7 @@ import requests
 from docker.models.containers import Container
 
 from . import engine
-from .commands import DockerCommand
+from .commands import CommandOutput, DockerCommand
 from .commands import docker as docker_cmd
 from .config import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE, settings
 from .errors import ContainerFailed, ImageMissing, LabkitError
@@ -79,19 +79,8 @@ def list_command() -> DockerCommand:
                       f"label={LABEL_NAMESPACE}={settings().namespace}")
 
 
-class ContainerLogs(str):
-    """A container's log text that also carries the ``docker container logs`` line."""
-
-    command: DockerCommand
-
-    def __new__(cls, text: str, command: DockerCommand) -> ContainerLogs:
-        obj = super().__new__(cls, text)
-        obj.command = command
-        return obj
-
-    def _repr_markdown_(self) -> str:
-        fence = "~~~~" if "```" in self else "```"
-        return f"```bash\n$ {self.command}\n```\n{fence}text\n{self.rstrip()}\n{fence}"
+#: A container's log text that also carries the ``docker container logs`` line.
+ContainerLogs = CommandOutput
 
 
 # --------------------------------------------------------------------------- lookup

@@ -275,13 +275,17 @@ def doctor():  # noqa: ANN201 - a DataFrame
 
 
 # --------------------------------------------------------------------------- step 6
-def exec_in(app, command: str) -> str:  # noqa: ANN001
-    """Run a shell command inside a running container (``docker exec``); returns its output."""
+def exec_in(app, command: str):  # noqa: ANN001, ANN201 - a CommandOutput
+    """Run a shell command inside a running container (``docker exec``); returns its output,
+    which a notebook shows with the ``docker container exec`` line."""
+    from .commands import CommandOutput
+    from .containers import exec_command
+
     code, out = app.container.exec_run(["sh", "-c", command])
     text = out.decode("utf-8", "replace")
     if code != 0:
         raise LabkitError(f"`{command}` failed in {app.name} (exit {code}): {text.strip()}")
-    return text
+    return CommandOutput(text, exec_command(app.name, command))
 
 
 def read_image_file(image: str, path: str, client=None) -> str:  # noqa: ANN001

@@ -40,6 +40,7 @@ def test_logs_carry_their_command_and_stay_text() -> None:
     logs = containers.ContainerLogs("line one\n", docker("container", "logs", "s-hello"))
     assert '"line one' not in logs and "line one" in logs
     assert logs._repr_markdown_().startswith("```bash\n$ docker container logs s-hello\n```")
+    assert "line one" in logs._repr_markdown_()
 
 
 def test_stop_and_exec_echoes() -> None:
