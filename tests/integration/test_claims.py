@@ -23,6 +23,7 @@ from labkit import (
     registry,
     reproducible,
     runtime,
+    shell,
 )
 
 pytestmark = pytest.mark.integration
@@ -108,6 +109,7 @@ def test_the_echoed_login_line_runs_as_printed(reg, ns, tmp_path) -> None:
     line = str(registry.login_command(reg))
     env = {**os.environ, "DOCKER_CONFIG": str(tmp_path), "LABKIT_USER": ns.user,
            "LABKIT_STATE_DIR": str(ns.state_dir)}
+    shell.prepare(env)  # as the notebooks' terminal cells have it: labkit on PATH
     done = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
