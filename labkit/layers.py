@@ -36,6 +36,7 @@ from typing import IO, Any
 
 import docker
 import pandas as pd
+from docker.utils import parse_repository_tag
 
 from . import layer_cache
 from .commands import DockerCommand
@@ -312,6 +313,14 @@ def analyze_archive(source: IO[bytes] | Iterable[bytes], image: str = "",
     return from_raw(read_raw(source, image), image=image, image_id=image_id)
 
 
+def one_image(image: str) -> str:
+    """A reference naming one image: ``docker save REPO`` without a tag saves every tag of
+    the repository (in an order of the engine's), so a bare repository means ``:latest``."""
+    if "@" in image or image.startswith("sha256:") or all(c in "0123456789abcdef" for c in image):
+        return image
+    return image if parse_repository_tag(image)[1] else f"{image}:latest"
+
+
 def analyze(image: str, client: docker.DockerClient | None = None,
             chunk_size: int = _BUFSIZE, cache: bool = True) -> ImageLayers:
     """Analyse the layers of a local image, streamed from ``docker image save``.
@@ -334,9 +343,10 @@ def analyze(image: str, client: docker.DockerClient | None = None,
                 known, image=image, command=docker_cmd("image", "save", image or img.id))
     raw = layer_cache.load(cli, img) if cache else None
     if raw is None:
-        stream = cli.api.get_image(image, chunk_size=chunk_size)
+        ref = one_image(image)
+        stream = cli.api.get_image(ref, chunk_size=chunk_size)
         try:
-            raw = read_raw(stream, image)
+            raw = read_raw(stream, ref)
         finally:
             close = getattr(stream, "close", None)
             if close:

@@ -50,6 +50,9 @@ class RuntimeComparison:
                 for key in ("python", "executable", "flask", "flask_at")]
         return pd.DataFrame(rows)
 
+    def __repr__(self) -> str:  # the plain-text view: the same table, no host folders
+        return f"$ {self.command}\n" + self.table().to_string(index=False)
+
     def _repr_html_(self) -> str:
         return f"<pre>$ {self.command}</pre>" + self.table().to_html(index=False)
 

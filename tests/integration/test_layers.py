@@ -210,3 +210,25 @@ def test_a_relabelled_image_is_analysed_from_the_records_without_saving(
     finally:
         layer_cache.forget()
         client.images.remove(tag, force=True)
+
+
+def test_a_bare_repository_name_reads_its_latest_tag_among_several(client, tmp_path) -> None:
+    # Found in notebook 05 → 06: with tags scratch-1 and latest in one repository,
+    # `docker save REPO` saves both, in an order of the engine's choosing.
+    repo = settings().image_name("layers-it-tags")
+    sizes = {}
+    try:
+        for tag, text in (("other", "a longer file, another image\n"), ("latest", "short\n")):
+            folder = tmp_path / tag
+            folder.mkdir()
+            (folder / "note.txt").write_text(text)
+            (folder / "Dockerfile").write_text(OTHER)
+            _build(client, folder, f"{repo}:{tag}")
+            sizes[tag] = len(text)
+        for _ in range(3):
+            top = layers.analyze(repo, client=client, cache=False).layers[-1]
+            assert top.size_bytes == sizes["latest"]
+    finally:
+        for tag in ("other", "latest"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(f"{repo}:{tag}", force=True)

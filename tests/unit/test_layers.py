@@ -532,3 +532,15 @@ def test_layers_size_waits_for_a_running_disk_usage():
             return {"LayersSize": 123}
 
     assert cow.layers_size(Busy()) == 123
+
+
+def test_a_bare_repository_is_saved_as_its_latest_tag_only() -> None:
+    # `docker save REPO` saves every tag of REPO; the analysis must read exactly one image.
+    from labkit.layers import one_image
+
+    assert one_image("student/python-hello-world") == "student/python-hello-world:latest"
+    assert one_image("localhost:5000/student/app") == "localhost:5000/student/app:latest"
+    assert one_image("student/app:scratch-1") == "student/app:scratch-1"
+    assert one_image("sha256:" + "a" * 64) == "sha256:" + "a" * 64
+    assert one_image("abcdef012345") == "abcdef012345"
+    assert one_image("app@sha256:" + "b" * 64) == "app@sha256:" + "b" * 64
