@@ -41,6 +41,9 @@ class CommandOutput(str):
         obj.command = command
         return obj
 
+    def __repr__(self) -> str:  # the plain-text view: the line, then what it printed
+        return f"$ {self.command}\n{self}"
+
     def _repr_markdown_(self) -> str:
         fence = "~~~~" if "```" in self else "```"
         body = f"\n{fence}text\n{self.rstrip()}\n{fence}" if self.strip() else ""

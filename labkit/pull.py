@@ -44,9 +44,17 @@ class PullResult:
 
     @property
     def counts(self) -> dict[str, int]:
-        """How many layers were downloaded, and how many the engine already had."""
+        """How many layers were downloaded, and how many the engine already had (a layer
+        the stream does not name was not downloaded: the containerd store names none when
+        it has them all)."""
         got = self.layers["status"].value_counts() if len(self.layers) else {}
-        return {k: int(got.get(k, 0)) for k in ("downloaded", "already here")}
+        downloaded = int(got.get("downloaded", 0))
+        return {"downloaded": downloaded, "already here": len(self.diff_ids) - downloaded}
+
+    def __repr__(self) -> str:
+        counts = self.counts
+        return (f"$ {self.command}\n{self.reference}: {counts['downloaded']} layers downloaded, "
+                f"{counts['already here']} already here, in {self.seconds:.2f} s")
 
     def _repr_html_(self) -> str:
         from .display import card_html
@@ -139,9 +147,12 @@ def pull(reference: str, registry: Registry | str | None = None,
     if error:
         raise RegistryError(f"Pull of {repo}:{tag} failed: {error}", _hint(error))
     image = cli.images.get(f"{repo}:{tag}")
+    diff_ids = list(image.attrs["RootFS"]["Layers"])
+    if not len(layers):  # nothing downloaded, nothing named: every layer was here
+        layers = pd.DataFrame([{"layer": d.split(":")[-1][:12], "status": "already here"}
+                               for d in diff_ids], columns=LAYER_COLUMNS)
     layers.attrs["command"] = command
-    return PullResult(f"{repo}:{tag}", image.id, list(image.attrs["RootFS"]["Layers"]),
-                      layers, seconds, command)
+    return PullResult(f"{repo}:{tag}", image.id, diff_ids, layers, seconds, command)
 
 
 def _hint(error: str) -> str:

@@ -89,3 +89,16 @@ def test_runtime_table_hides_this_machines_folders() -> None:
     shown = facts.table().to_string()
     assert sys.prefix not in shown and sys.prefix not in repr(facts)
     assert "/usr/lib/flask" in shown
+
+
+def test_pull_counts_layers_the_stream_does_not_name_as_already_here() -> None:
+    import pandas as pd
+
+    frame, _ = pull.layer_statuses([{"status": "Pull complete", "id": "bbb"}])
+    result = pull.PullResult("r:latest", "sha256:x", ["sha256:a", "sha256:b", "sha256:c"],
+                             frame, 0.1, docker("pull", "r:latest"))
+    assert result.counts == {"downloaded": 1, "already here": 2}
+    assert "1 layers downloaded, 2 already here" in repr(result)
+    empty = pull.PullResult("r:latest", "sha256:x", ["sha256:a"], pd.DataFrame(
+        columns=pull.LAYER_COLUMNS), 0.1, docker("pull", "r:latest"))
+    assert empty.counts == {"downloaded": 0, "already here": 1}
