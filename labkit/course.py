@@ -290,19 +290,10 @@ def exec_in(app, command: str):  # noqa: ANN001, ANN201 - a CommandOutput
 
 def read_image_file(image: str, path: str, client=None) -> str:  # noqa: ANN001
     """A file's text as the image holds it (``docker create`` + ``docker cp``; nothing runs)."""
-    import io
-    import tarfile
+    from .image_file import read_file
 
-    cli = client or engine.client()
-    container = cli.containers.create(image, labels=settings().labels("inspect"))
-    try:
-        stream, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            data = tar.extractfile(member).read() if member else b""
-    finally:
-        container.remove(force=True)
-    return data.decode("utf-8", "replace")
+    found = read_file(image, path, client=client)
+    return found[0].decode("utf-8", "replace") if found else ""
 
 
 # --------------------------------------------------------------------------- step 7

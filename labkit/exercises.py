@@ -50,21 +50,22 @@ class Check:
 def _http_get(url: str, patience: float = 10.0) -> str:
     """GET a URL without this machine's proxy settings, giving a container that has just
     started ``patience`` seconds to answer; '' when it does not."""
-    import time
-
     import requests
 
     from .containers import http_session
+    from .wait import wait_until
 
-    deadline = time.monotonic() + patience
     with http_session() as session:
-        while True:
+        def answer() -> str | None:
             try:
-                return session.get(url, timeout=5).text
+                return session.get(url, timeout=5).text or " "
             except requests.RequestException:
-                if time.monotonic() > deadline:
-                    return ""
-                time.sleep(0.2)
+                return None
+
+        try:
+            return wait_until(answer, patience, 0.2, f"{url} to answer").strip()
+        except TimeoutError:
+            return ""
 
 
 def _not_attempted(exercise: str, hint: str) -> Check:

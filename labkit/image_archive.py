@@ -224,8 +224,12 @@ def _resolve(arc: _Archive, image: str) -> tuple[str, dict, list[str], str]:
     """(layout, config, layer paths in rootfs order, image id) from the archive's index."""
     manifest = arc.docs.get("manifest.json")
     if isinstance(manifest, list) and manifest:
-        entry = next((e for e in manifest if image and image in (e.get("RepoTags") or [])),
-                     manifest[0])
+        named = [e for e in manifest if image and image in (e.get("RepoTags") or [])]
+        if not named and len(manifest) > 1:  # several images: which one is not ours to guess
+            raise ImageArchiveError(
+                f"The saved archive holds {len(manifest)} images, none of them named {image!r}.",
+                "Save one image: name it with its tag (REPO:TAG) or its ID.")
+        entry = named[0] if named else manifest[0]
         config = arc.docs.get(entry["Config"])
         layout = "oci" if "index.json" in arc.docs else "docker"
         if config is not None:

@@ -381,3 +381,4 @@ def tag(image: str, repository: str, tag: str = "latest",
         raise LabkitError(f"The engine did not tag {image} as {repository}:{tag}.",
                           "Check the repository name: lowercase letters, digits, '/', '.', '-'.")
     return docker_cmd("image", "tag", image, f"{repository}:{tag}")
+

@@ -11,8 +11,6 @@ layer differs while the app behaves the same.
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -21,8 +19,8 @@ import pandas as pd
 
 from . import engine
 from .build_stream import BuildStep
-from .config import settings
 from .errors import LabkitError
+from .image_file import read_file
 
 COLUMNS = ["step", "instruction", "layers", "first", "second", "identical"]
 
@@ -66,20 +64,11 @@ def compare(first: Iterable[BuildStep], second: Iterable[BuildStep],
 
 def _file_facts(image: str, path: str, cli: docker.DockerClient) -> tuple[str, datetime]:
     """(sha256 of the bytes, modification time) of one file as the image holds it."""
-    container = cli.containers.create(image, labels=settings().labels("inspect"))
-    try:
-        stream, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            handle = tar.extractfile(member) if member else None
-            if member is None or handle is None:
-                raise LabkitError(f"{path} is not a file in {image}.")
-            return hashlib.sha256(handle.read()).hexdigest(), datetime.fromtimestamp(
-                member.mtime, UTC)
-    except docker.errors.NotFound as exc:
-        raise LabkitError(f"{path} is not in {image}.", "Pick a path the step wrote.") from exc
-    finally:
-        container.remove(force=True)
+    found = read_file(image, path, client=cli)
+    if found is None:
+        raise LabkitError(f"{path} is not a file in {image}.", "Pick a path the step wrote.")
+    data, mtime = found
+    return hashlib.sha256(data).hexdigest(), datetime.fromtimestamp(mtime, UTC)
 
 
 def file_differences(first: str, second: str, paths: Iterable[str],

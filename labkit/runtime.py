@@ -15,10 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import engine
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
-from .config import settings
 from .errors import ContainerFailed
 
 #: Run by the container's ``python``: where it is, its version, its Flask.
@@ -89,14 +87,6 @@ def compare(app: Any) -> RuntimeComparison:
 def _in_image(app: Any, path: str) -> bool:
     """True when ``path`` is in the files of the container's image (a new, unstarted
     container from it: nothing the running one did counts)."""
-    import docker.errors
+    from .image_file import read_file
 
-    cli = app.client or engine.client()
-    fresh = cli.containers.create(app.container.image.id, labels=settings().labels("inspect"))
-    try:
-        fresh.get_archive(path)
-        return True
-    except docker.errors.NotFound:
-        return False
-    finally:
-        fresh.remove(force=True)
+    return read_file(app.container.image.id, path, client=app.client) is not None

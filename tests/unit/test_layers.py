@@ -544,3 +544,27 @@ def test_a_bare_repository_is_saved_as_its_latest_tag_only() -> None:
     assert one_image("sha256:" + "a" * 64) == "sha256:" + "a" * 64
     assert one_image("abcdef012345") == "abcdef012345"
     assert one_image("app@sha256:" + "b" * 64) == "app@sha256:" + "b" * 64
+
+
+def test_an_archive_of_several_images_none_named_is_refused() -> None:
+    import io
+    import json
+    import tarfile
+
+    from labkit.image_archive import ImageArchiveError
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        config = json.dumps({"rootfs": {"diff_ids": []}, "history": []}).encode()
+        add("a.json", config)
+        add("b.json", config)
+        add("manifest.json", json.dumps([
+            {"Config": "a.json", "RepoTags": ["r:one"], "Layers": []},
+            {"Config": "b.json", "RepoTags": ["r:two"], "Layers": []}]).encode())
+    with pytest.raises(ImageArchiveError, match="2 images"):
+        layers.analyze_archive(io.BytesIO(buf.getvalue()), image="r")
+    assert layers.analyze_archive(io.BytesIO(buf.getvalue()), image="r:two").layers == []
