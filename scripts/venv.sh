@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The course's virtual environment: .venv with labkit installed editable, plus test tools.
+# The course's virtual environment: .venv with labkit installed editable, plus test tools
+# (the `test` extra, and `classroom`: KubeSpawner & co. for the Kubernetes pod manifest test).
 # Needs Python 3.11 or newer (PYTHON names the interpreter; default python3). On a fresh
 # Debian/Ubuntu as root, Python's venv package is installed first when it is missing.
 # Runs under macOS's /bin/bash 3.2 too: no bash-4 features (tests/unit/test_scripts_portable.py).
@@ -64,6 +65,6 @@ fi
 t0=$SECONDS
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+"$VENV/bin/python" -m pip install -q -e ".[test,classroom]"
 touch "$stamp"
 echo "venv: $VENV ready in $((SECONDS - t0)) s"

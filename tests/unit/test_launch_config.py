@@ -51,11 +51,12 @@ def _split(requirement: str) -> tuple[str, str]:
 
 
 def pyproject_requirements(path: Path = ROOT / "pyproject.toml",
-                           extras: tuple[str, ...] = ("test",)) -> dict[str, str]:
+                           extras: tuple[str, ...] = ("test", "classroom")) -> dict[str, str]:
     """[project] dependencies plus the given extras and python, by conda-forge name.
 
-    environment.yml (development) is the runtime plus the `test` extra; binder/environment.yml
-    (Binder) is the runtime only: ``extras=()``.
+    environment.yml (development) is the runtime plus the `test` and `classroom` extras (what
+    scripts/venv.sh installs); binder/environment.yml (Binder) is the runtime only:
+    ``extras=()``.
     """
     project = tomllib.loads(path.read_text())["project"]
     reqs = list(project["dependencies"])

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Loads the course images into this container's engine, once (the pod's postStart hook);
+# with --check, succeeds only when that is done and the engine answers (the startupProbe,
+# which holds the notebook container back until then). Talks to the engine over its unix
+# socket inside this container: the TLS port is for the notebook.
+set -eu
+unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH
+export DOCKER_HOST=unix:///var/run/docker.sock
+bundle=/opt/labkit/course-images.tar
+done_file=/run/labkit-course-images-loaded
+
+if [ "${1:-}" = --check ]; then
+    [ -e "$done_file" ] && docker version >/dev/null 2>&1
+    exit
+fi
+tries=0
+until docker version >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 240 ]; then
+        echo "load-course-images: the engine did not answer within 240 s" >&2
+        exit 1
+    fi
+    sleep 1
+done
+(cd "$(dirname "$bundle")" && sha256sum -c "$(basename "$bundle").sha256" >/dev/null)
+docker load -q -i "$bundle"
+touch "$done_file"

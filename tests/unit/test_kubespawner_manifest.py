@@ -1,0 +1,281 @@
+"""The learner pod KubeSpawner makes from classroom/kubernetes/values.yaml, rendered offline.
+
+values.yaml is the one source: classroom/kubernetes/z2jh.py turns it into KubeSpawner's
+configuration as the Zero to JupyterHub chart's hub does, and KubeSpawner's own
+``get_pod_manifest`` renders the pod (no cluster: a kubeconfig naming an address nothing
+listens on, which rendering never contacts). The checks read that pod: the engine sidecar,
+the volumes and who mounts them, the notebook's environment, the limits, the security
+settings; and every field must be one of the Kubernetes API's (kubernetes_asyncio's models).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from unittest.mock import Mock
+
+import kubernetes_asyncio.client.models as k8s_models
+import kubernetes_asyncio.config.kube_config as kube_config
+import nativeauthenticator
+import pytest
+from jupyterhub.app import JupyterHub
+from jupyterhub.auth import Authenticator
+from jupyterhub.objects import Hub, Server
+from jupyterhub_idle_culler import IdleCuller
+from kubernetes_asyncio.client import ApiClient
+from kubespawner import KubeSpawner
+from traitlets.utils.importstring import import_item
+
+from labkit import config as labkit_config
+from labkit import engine as labkit_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBE = ROOT / "classroom" / "kubernetes"
+
+
+def _load_z2jh():
+    spec = importlib.util.spec_from_file_location("classroom_z2jh", KUBE / "z2jh.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+z2jh = _load_z2jh()
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: none, user: {}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+class MockUser(Mock):
+    """The hub's user object, as KubeSpawner's own tests fake it."""
+
+    name = "ada"
+    server = Server()
+
+    @property
+    def escaped_name(self) -> str:
+        return self.name
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture(scope="module")
+def values() -> dict:
+    return z2jh.load()
+
+
+@pytest.fixture(scope="module")
+def pod(values: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    kubeconfig = tmp_path_factory.mktemp("kube") / "config"
+    kubeconfig.write_text(KUBECONFIG)
+    with pytest.MonkeyPatch.context() as mp:
+        # kubernetes_asyncio reads $KUBECONFIG once, on import: name the file directly.
+        mp.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+        mp.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+        async def render() -> dict:
+            spawner = KubeSpawner(config=z2jh.spawner_config(values), user=MockUser(),
+                                  hub=Hub(), _mock=True)
+            manifest = await spawner.get_pod_manifest()
+            async with ApiClient() as api:
+                return api.sanitize_for_serialization(manifest)
+
+        return asyncio.run(render())
+
+
+def one(items: list[dict], name: str) -> dict:
+    found = [item for item in items if item["name"] == name]
+    assert len(found) == 1, f"expected one {name!r}, found {[i['name'] for i in items]}"
+    return found[0]
+
+
+def env_of(container: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+@pytest.fixture(scope="module")
+def engine(pod: dict) -> dict:
+    return one(pod["spec"].get("initContainers", []), "engine")
+
+
+@pytest.fixture(scope="module")
+def notebook(pod: dict) -> dict:
+    return one(pod["spec"]["containers"], "notebook")
+
+
+def unknown_fields(data: object, kind: str, path: str) -> list[str]:
+    """Fields of ``data`` that the Kubernetes API type ``kind`` does not have, recursively."""
+    if kind.startswith("list["):
+        return [bad for i, item in enumerate(data or [])
+                for bad in unknown_fields(item, kind[5:-1], f"{path}[{i}]")]
+    if kind.startswith("dict("):
+        inner = kind[5:-1].split(", ", 1)[1]
+        return [bad for key, item in (data or {}).items()
+                for bad in unknown_fields(item, inner, f"{path}.{key}")]
+    model = getattr(k8s_models, kind, None)
+    if model is None or not isinstance(data, dict):
+        return []
+    by_field = {field: attr for attr, field in model.attribute_map.items()}
+    bad = [f"{path}.{key}" for key in data if key not in by_field]
+    return bad + [b for key, item in data.items() if key in by_field
+                  for b in unknown_fields(item, model.openapi_types[by_field[key]],
+                                          f"{path}.{key}")]
+
+
+def test_every_pod_field_is_a_kubernetes_api_field(pod: dict) -> None:
+    assert unknown_fields(pod, "V1Pod", "pod") == []
+
+
+def test_the_field_check_finds_a_misspelt_field(pod: dict) -> None:
+    spec = {**pod["spec"], "initContainers": [{"name": "engine", "image": "x",
+                                               "securityContxt": {"privileged": True}}]}
+    assert unknown_fields({**pod, "spec": spec}, "V1Pod", "pod") == [
+        "pod.spec.initContainers[0].securityContxt"]
+
+
+def test_engine_is_a_native_sidecar_started_before_the_notebook(engine: dict,
+                                                                values: dict) -> None:
+    assert engine["restartPolicy"] == "Always"
+    assert engine["image"] == values["singleuser"]["initContainers"][0]["image"]
+    probe = engine["startupProbe"]["exec"]["command"]
+    assert probe == ["/usr/local/bin/load-course-images.sh", "--check"]
+    assert engine["lifecycle"]["postStart"]["exec"]["command"] == probe[:1]
+
+
+def test_engine_image_ships_the_probe_and_the_bundle() -> None:
+    dockerfile = (KUBE / "engine" / "Dockerfile").read_text()
+    assert "COPY load-course-images.sh /usr/local/bin/load-course-images.sh" in dockerfile
+    assert "course-images.tar.sha256" in dockerfile
+    script = (KUBE / "engine" / "load-course-images.sh").read_text()
+    assert "bundle=/opt/labkit/course-images.tar" in script
+
+
+def test_engine_serves_tls_into_the_pods_own_cert_volume(engine: dict) -> None:
+    assert env_of(engine)["DOCKER_TLS_CERTDIR"] == "/certs"
+    mounts = {m["name"]: m for m in engine["volumeMounts"]}
+    assert mounts["docker-certs"]["mountPath"] == "/certs"
+    assert "subPath" not in mounts["docker-certs"]
+    assert mounts["docker-data"]["mountPath"] == "/var/lib/docker"
+
+
+def test_engine_is_the_only_privileged_container(pod: dict, engine: dict) -> None:
+    assert engine["securityContext"]["privileged"] is True
+    assert engine["securityContext"]["runAsUser"] == 0
+    others = [c for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
+              if c["name"] != "engine"]
+    assert others, "the pod has no container besides the engine"
+    for container in others:
+        context = container.get("securityContext") or {}
+        assert context.get("privileged") is not True, container["name"]
+
+
+def test_engine_limits_cpu_memory_and_disk(engine: dict) -> None:
+    limits = engine["resources"]["limits"]
+    assert set(limits) == {"cpu", "memory", "ephemeral-storage"}
+    assert set(engine["resources"]["requests"]) == {"cpu", "memory", "ephemeral-storage"}
+
+
+def test_volumes_live_and_die_with_the_pod(pod: dict) -> None:
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert set(volumes) == {"docker-certs", "docker-data"}
+    for volume in volumes.values():
+        assert set(volume) == {"name", "emptyDir"}, volume  # no hostPath, PVC or Secret
+    assert volumes["docker-data"]["emptyDir"]["sizeLimit"] == "10Gi"
+
+
+def test_notebook_mounts_only_the_client_certificates_read_only(notebook: dict) -> None:
+    assert notebook["volumeMounts"] == [{"name": "docker-certs", "subPath": "client",
+                                         "mountPath": "/certs/client", "readOnly": True}]
+
+
+def test_notebook_talks_tls_to_its_own_engine(notebook: dict) -> None:
+    env = env_of(notebook)
+    assert env["DOCKER_HOST"] == "tcp://localhost:2376"
+    assert env["DOCKER_TLS_VERIFY"] == "1"
+    assert env["DOCKER_CERT_PATH"] == notebook["volumeMounts"][0]["mountPath"]
+    assert env["LABKIT_USER"] == "ada"
+    assert env["LABKIT_OFFLINE"] == "1"
+
+
+def test_labkit_publishes_on_the_pods_loopback(notebook: dict) -> None:
+    env = env_of(notebook)
+    assert "LABKIT_BIND_IP" not in env
+    assert labkit_config.from_env(env).bind_ip is None
+    assert labkit_engine.is_local(env), "labkit would publish on 0.0.0.0 in this pod"
+
+
+def test_notebook_is_unprivileged(pod: dict, notebook: dict) -> None:
+    context = notebook["securityContext"]
+    assert context["runAsUser"] == 1000
+    assert context["runAsNonRoot"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["spec"]["securityContext"] == {"fsGroup": 100}
+
+
+def test_notebook_limits_cpu_memory_and_disk(notebook: dict) -> None:
+    limits = notebook["resources"]["limits"]
+    assert limits["cpu"] == 1.0
+    assert limits["memory"] == 1024**3  # "1G": KubeSpawner counts in powers of 1024
+    assert limits["ephemeral-storage"] == "1Gi"
+
+
+def test_learner_pods_go_to_user_nodes_only(pod: dict) -> None:
+    terms = pod["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "hub.jupyter.org/node-purpose",
+                                            "operator": "In", "values": ["user"]}]}]
+
+
+def test_values_use_only_chart_paths(values: dict) -> None:
+    assert z2jh.unknown_paths(values) == []
+
+
+def test_a_misspelt_chart_path_is_refused(values: dict) -> None:
+    typo = z2jh.merge(values, {"singleuser": {"extraContainer": [{"name": "x"}]}})
+    with pytest.raises(z2jh.UnknownValue, match="singleuser.extraContainer"):
+        z2jh.spawner_config(typo)
+
+
+HUB_CLASSES = {"JupyterHub": JupyterHub, "Authenticator": Authenticator,
+               "NativeAuthenticator": nativeauthenticator.NativeAuthenticator,
+               "KubeSpawner": KubeSpawner}
+
+
+def test_hub_config_sets_real_traits(values: dict) -> None:
+    for app, traits in values["hub"]["config"].items():
+        known = set(HUB_CLASSES[app].class_trait_names(config=True))
+        assert set(traits) <= known, f"{app}: {sorted(set(traits) - known)}"
+
+
+def test_hub_authenticates_with_native_authenticator(values: dict) -> None:
+    name = values["hub"]["config"]["JupyterHub"]["authenticator_class"]
+    assert import_item(name) is nativeauthenticator.NativeAuthenticator
+    native = values["hub"]["config"]["NativeAuthenticator"]
+    assert native["open_signup"] is False
+    assert values["hub"]["config"]["Authenticator"]["admin_users"] == ["instructor"]
+
+
+def test_idle_culler_command_is_one_the_culler_accepts(values: dict) -> None:
+    cmd = z2jh.culler_command(values)
+    assert cmd[:3] == ["python3", "-m", "jupyterhub_idle_culler"]
+    flags = {arg[2:].split("=", 1)[0] for arg in cmd[3:]}
+    assert flags <= set(IdleCuller.aliases) | set(IdleCuller.flags), flags
+    culler = IdleCuller()
+    culler.parse_command_line(cmd[3:])
+    assert culler.timeout == values["cull"]["timeout"] == 3600
+    assert culler.cull_every == values["cull"]["every"]
+    assert culler.cull_admin_users is False
