@@ -1,5 +1,6 @@
 #!/bin/sh
 # Loads the course images into this container's engine, once (the pod's postStart hook);
+# a second run in the same container does nothing;
 # with --check, succeeds only when that is done and the engine answers (the startupProbe,
 # which holds the notebook container back until then). Talks to the engine over its unix
 # socket inside this container: the TLS port is for the notebook.
@@ -13,6 +14,7 @@ if [ "${1:-}" = --check ]; then
     [ -e "$done_file" ] && docker version >/dev/null 2>&1
     exit
 fi
+[ ! -e "$done_file" ] || exit 0
 tries=0
 until docker version >/dev/null 2>&1; do
     tries=$((tries + 1))

@@ -1,0 +1,172 @@
+"""The Kubernetes learner pod's two containers, run for real on the engine of DOCKER_HOST.
+
+classroom/kubernetes/engine is built with a one-image bundle and started as the pod's
+`engine` sidecar would be (TLS certificates in a volume of their own). Its postStart script
+loads the bundle and its startupProbe (`--check`) passes only afterwards. Then a second
+container joins its network namespace, as the `notebook` container shares the pod's: user
+1000, no capabilities, the certificates read-only. That container talks TLS to
+tcp://localhost:2376. A port it publishes on 127.0.0.1 answers there and nowhere else, and
+the engine's TLS port turns away a client without the pod's client certificate.
+Everything carries a namespace label of its own and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from labkit import bundle, config, engine
+from labkit.errors import EngineUnavailable
+
+pytestmark = pytest.mark.integration
+
+ENGINE_DIR = Path(__file__).resolve().parents[2] / "classroom" / "kubernetes" / "engine"
+SCRIPT = "/usr/local/bin/load-course-images.sh"
+#: What the pod's engine needs from its node (privileged in Kubernetes): the flags
+#: scripts/dind.sh uses, which work where CAP_SYS_RESOURCE cannot be granted. The docker
+#: CLI runs it: `systempaths=unconfined` is a CLI option, not an API one.
+DIND_FLAGS = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+              "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+              "--security-opt", "systempaths=unconfined", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"]
+NOTEBOOK_ENV = {"DOCKER_HOST": "tcp://localhost:2376", "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": "/certs/client"}
+PROBE = """
+import socket, ssl, sys, urllib.request
+host, mode = sys.argv[1], sys.argv[2]
+try:
+    if mode == "http":
+        print(urllib.request.urlopen(f"http://{host}:8000/v2/", timeout=5).status)
+    else:
+        ctx = ssl.create_default_context(cafile="/certs/client/ca.pem")
+        ctx.check_hostname = False
+        with ctx.wrap_socket(socket.create_connection((host, 2376), timeout=5)) as s:
+            s.sendall(b"GET /version HTTP/1.0\\r\\n\\r\\n")
+            print("answered", s.recv(12))
+except Exception as exc:
+    print(type(exc).__name__)
+"""
+
+
+def _quietly(action, *args, **kwargs) -> None:
+    with contextlib.suppress(docker.errors.APIError):
+        action(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[docker.DockerClient]:
+    try:
+        client = engine.connect()
+    except EngineUnavailable as exc:
+        pytest.fail(f"This test needs a Docker Engine: {exc}", pytrace=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def labels() -> dict[str, str]:
+    return {config.LABEL_NAMESPACE: "k8s" + secrets.token_hex(4)}
+
+
+@pytest.fixture(scope="module")
+def pod(cli: docker.DockerClient, labels: dict[str, str],
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.models.containers.Container]:
+    """The engine container, started from an image with a one-image bundle."""
+    context = tmp_path_factory.mktemp("engine")
+    for name in ("Dockerfile", "load-course-images.sh"):
+        shutil.copy2(ENGINE_DIR / name, context / name)
+    bundle.export_bundle(context / "course-images.tar", images=[config.REGISTRY_IMAGE],
+                         client=cli)
+    tag = f"labkit-kube-engine-test:{labels[config.LABEL_NAMESPACE]}"
+    flt = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    try:
+        image, _ = cli.images.build(path=str(context), tag=tag, labels=labels, rm=True,
+                                    buildargs={"ENGINE": config.DIND_IMAGE})
+        certs = cli.volumes.create(labels=labels)
+        container = cli.containers.get(start_engine(image.id, labels, certs.name))
+        yield container
+    finally:
+        for container in cli.containers.list(all=True, filters=flt):
+            _quietly(container.remove, force=True, v=True)
+        for volume in cli.volumes.list(filters=flt):
+            _quietly(volume.remove, force=True)
+        _quietly(cli.images.remove, tag, force=True)
+
+
+def start_engine(image: str, labels: dict[str, str], certs: str) -> str:
+    """``docker run`` the engine container; its id."""
+    base = ["docker", "run", "-d", "-e", "DOCKER_TLS_CERTDIR=/certs",
+            "--mount", f"type=volume,src={certs},dst=/certs"]
+    base += [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+    flags = DIND_FLAGS
+    for _ in range(2):
+        done = subprocess.run([*base, *flags, image], capture_output=True, text=True)
+        if done.returncode == 0:
+            return done.stdout.strip()
+        # Inside DinD, CAP_SYS_RESOURCE is already gone: ALL is what is left.
+        flags = [f for f in DIND_FLAGS if f not in ("--cap-drop", "SYS_RESOURCE")]
+    pytest.fail(f"docker run of the engine failed: {done.stderr.strip()}", pytrace=False)
+
+
+def sidecar_run(cli: docker.DockerClient, pod, labels: dict[str, str], image: str,
+                command: list[str], *, network: str | None = None) -> str:
+    """Run ``command`` as the notebook container would: in the pod's network namespace,
+    user 1000, no capabilities, the certificates read-only; return its output."""
+    certs = next(m["Name"] for m in pod.attrs["Mounts"] if m["Destination"] == "/certs")
+    out = cli.containers.run(
+        image, command[1:], entrypoint=command[:1], remove=True, labels=labels,
+        user="1000:100", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+        environment=NOTEBOOK_ENV,
+        network_mode=network or f"container:{pod.id}",
+        mounts=[docker.types.Mount("/certs", certs, read_only=True)])
+    return out.decode().strip()
+
+
+def wait_loaded(pod) -> int:
+    """Run the pod's postStart script; return the startupProbe's exit code afterwards."""
+    result = pod.exec_run([SCRIPT])
+    assert result.exit_code == 0, result.output.decode()
+    return pod.exec_run([SCRIPT, "--check"]).exit_code
+
+
+def test_startup_probe_waits_for_the_bundle(pod) -> None:
+    assert pod.exec_run([SCRIPT, "--check"]).exit_code != 0
+    assert wait_loaded(pod) == 0
+
+
+def test_notebook_reaches_its_engine_over_tls_on_localhost(cli, pod, labels) -> None:
+    assert wait_loaded(pod) == 0
+    listing = sidecar_run(cli, pod, labels, config.DIND_IMAGE,
+                          ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+    assert config.REGISTRY_IMAGE in listing.split()
+
+
+def test_published_port_answers_in_the_pod_only(cli, pod, labels) -> None:
+    assert wait_loaded(pod) == 0
+    sidecar_run(cli, pod, labels, config.DIND_IMAGE,
+                ["docker", "run", "-d", "--name", "web", "-p", "127.0.0.1:8000:5000",
+                 config.REGISTRY_IMAGE])
+    inside = sidecar_run(cli, pod, labels, config.BASE_IMAGE,
+                         ["python3", "-c", PROBE, "127.0.0.1", "http"])
+    assert inside == "200"
+    pod.reload()
+    address = pod.attrs["NetworkSettings"]["IPAddress"]
+    assert address, "the engine container has no address on the default bridge"
+    outside = sidecar_run(cli, pod, labels, config.BASE_IMAGE,
+                          ["python3", "-c", PROBE, address, "http"], network="bridge")
+    assert outside in ("URLError", "ConnectionRefusedError"), outside
+
+
+def test_engine_refuses_a_client_without_the_pods_certificate(cli, pod, labels) -> None:
+    assert wait_loaded(pod) == 0
+    pod.reload()
+    address = pod.attrs["NetworkSettings"]["IPAddress"]
+    answer = sidecar_run(cli, pod, labels, config.BASE_IMAGE,
+                         ["python3", "-c", PROBE, address, "tls"], network="bridge")
+    assert answer in ("SSLError", "ConnectionResetError"), answer
