@@ -119,13 +119,19 @@ def sidecar_run(cli: docker.DockerClient, pod, labels: dict[str, str], image: st
     """Run ``command`` as the notebook container would: in the pod's network namespace,
     user 1000, no capabilities, the certificates read-only; return its output."""
     certs = next(m["Name"] for m in pod.attrs["Mounts"] if m["Destination"] == "/certs")
-    out = cli.containers.run(
-        image, command[1:], entrypoint=command[:1], remove=True, labels=labels,
+    container = cli.containers.run(
+        image, command[1:], entrypoint=command[:1], detach=True, labels=labels,
         user="1000:100", cap_drop=["ALL"], security_opt=["no-new-privileges"],
-        environment=NOTEBOOK_ENV,
-        network_mode=network or f"container:{pod.id}",
+        environment=NOTEBOOK_ENV, network_mode=network or f"container:{pod.id}",
         mounts=[docker.types.Mount("/certs", certs, read_only=True)])
-    return out.decode().strip()
+    try:
+        status = container.wait(timeout=120)["StatusCode"]
+        out = container.logs().decode().strip()
+    finally:
+        # v=True: docker:dind declares a VOLUME, which `--rm` alone would leave behind.
+        container.remove(force=True, v=True)
+    assert status == 0, out
+    return out
 
 
 def wait_loaded(pod) -> int:
