@@ -74,7 +74,7 @@ class CleanupReport:
         return self.items[self.items["outcome"].str.startswith("kept")]
 
     def _repr_html_(self) -> str:
-        from .display_registry import cleanup_html
+        from .display_cleanup import cleanup_html
 
         return cleanup_html(self)
 
@@ -243,7 +243,7 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
     report = CleanupReport(items=pd.DataFrame(rows, columns=ITEM_COLUMNS), reclaimed=reclaimed,
                            commands=cleanup_commands(include_base))
     if show:
-        from .display_registry import render_cleanup
+        from .display_cleanup import render_cleanup
 
         render_cleanup(report)
     return report

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .config import settings
+from .progress import register_build_renderer
 from .terminal import strip_ansi
 
 if TYPE_CHECKING:
@@ -30,19 +31,6 @@ def in_notebook() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
-def readable_size(n: float | None) -> str:
-    """Bytes as text for tables and summaries, e.g. ``12.3 MB`` ('' for missing values)."""
-    import pandas as pd
-
-    if n is None or pd.isna(n):  # None, NaN or pandas' NA
-        return ""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} GB"
 
 
 def _widgets() -> Any | None:
@@ -295,3 +283,6 @@ def enable_command_tables(shell) -> None:  # noqa: ANN001 - an IPython shell
 
     formatter = shell.display_formatter.formatters["text/html"]
     formatter.for_type(pd.DataFrame, frame_html)
+
+
+register_build_renderer(BuildProgress)  # what images.build(show=True) draws

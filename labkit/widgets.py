@@ -14,8 +14,8 @@ from typing import Any
 import docker
 
 from .config import BASE_IMAGE, settings
-from .display import readable_size as human
 from .layers import ImageLayers, analyze
+from .sizes import human_size
 
 
 def layers_html(analysis: ImageLayers) -> str:
@@ -23,11 +23,12 @@ def layers_html(analysis: ImageLayers) -> str:
     df = analysis.layers_table()[["layer", "instruction", "size_bytes", "files", "added",
                                   "modified", "deleted", "wasted_bytes"]].copy()
     for col in ("size_bytes", "wasted_bytes"):
-        df[col] = df[col].map(human)
+        df[col] = df[col].map(human_size)
     s = analysis.summary()
     head = (f"<p><b>{html.escape(analysis.image)}</b>: {s['layers']} layers, "
-            f"{human(s['total_bytes'])} in layers, {human(s['wasted_bytes'])} not visible "
-            f"in the image (efficiency {s['efficiency']:.1%})</p>")
+            f"{human_size(s['total_bytes'])} in layers, "
+            f"{human_size(s['wasted_bytes'])} not visible in the image "
+            f"(efficiency {s['efficiency']:.1%})</p>")
     return head + df.iloc[::-1].to_html(index=False, escape=True)
 
 
@@ -35,7 +36,7 @@ def files_html(analysis: ImageLayers, layer: int, limit: int = 50) -> str:
     """The largest entries of one layer as HTML (at most ``limit`` rows)."""
     df = analysis.files_in(layer)
     shown = df.head(limit)[["path", "kind", "change", "size_bytes", "lower_layer", "kept"]].copy()
-    shown["size_bytes"] = shown["size_bytes"].map(human)
+    shown["size_bytes"] = shown["size_bytes"].map(human_size)
     more = f"<p>… and {len(df) - limit} more</p>" if len(df) > limit else ""
     title = html.escape(analysis.layers[layer].instruction) if analysis.layers else ""
     return (f"<p>Layer {layer}: <code>{title}</code> ({len(df)} entries)</p>"
