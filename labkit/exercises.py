@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import engine
 from .config import BASE_IMAGE, settings
-from .course import APP_NAME, WORKSPACE, app_source, image_name
+from .workspace import APP_NAME, WORKSPACE, app_source, image_name
 
 
 @dataclass

@@ -26,8 +26,8 @@ import pandas as pd
 from . import engine
 from .build_cache import remove_replaced
 from .config import BASE_IMAGE
-from .course import DOCKERFILE, HELLO, WORKSPACE, app_source
 from .exercises import Check
+from .workspace import DOCKERFILE, HELLO, WORKSPACE, app_source
 
 if TYPE_CHECKING:
     from .commands import DockerCommand

@@ -11,6 +11,7 @@ import docker.errors
 from . import engine
 from .config import settings
 from .errors import LabkitError
+from .workspace import APP_NAME
 
 
 def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
@@ -62,7 +63,6 @@ def fresh_start_for_change(before, client=None):  # noqa: ANN001, ANN201
     Only when that cannot be done is the local registry emptied (its data volume removed).
     """
     from . import registry
-    from .course import APP_NAME
 
     cli = client or engine.client()
     forget_change(before, client=cli)
