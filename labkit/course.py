@@ -10,9 +10,15 @@ any number of times.
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import docker
 import docker.errors
 
 from . import engine
+from .commands import CommandOutput
 from .config import settings
 from .errors import EngineIncompatible, EngineUnavailable, LabkitError
 from .facts import CheckFailed, Fact, expect
@@ -31,6 +37,13 @@ from .workspace import (
     write_dockerfile,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .containers import RunningApp
+    from .images import BuildResult
+
 __all__ = [
     "APP_NAME", "APP_TEMPLATE", "BEAUTIFUL", "DOCKERFILE", "HELLO", "WORKSPACE",
     "CheckFailed", "Fact", "LocalApp", "app_source", "doctor", "ensure", "exec_in", "expect",
@@ -40,7 +53,8 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- set-up
-def _short_error(shell, etype, value, tb, tb_offset=None):  # noqa: ANN001 - IPython API
+def _short_error(shell: InteractiveShell, etype: type[BaseException], value: BaseException,
+                 tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
     """Show a labkit error as its message and fix, not as a traceback."""
     stb = [f"{etype.__name__}: {value}"]
     shell._showtraceback(etype, value, stb)
@@ -88,7 +102,7 @@ def setup(quiet: bool = False) -> None:
 
 
 # --------------------------------------------------------------------------- steps
-def ensure(step: int, *, message: str = HELLO):
+def ensure(step: int, *, message: str = HELLO) -> Path | BuildResult:
     """Make sure what the steps before ``step`` produced exists; build it if not.
 
     - 2: ``workspace/app.py`` is the app of step 1 (answering ``message``);
@@ -135,7 +149,7 @@ def _ensure_running(image_id: str, image: str, name: str = "hello") -> None:
 
 
 # --------------------------------------------------------------------------- step 0
-def doctor():  # noqa: ANN201 - a DataFrame
+def doctor() -> pd.DataFrame:
     """``labkit doctor`` as a table: each check, whether it is fine, and the fix."""
     import pandas as pd
 
@@ -148,10 +162,9 @@ def doctor():  # noqa: ANN201 - a DataFrame
 
 
 # --------------------------------------------------------------------------- step 6
-def exec_in(app, command: str):  # noqa: ANN001, ANN201 - a CommandOutput
+def exec_in(app: RunningApp, command: str) -> CommandOutput:
     """Run a shell command inside a running container (``docker exec``); returns its output,
     which a notebook shows with the ``docker container exec`` line."""
-    from .commands import CommandOutput
     from .containers import exec_command
 
     code, out = app.container.exec_run(["sh", "-c", command])
@@ -161,7 +174,7 @@ def exec_in(app, command: str):  # noqa: ANN001, ANN201 - a CommandOutput
     return CommandOutput(text, exec_command(app.name, command))
 
 
-def read_image_file(image: str, path: str, client=None) -> str:  # noqa: ANN001
+def read_image_file(image: str, path: str, client: docker.DockerClient | None = None) -> str:
     """A file's text as the image holds it (``docker create`` + ``docker cp``; nothing runs)."""
     from .image_file import read_file
 
@@ -170,13 +183,13 @@ def read_image_file(image: str, path: str, client=None) -> str:  # noqa: ANN001
 
 
 # --------------------------------------------------------------------------- step 7
-def foreign_inventory(client=None) -> set[tuple[str, str]]:  # noqa: ANN001
+def foreign_inventory(client: docker.DockerClient | None = None) -> set[tuple[str, str]]:
     """The (kind, id) of every container, image, volume and network NOT of this user."""
     from .config import LABEL_NAMESPACE
 
     cli = client or engine.client()
 
-    def foreign(labels: dict | None) -> bool:
+    def foreign(labels: dict[str, str] | None) -> bool:
         return (labels or {}).get(LABEL_NAMESPACE) != settings().namespace
 
     api = cli.api

@@ -236,7 +236,7 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
 def _tagged_id(cli: docker.DockerClient, tag: str) -> str:
     """The id of the image ``tag`` names now, or '' when there is none."""
     try:
-        return cli.images.get(tag).id
+        return str(cli.images.get(tag).id)
     except docker.errors.APIError:  # ImageNotFound included
         return ""
 

@@ -16,7 +16,7 @@ from .workspace import WORKSPACE
 class LocalApp:
     """The Flask app running on this machine, without Docker."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     url: str
 
     def get(self, path: str = "/") -> str:
@@ -35,13 +35,14 @@ class LocalApp:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        return self.process.returncode
+        return int(self.process.returncode)
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def run_locally(folder: Path = WORKSPACE, timeout: float = 20) -> LocalApp:

@@ -20,8 +20,8 @@ from .progress import PushObserver, push_observers
 
 # The server, the push stream and the HTTP queries live in their own modules; their names
 # stay importable from here (the notebooks say `registry.manifest(...)`).
-from .push_stream import LAYER_COLUMNS, LayerProgress, PushResult, PushStream  # noqa: F401
-from .registry_api import (  # noqa: F401
+from .push_stream import LAYER_COLUMNS, LayerProgress, PushResult, PushStream
+from .registry_api import (
     MANIFEST_ACCEPT,
     MANIFEST_LIST,
     MANIFEST_V2,
@@ -34,29 +34,35 @@ from .registry_api import (  # noqa: F401
     platform_manifest,
     tags,
 )
-from .registry_server import (  # noqa: F401
-    CONFIG_DIR,
+from .registry_config import CONFIG_DIR, _htpasswd_matches, config_yaml, htpasswd_line
+from .registry_server import (
     PASSWORD_HINT,
     START_HINT,
-    LoginResult,
-    Registry,
-    TaggedName,
     _client,
-    _htpasswd_matches,
     _resolve,
-    config_yaml,
     configured_registry,
     credentials,
     current_registry,
     find_registry,
-    htpasswd_line,
     registry_status,
     run_command,
     start_registry,
     stop_registry,
     volume_name,
 )
+from .registry_types import LoginResult, Registry, TaggedName
 from .state import PASSWORD_ENV
+
+__all__ = [  # what the notebooks and the command line use, wherever it is defined
+    "CONFIG_DIR", "LAYER_COLUMNS", "MANIFEST_ACCEPT", "MANIFEST_LIST", "MANIFEST_V2",
+    "OCI_INDEX", "OCI_MANIFEST", "PASSWORD_HINT", "START_HINT", "LayerProgress",
+    "LoginResult", "PushResult", "PushStream", "Registry", "TaggedName", "_htpasswd_matches",
+    "catalog", "config_yaml", "configured_registry", "credentials", "current_registry",
+    "find_registry", "htpasswd_line", "login", "login_command", "manifest", "manifest_frame",
+    "parse_manifest", "platform_manifest", "push", "registry_status", "repository_for",
+    "run_command", "start_registry", "stop_registry", "tag_for_registry", "tags",
+    "volume_name",
+]
 
 # --------------------------------------------------------------------------- login, tag, push
 

@@ -29,7 +29,7 @@ def layers_html(analysis: ImageLayers) -> str:
             f"{human_size(s['total_bytes'])} in layers, "
             f"{human_size(s['wasted_bytes'])} not visible in the image "
             f"(efficiency {s['efficiency']:.1%})</p>")
-    return head + df.iloc[::-1].to_html(index=False, escape=True)
+    return head + str(df.iloc[::-1].to_html(index=False, escape=True))
 
 
 def files_html(analysis: ImageLayers, layer: int, limit: int = 50) -> str:
@@ -40,7 +40,7 @@ def files_html(analysis: ImageLayers, layer: int, limit: int = 50) -> str:
     more = f"<p>… and {len(df) - limit} more</p>" if len(df) > limit else ""
     title = html.escape(analysis.layers[layer].instruction) if analysis.layers else ""
     return (f"<p>Layer {layer}: <code>{title}</code> ({len(df)} entries)</p>"
-            + shown.to_html(index=False, escape=True) + more)
+            + str(shown.to_html(index=False, escape=True)) + more)
 
 
 def default_images(client: docker.DockerClient | None = None) -> list[str]:
@@ -109,6 +109,7 @@ class LayerExplorer:
 
         def show_image(change: Any = None) -> None:
             import matplotlib.pyplot as plt
+            from matplotlib.figure import Figure
 
             from .layer_plots import plot_layer_sizes
 
@@ -121,8 +122,10 @@ class LayerExplorer:
                 display(w.HTML(layers_html(a)))
             with chart_out:
                 ax = plot_layer_sizes(a.layers_table(), title=a.image)
-                display(ax.figure)
-                plt.close(ax.figure)
+                figure = ax.get_figure()
+                display(figure)
+                if isinstance(figure, Figure):  # plot_layer_sizes made it: a whole figure
+                    plt.close(figure)
             pick_layer.options = [(f"{x.index}: {x.instruction[:60]}", x.index)
                                   for x in reversed(a.layers)]
             pick_layer.value = a.layers[-1].index if a.layers else None
