@@ -79,8 +79,10 @@ BENCH_ARGS ?=
 bench: venv
 	@scripts/bench.sh $(BENCH_ARGS)
 
+# ruff over the repository, and mypy (strict on labkit; [tool.mypy] in pyproject.toml).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Every notebook's stored outputs from one clean run, in order, on a fresh DinD engine of its
 # own that is removed afterwards (scripts/notebooks.sh). ENGINE=SPEC picks the engine (default

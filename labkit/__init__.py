@@ -1,3 +1,6 @@
 """labkit: do real Docker work from a notebook, and show what the engine did."""
 
+# The rendering layer registers the renderers that `show=True` uses (labkit.progress).
+from . import display, display_registry  # noqa: F401
+
 __version__ = "0.1.0"

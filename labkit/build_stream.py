@@ -102,9 +102,9 @@ class BuildStreamParser:
     def feed(self, chunk: Mapping[str, Any]) -> list[BuildEvent]:
         """Consume one decoded chunk; raise :class:`BuildFailed` on an error chunk."""
         if "error" in chunk or "errorDetail" in chunk:
-            events = self.finish()
+            closed = self.finish()
             self._raise(chunk)
-            return events  # pragma: no cover - _raise always raises
+            return closed  # pragma: no cover - _raise always raises
         if "aux" in chunk:
             aux = chunk["aux"]
             if isinstance(aux, Mapping) and aux.get("ID"):

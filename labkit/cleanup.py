@@ -74,7 +74,7 @@ class CleanupReport:
         return self.items[self.items["outcome"].str.startswith("kept")]
 
     def _repr_html_(self) -> str:
-        from .display_registry import cleanup_html
+        from .display_cleanup import cleanup_html
 
         return cleanup_html(self)
 
@@ -107,6 +107,10 @@ def cleanup_commands(include_base: bool = False) -> list[DockerCommand]:
     return cmds
 
 
+#: rows of the report's items table, one per object removed or kept
+Rows = list[dict[str, Any]]
+
+
 def _row(kind: str, name: str, ident: str, size: int | None, outcome: str) -> dict[str, Any]:
     return {"kind": kind, "name": name, "id": ident[:19], "bytes": size, "outcome": outcome}
 
@@ -124,7 +128,7 @@ def _remove(action: Any) -> str:
     return "removed"
 
 
-def _clean_containers(cli: docker.DockerClient, filters: list[str]) -> tuple[list, int]:
+def _clean_containers(cli: docker.DockerClient, filters: list[str]) -> tuple[Rows, int]:
     rows, total = [], 0
     for c in cli.api.containers(all=True, size=True, filters={"label": filters}):
         name = (c.get("Names") or ["?"])[0].lstrip("/")
@@ -164,7 +168,7 @@ def _prepared(cli: docker.DockerClient) -> dict[str, dict[str, Any]]:
 
 
 def _clean_images(cli: docker.DockerClient, filters: list[str],
-                  include_base: bool) -> tuple[list, int]:
+                  include_base: bool) -> tuple[Rows, int]:
     before = {img["Id"]: img for img in cli.api.images(filters={"label": filters})}
     prepared = _prepared(cli) if include_base else {}
     if not before and not prepared:
@@ -199,7 +203,7 @@ def _volume_sizes(cli: docker.DockerClient) -> dict[str, int]:
     return sizes
 
 
-def _clean_volumes(cli: docker.DockerClient, filters: list[str]) -> tuple[list, int]:
+def _clean_volumes(cli: docker.DockerClient, filters: list[str]) -> tuple[Rows, int]:
     found = cli.api.volumes(filters={"label": filters}).get("Volumes") or []
     if not found:
         return [], 0
@@ -213,7 +217,7 @@ def _clean_volumes(cli: docker.DockerClient, filters: list[str]) -> tuple[list, 
     return rows, total
 
 
-def _clean_networks(cli: docker.DockerClient, filters: list[str]) -> tuple[list, int]:
+def _clean_networks(cli: docker.DockerClient, filters: list[str]) -> tuple[Rows, int]:
     rows = []
     for n in cli.api.networks(filters={"label": filters}):
         outcome = _remove(lambda n=n: cli.api.remove_network(n["Id"]))
@@ -243,7 +247,7 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
     report = CleanupReport(items=pd.DataFrame(rows, columns=ITEM_COLUMNS), reclaimed=reclaimed,
                            commands=cleanup_commands(include_base))
     if show:
-        from .display_registry import render_cleanup
+        from .display_cleanup import render_cleanup
 
         render_cleanup(report)
     return report

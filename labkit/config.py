@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LABEL_MANAGED = "org.labkit.managed"
 LABEL_NAMESPACE = "org.labkit.namespace"
@@ -95,7 +96,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
     state = env.get("LABKIT_STATE_DIR")
     xdg = env.get("XDG_STATE_HOME")
     state_dir = Path(state) if state else (Path(xdg) / "labkit" if xdg else None)
-    kwargs: dict = {}
+    kwargs: dict[str, Any] = {}
     if state_dir is not None:
         kwargs["state_dir"] = state_dir
     return Settings(

@@ -1,4 +1,7 @@
-"""Notebook helpers: the course's files, "make sure the earlier steps ran", and fact checks.
+"""Notebook helpers: set-up, "make sure the earlier steps ran", and the small helpers the
+steps' cells call. The lab's files are in :mod:`labkit.workspace`, the fact checks in
+:mod:`labkit.facts`, step 1's app without Docker in :mod:`labkit.local_app`; their names
+stay importable from here (the notebooks say ``course.expect(...)``, ``course.WORKSPACE``).
 
 Every notebook starts with ``course.setup()`` and, from step 2 on, ``course.ensure(N)``,
 so that a learner can open any step directly and "Restart Kernel and Run All" works
@@ -7,50 +10,51 @@ any number of times.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
+import docker
 import docker.errors
 
 from . import engine
+from .commands import CommandOutput
 from .config import settings
 from .errors import EngineIncompatible, EngineUnavailable, LabkitError
+from .facts import CheckFailed, Fact, expect
+from .fresh_start import forget_change, fresh_start_for_change
+from .local_app import LocalApp, run_locally
+from .workspace import (
+    APP_NAME,
+    APP_TEMPLATE,
+    BEAUTIFUL,
+    DOCKERFILE,
+    HELLO,
+    WORKSPACE,
+    app_source,
+    image_name,
+    write_app,
+    write_dockerfile,
+)
 
-APP_NAME = "python-hello-world"
-HELLO = "hello world!"
-BEAUTIFUL = "hello beautiful world!"
-WORKSPACE = Path("workspace")
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
 
-APP_TEMPLATE = '''from flask import Flask
+    from .containers import RunningApp
+    from .images import BuildResult
 
-app = Flask(__name__)
-
-
-@app.route("/")
-def hello():
-    return "{message}"
-
-
-if __name__ == "__main__":
-    app.run(host="0.0.0.0")
-'''
-
-DOCKERFILE = """FROM python:3.11-slim-bookworm
-RUN pip install flask
-CMD ["python", "app.py"]
-COPY app.py /app.py
-"""
-
-
-class CheckFailed(LabkitError):
-    """A fact the lab claims did not hold on this engine."""
+__all__ = [
+    "APP_NAME", "APP_TEMPLATE", "BEAUTIFUL", "DOCKERFILE", "HELLO", "WORKSPACE",
+    "CheckFailed", "Fact", "LocalApp", "app_source", "doctor", "ensure", "exec_in", "expect",
+    "foreign_inventory", "forget_change", "fresh_start_for_change", "image_name",
+    "read_image_file", "run_locally", "setup", "write_app", "write_dockerfile",
+]
 
 
 # --------------------------------------------------------------------------- set-up
-def _short_error(shell, etype, value, tb, tb_offset=None):  # noqa: ANN001 - IPython API
+def _short_error(shell: InteractiveShell, etype: type[BaseException], value: BaseException,
+                 tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
     """Show a labkit error as its message and fix, not as a traceback."""
     stb = [f"{etype.__name__}: {value}"]
     shell._showtraceback(etype, value, stb)
@@ -97,35 +101,8 @@ def setup(quiet: bool = False) -> None:
         )
 
 
-# --------------------------------------------------------------------------- files
-def app_source(message: str = HELLO) -> str:
-    """The lab's Flask app, answering ``message`` on ``/``."""
-    return APP_TEMPLATE.format(message=message)
-
-
-def write_app(message: str = HELLO, folder: Path = WORKSPACE) -> Path:
-    """Write ``app.py`` into ``folder`` (as the notebook's ``%%writefile`` cell does)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "app.py"
-    path.write_text(app_source(message))
-    return path
-
-
-def write_dockerfile(folder: Path = WORKSPACE, text: str = DOCKERFILE) -> Path:
-    """Write the lab's Dockerfile into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "Dockerfile"
-    path.write_text(text)
-    return path
-
-
-def image_name() -> str:
-    """The learner's image, ``<user>/python-hello-world``."""
-    return settings().image_name(APP_NAME)
-
-
 # --------------------------------------------------------------------------- steps
-def ensure(step: int, *, message: str = HELLO):
+def ensure(step: int, *, message: str = HELLO) -> Path | BuildResult:
     """Make sure what the steps before ``step`` produced exists; build it if not.
 
     - 2: ``workspace/app.py`` is the app of step 1 (answering ``message``);
@@ -171,98 +148,8 @@ def _ensure_running(image_id: str, image: str, name: str = "hello") -> None:
     containers.run(image, name=name)
 
 
-# --------------------------------------------------------------------------- facts
-@dataclass(frozen=True)
-class Fact:
-    """A claim of the lab, checked against what the engine reports."""
-
-    claim: str
-    holds: bool
-    detail: str = ""
-
-    def __str__(self) -> str:
-        mark = "✓" if self.holds else "✗"
-        return f"{mark} {self.claim}" + (f" ({self.detail})" if self.detail else "")
-
-    def _repr_markdown_(self) -> str:
-        return str(self)
-
-
-def expect(claim: str, holds: bool, detail: str = "") -> None:
-    """Check a claim; raise :class:`CheckFailed` (failing the notebook in CI) if it is false."""
-    fact = Fact(claim, bool(holds), detail)
-    if not fact.holds:
-        raise CheckFailed(str(fact), "Re-run the notebook from the top; if it still fails, "
-                          "the engine did something the lab does not expect.")
-    print(fact)
-
-
-# --------------------------------------------------------------------------- step 1
-@dataclass
-class LocalApp:
-    """The Flask app running on this machine, without Docker."""
-
-    process: subprocess.Popen
-    url: str
-
-    def get(self, path: str = "/") -> str:
-        """GET a page of the app."""
-        from .containers import http_session
-
-        with http_session() as session:
-            return session.get(self.url.rstrip("/") + path, timeout=5).text
-
-    def stop(self) -> int:
-        """Stop the app (Ctrl+C in a terminal); returns its exit status."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_locally(folder: Path = WORKSPACE, timeout: float = 20) -> LocalApp:
-    """Start ``app.py`` with Flask on 127.0.0.1 and a free port; wait until it answers."""
-    import requests
-
-    from .wait import wait_until
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    app = LocalApp(proc, f"http://127.0.0.1:{port}/")
-
-    def answers() -> bool:
-        if proc.poll() is not None:
-            raise LabkitError("The app stopped at once.", "Run `python app.py` in a terminal "
-                              "in the workspace folder to see its error.")
-        try:
-            return app.get() is not None
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_until(answers, timeout=timeout, interval=0.1)
-    except BaseException:
-        app.stop()
-        raise
-    return app
-
-
 # --------------------------------------------------------------------------- step 0
-def doctor():  # noqa: ANN201 - a DataFrame
+def doctor() -> pd.DataFrame:
     """``labkit doctor`` as a table: each check, whether it is fine, and the fix."""
     import pandas as pd
 
@@ -275,10 +162,9 @@ def doctor():  # noqa: ANN201 - a DataFrame
 
 
 # --------------------------------------------------------------------------- step 6
-def exec_in(app, command: str):  # noqa: ANN001, ANN201 - a CommandOutput
+def exec_in(app: RunningApp, command: str) -> CommandOutput:
     """Run a shell command inside a running container (``docker exec``); returns its output,
     which a notebook shows with the ``docker container exec`` line."""
-    from .commands import CommandOutput
     from .containers import exec_command
 
     code, out = app.container.exec_run(["sh", "-c", command])
@@ -288,7 +174,7 @@ def exec_in(app, command: str):  # noqa: ANN001, ANN201 - a CommandOutput
     return CommandOutput(text, exec_command(app.name, command))
 
 
-def read_image_file(image: str, path: str, client=None) -> str:  # noqa: ANN001
+def read_image_file(image: str, path: str, client: docker.DockerClient | None = None) -> str:
     """A file's text as the image holds it (``docker create`` + ``docker cp``; nothing runs)."""
     from .image_file import read_file
 
@@ -297,13 +183,13 @@ def read_image_file(image: str, path: str, client=None) -> str:  # noqa: ANN001
 
 
 # --------------------------------------------------------------------------- step 7
-def foreign_inventory(client=None) -> set[tuple[str, str]]:  # noqa: ANN001
+def foreign_inventory(client: docker.DockerClient | None = None) -> set[tuple[str, str]]:
     """The (kind, id) of every container, image, volume and network NOT of this user."""
     from .config import LABEL_NAMESPACE
 
     cli = client or engine.client()
 
-    def foreign(labels: dict | None) -> bool:
+    def foreign(labels: dict[str, str] | None) -> bool:
         return (labels or {}).get(LABEL_NAMESPACE) != settings().namespace
 
     api = cli.api
@@ -315,6 +201,3 @@ def foreign_inventory(client=None) -> set[tuple[str, str]]:  # noqa: ANN001
         | {("network", n["Id"]) for n in api.networks() if foreign(n.get("Labels"))}
     )
 
-
-# Step 5's fresh start lives in its own module; its names stay importable from here.
-from .fresh_start import forget_change, fresh_start_for_change  # noqa: E402, F401

@@ -60,7 +60,8 @@ def path_stat(container: str | Container, path: str,
     header = res.headers.get("X-Docker-Container-Path-Stat")
     if res.status_code != 200 or not header:
         return None
-    return decode_json_header(header)
+    stat: dict[str, Any] = decode_json_header(header)
+    return stat
 
 
 def diff(container: str | Container, analysis: ImageLayers | None = None,

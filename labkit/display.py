@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .commands import DockerCommand
 from .config import settings
+from .progress import register_build_renderer
 from .terminal import strip_ansi
 
 if TYPE_CHECKING:
-    from .commands import DockerCommand
+    import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .build_stream import BuildEvent, BuildStep
     from .errors import LabkitError
-    from .images import BuildEvent, BuildResult, BuildStep
+    from .images import BuildResult
 
 LOG_LINES = 200  # lines kept in the live log box
 _REFRESH = 0.1  # seconds between two refreshes of the log box
@@ -30,19 +35,6 @@ def in_notebook() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
-def readable_size(n: float | None) -> str:
-    """Bytes as text for tables and summaries, e.g. ``12.3 MB`` ('' for missing values)."""
-    import pandas as pd
-
-    if n is None or pd.isna(n):  # None, NaN or pandas' NA
-        return ""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} GB"
 
 
 def _widgets() -> Any | None:
@@ -78,7 +70,7 @@ def show_command(command: DockerCommand | Iterable[DockerCommand]) -> None:
     """Print the equivalent ``docker`` command(s), unless LABKIT_HIDE_COMMANDS is set."""
     if not settings().show_commands:
         return
-    commands = [command] if hasattr(command, "args") else list(command)  # type: ignore[arg-type]
+    commands = [command] if isinstance(command, DockerCommand) else list(command)
     for cmd in commands:
         print(f"$ {cmd}")
 
@@ -258,12 +250,12 @@ def command_html(command: DockerCommand | Iterable[DockerCommand] | None) -> str
     """The equivalent command(s) as a small terminal-like block."""
     if command is None or not settings().show_commands:
         return ""
-    commands = [command] if hasattr(command, "args") else list(command)  # type: ignore[arg-type]
+    commands = [command] if isinstance(command, DockerCommand) else list(command)
     lines = "\n".join(f"$ {html.escape(str(c))}" for c in commands)
     return f'<pre class="labkit-command" style="margin:0 0 .4em 0">{lines}</pre>'
 
 
-def card_html(title: str, facts: dict[str, object],
+def card_html(title: str, facts: Mapping[str, object],
               command: DockerCommand | Iterable[DockerCommand] | None = None,
               links: dict[str, str] | None = None) -> str:
     """A result as a title, its key facts and the equivalent docker command."""
@@ -282,16 +274,21 @@ def card_html(title: str, facts: dict[str, object],
             f"<table>{rows}</table></div>")
 
 
-def frame_html(frame) -> str | None:  # noqa: ANN001 - a pandas DataFrame
+def frame_html(frame: pd.DataFrame) -> str | None:
     """A DataFrame that carries ``attrs['command']``, shown with that command above it."""
     command = frame.attrs.get("command")
-    table = frame._repr_html_()
+    table: str | None = frame._repr_html_()
     return command_html(command) + (table or "") if command is not None else table
 
 
-def enable_command_tables(shell) -> None:  # noqa: ANN001 - an IPython shell
+def enable_command_tables(shell: InteractiveShell) -> None:
     """Show each DataFrame's equivalent docker command above it in this notebook."""
     import pandas as pd
 
+    if shell.display_formatter is None:  # a shell that displays nothing
+        return
     formatter = shell.display_formatter.formatters["text/html"]
     formatter.for_type(pd.DataFrame, frame_html)
+
+
+register_build_renderer(BuildProgress)  # what images.build(show=True) draws

@@ -11,7 +11,8 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from .display import StaticOutput, command_html, in_notebook
-from .display import readable_size as _human
+from .progress import register_push_renderer
+from .sizes import human_size
 
 if TYPE_CHECKING:
     from .push_stream import LayerProgress, PushResult, PushStream
@@ -21,7 +22,7 @@ def progress_text(stream: PushStream) -> str:
     """One line: layers done, bytes sent so far."""
     sent = sum(x.current or 0 for x in stream.layers.values() if x.phase in ("pushing", "pushed"))
     total = sum(x.total or 0 for x in stream.layers.values() if x.total)
-    bytes_part = f", {_human(sent)} of {_human(total)}" if total else ""
+    bytes_part = f", {human_size(sent)} of {human_size(total)}" if total else ""
     return f"{stream.done}/{len(stream.layers)} layers done{bytes_part}"
 
 
@@ -34,8 +35,8 @@ def push_progress_output(target: str, stream: PushStream | None) -> StaticOutput
     head = (f"{target}: push failed: {stream.error}" if stream.error
             else f"{target}: {progress_text(stream)}")
     rows = [(x.layer, x.phase + (f" from {x.mounted_from}" if x.mounted_from else ""),
-             _human(x.current) if x.phase in ("pushing", "pushed") else "",
-             _human(x.total)) for x in stream.layers.values()]
+             human_size(x.current) if x.phase in ("pushing", "pushed") else "",
+             human_size(x.total)) for x in stream.layers.values()]
     cells = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(v))}</td>"
                                      for v in row) + "</tr>" for row in rows)
     table = ("<table><thead><tr><th>layer</th><th>status</th><th>sent</th><th>size</th>"
@@ -100,7 +101,7 @@ def push_summary(result: PushResult) -> str:
 def push_html(result: PushResult) -> str:
     """HTML: the summary, the layer table, and the equivalent command."""
     frame = result.layers.copy()
-    frame["size"] = [_human(x) for x in frame["bytes_total"]]
+    frame["size"] = [human_size(x) for x in frame["bytes_total"]]
     table = frame[["layer", "status", "size"]].to_html(index=False, escape=True)
     return f"<p><b>{html.escape(push_summary(result))}</b></p>{command_html(result.command)}{table}"
 
@@ -114,25 +115,4 @@ def render_push(result: PushResult) -> None:
     display(HTML(push_html(result)))
 
 
-def cleanup_summary(report: Any) -> str:
-    """``removed 2 containers, 3 images, ...; reclaimed 190.3 MB``."""
-    counts = ", ".join(f"{v} {k}s" for k, v in report.counts.items())
-    return f"removed {counts}; reclaimed {_human(report.reclaimed_bytes)}"
-
-
-def cleanup_html(report: Any) -> str:
-    """HTML: the summary, what was removed or kept, and the equivalent commands."""
-    frame = report.items.copy()
-    frame["size"] = [_human(x) for x in frame["bytes"]]
-    table = frame[["kind", "name", "size", "outcome"]].to_html(index=False, escape=True)
-    summary = html.escape(cleanup_summary(report))
-    return f"<p><b>{summary}</b></p>{command_html(report.commands)}{table}"
-
-
-def render_cleanup(report: Any) -> None:
-    """Show a clean-up report in a notebook (nothing outside a kernel)."""
-    if not in_notebook():
-        return
-    from IPython.display import HTML, display
-
-    display(HTML(cleanup_html(report)))
+register_push_renderer(PushProgress)  # what registry.push(show=True) draws

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import docker
@@ -59,7 +60,7 @@ def negotiate(server_api: str, server_min_api: str | None,
     return chosen
 
 
-def client_kwargs(env: dict[str, str]) -> dict:
+def client_kwargs(env: dict[str, str]) -> dict[str, Any]:
     """DockerClient arguments from DOCKER_HOST / DOCKER_TLS_*, or from the active context.
 
     Raises :class:`EngineUnavailable` when the current Docker context cannot be read.
@@ -68,7 +69,7 @@ def client_kwargs(env: dict[str, str]) -> dict:
     return endpoint.client_kwargs() if endpoint else kwargs_from_env(environment=env)
 
 
-def _open(params: dict, version: str) -> docker.DockerClient:
+def _open(params: dict[str, Any], version: str) -> docker.DockerClient:
     client = docker.DockerClient(version=version, timeout=300, **params)
     client.api.trust_env = False
     return client
@@ -191,7 +192,7 @@ def publish_host(environ: dict[str, str] | None = None) -> str:
     return "localhost" if is_local(environ) else host
 
 
-def image_store(data: dict) -> str:
+def image_store(data: dict[str, Any]) -> str:
     """``containerd`` when the engine keeps images in containerd's store, else ``graphdriver``.
 
     The containerd image store (Docker 29's default for new installs, Docker Desktop's)

@@ -10,9 +10,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
+
 from . import engine
 from .config import BASE_IMAGE, settings
-from .course import APP_NAME, WORKSPACE, app_source, image_name
+from .workspace import APP_NAME, WORKSPACE, app_source, image_name
 
 
 @dataclass
@@ -63,7 +65,7 @@ def _http_get(url: str, patience: float = 10.0) -> str:
                 return None
 
         try:
-            return wait_until(answer, patience, 0.2, f"{url} to answer").strip()
+            return (wait_until(answer, patience, 0.2, f"{url} to answer") or "").strip()
         except TimeoutError:
             return ""
 
@@ -73,7 +75,8 @@ def _not_attempted(exercise: str, hint: str) -> Check:
 
 
 # --------------------------------------------------------------------------- 2
-def ex02_workdir(folder: Path | str = WORKSPACE / "ex02", client=None) -> Check:  # noqa: ANN001
+def ex02_workdir(folder: Path | str = WORKSPACE / "ex02",
+                 client: docker.DockerClient | None = None) -> Check:
     """Exercise 2: a Dockerfile that runs the app from /srv."""
     from . import containers, images
 
@@ -106,7 +109,7 @@ def ex02_workdir(folder: Path | str = WORKSPACE / "ex02", client=None) -> Check:
 
 
 # --------------------------------------------------------------------------- 3
-def ex03_second_container(client=None) -> Check:  # noqa: ANN001
+def ex03_second_container(client: docker.DockerClient | None = None) -> Check:
     """Exercise 3: a second container, ``hello-2``, from the same image."""
     import docker.errors
 
@@ -132,7 +135,7 @@ def ex03_second_container(client=None) -> Check:  # noqa: ANN001
 
 
 # --------------------------------------------------------------------------- 4
-def ex04_version_tag(client=None) -> Check:  # noqa: ANN001
+def ex04_version_tag(client: docker.DockerClient | None = None) -> Check:
     """Exercise 4: the image pushed under the tag 1.0 as well."""
     from . import registry
 
@@ -157,7 +160,7 @@ EX05_EXPECTED = "FROM, COPY, RUN, CMD"
 
 
 def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "ex05",
-                     client=None) -> Check:  # noqa: ANN001
+                     client: docker.DockerClient | None = None) -> Check:
     """Exercise 5: COPY before RUN, and a prediction of how many steps rebuild."""
     from . import images
 
@@ -191,14 +194,14 @@ def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "e
 
 
 # --------------------------------------------------------------------------- 6
-def ex06_heaviest_layer(answer: str | None, client=None) -> Check:  # noqa: ANN001
+def ex06_heaviest_layer(answer: str | None, client: docker.DockerClient | None = None) -> Check:
     """Exercise 6: which instruction of the Dockerfile made the largest layer."""
-    from . import images
+    from .history import history as image_history
 
     hint = "Look at size_bytes in the history table, among the rows your Dockerfile made."
     if not answer:
         return _not_attempted("6", hint)
-    history = images.history(image_name(), client=client)
+    history = image_history(image_name(), client=client)
     ours = history[~history["instruction"].str.startswith("LABEL")].head(3)
     top = ours.sort_values("size_bytes", ascending=False).iloc[0]["instruction"]
     check = Check("6", None, hint=hint)
@@ -210,7 +213,7 @@ def ex06_heaviest_layer(answer: str | None, client=None) -> Check:  # noqa: ANN0
 
 
 # --------------------------------------------------------------------------- 7
-def ex07_prune_preview(answer: int | None, client=None) -> Check:  # noqa: ANN001
+def ex07_prune_preview(answer: int | None, client: docker.DockerClient | None = None) -> Check:
     """Exercise 7: how many items of the prune preview the course did not make."""
     from . import cleanup
 

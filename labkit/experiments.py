@@ -26,8 +26,8 @@ import pandas as pd
 from . import engine
 from .build_cache import remove_replaced
 from .config import BASE_IMAGE
-from .course import DOCKERFILE, HELLO, WORKSPACE, app_source
 from .exercises import Check
+from .workspace import DOCKERFILE, HELLO, WORKSPACE, app_source
 
 if TYPE_CHECKING:
     from .commands import DockerCommand
@@ -236,7 +236,7 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
 def _tagged_id(cli: docker.DockerClient, tag: str) -> str:
     """The id of the image ``tag`` names now, or '' when there is none."""
     try:
-        return cli.images.get(tag).id
+        return str(cli.images.get(tag).id)
     except docker.errors.APIError:  # ImageNotFound included
         return ""
 

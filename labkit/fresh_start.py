@@ -4,6 +4,7 @@ the local registry, and push the original again (``course.fresh_start_for_change
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
@@ -11,9 +12,15 @@ import docker.errors
 from . import engine
 from .config import settings
 from .errors import LabkitError
+from .workspace import APP_NAME
+
+if TYPE_CHECKING:
+    from .images import BuildResult
+    from .push_stream import PushResult
+    from .registry_types import Registry
 
 
-def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
+def forget_change(original: BuildResult, client: docker.DockerClient | None = None) -> list[str]:
     """Remove this user's earlier builds of a changed app, built on ``original``'s steps.
 
     The build cache keys COPY on the file's content: after a first run of step 5 the
@@ -53,7 +60,8 @@ def forget_change(original, client=None) -> list[str]:  # noqa: ANN001
     return removed
 
 
-def fresh_start_for_change(before, client=None):  # noqa: ANN001, ANN201
+def fresh_start_for_change(before: BuildResult,
+                           client: docker.DockerClient | None = None) -> PushResult:
     """Make step 5 start as if for the first time; returns the push of the original.
 
     Forgets earlier builds of a changed app (the build cache) and pushes the original
@@ -62,7 +70,6 @@ def fresh_start_for_change(before, client=None):  # noqa: ANN001, ANN201
     Only when that cannot be done is the local registry emptied (its data volume removed).
     """
     from . import registry
-    from .course import APP_NAME
 
     cli = client or engine.client()
     forget_change(before, client=cli)
@@ -81,7 +88,7 @@ def fresh_start_for_change(before, client=None):  # noqa: ANN001, ANN201
     return registry.push(ref, registry=reg, client=cli, show=False)
 
 
-def _forget_other_blobs(reg, ref: str, cli) -> bool:  # noqa: ANN001
+def _forget_other_blobs(reg: Registry, ref: str, cli: docker.DockerClient) -> bool:
     """Unlink from ``ref``'s repository in the local registry the blobs its manifest does
     not name (``DELETE /v2/<name>/blobs/<digest>``; the data stays until garbage
     collection). False when the registry's files or API cannot be reached."""

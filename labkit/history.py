@@ -20,18 +20,9 @@ from .config import (
     LABEL_ROLE,
 )
 from .errors import ImageMissing
+from .sizes import human_size
 
 TAIL_LINES = 15
-
-
-def human_size(size: float) -> str:
-    """A size the way docker prints it: decimal units, 3 significant digits (``4.99MB``)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    value, unit = float(size), 0
-    while value >= 1000 and unit < len(units) - 1:
-        value /= 1000
-        unit += 1
-    return f"{value:.3g}{units[unit]}"
 
 
 def clean_created_by(created_by: str, comment: str = "") -> str:
@@ -63,7 +54,7 @@ def history_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             else "<missing>",
             "instruction": instruction,
             "size_bytes": size,
-            "size": human_size(size),
+            "size": human_size(size, docker=True),
             "created": datetime.fromtimestamp(int(entry.get("Created") or 0), tz=UTC),
             "empty": size == 0,
             "added_by_labkit": instruction.startswith(

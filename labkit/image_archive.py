@@ -220,7 +220,7 @@ def _config_id(path: str) -> str:
     return "sha256:" + posixpath.basename(path).removesuffix(".json")
 
 
-def _resolve(arc: _Archive, image: str) -> tuple[str, dict, list[str], str]:
+def _resolve(arc: _Archive, image: str) -> tuple[str, dict[str, Any], list[str], str]:
     """(layout, config, layer paths in rootfs order, image id) from the archive's index."""
     manifest = arc.docs.get("manifest.json")
     if isinstance(manifest, list) and manifest:

@@ -49,8 +49,9 @@ from .history import (  # noqa: F401
     history,
     history_command,
     history_frame,
-    human_size,
 )
+from .progress import BuildObserver, build_observers
+from .sizes import human_size
 
 TAIL_LINES = 15
 
@@ -192,8 +193,12 @@ def build(
     nocache: bool = False,
     client: docker.DockerClient | None = None,
     show: bool = True,
+    observer: BuildObserver | None = None,
 ) -> BuildResult:
     """Build ``path`` into ``<user>/<name>:<tag>``, streaming each step, and return the facts.
+
+    Progress goes to ``observer`` and, with ``show``, to the registered renderer (live
+    steps in a notebook, plain lines elsewhere: :class:`labkit.display.BuildProgress`).
 
     Never pulls: every FROM image must already be on the engine (else :class:`ImageMissing`).
     A failing step raises :class:`BuildFailed` naming it, with the tail of its output.
@@ -215,11 +220,7 @@ def build(
     for base in base_images(text):
         require_image(base, client=cli)
 
-    progress = None
-    if show:
-        from .display import BuildProgress
-
-        progress = BuildProgress(command)
+    observers = build_observers(command, show, observer)
     parser = BuildStreamParser(labels)
     started = time.monotonic()
     try:
@@ -229,33 +230,35 @@ def build(
         )
         for chunk in stream:
             events = parser.feed(chunk)
-            if progress:
-                progress.update(events)
+            for seen in observers:
+                seen.update(events)
         events = parser.finish()
-        if progress:
-            progress.update(events)
+        for seen in observers:
+            seen.update(events)
     except docker.errors.APIError as exc:
-        error = parse_error_to_build_failed(str(exc.explanation or exc), text)
-        if progress:
-            progress.fail(error)
-        raise error from exc
+        failed = parse_error_to_build_failed(str(exc.explanation or exc), text)
+        for seen in observers:
+            seen.fail(failed)
+        raise failed from exc
     except BuildFailed as error:
-        if progress:
-            progress.update(parser.finish())
-            progress.fail(error)
+        if observers:
+            events = parser.finish()
+        for seen in observers:
+            seen.update(events)
+            seen.fail(error)
         raise
     image_id = parser.image_id or (f"sha256:{parser.short_id}" if parser.short_id else None)
     if not image_id:
-        error = BuildFailed("The engine ended the build without naming an image.",
-                            log_tail="\n".join((parser.steps[-1].output if parser.steps
-                                                else parser.preamble)[-TAIL_LINES:]),
-                            hint="Read the output above, fix the Dockerfile and build again.")
-        if progress:
-            progress.fail(error)
-        raise error
+        unnamed = BuildFailed("The engine ended the build without naming an image.",
+                              log_tail="\n".join((parser.steps[-1].output if parser.steps
+                                                  else parser.preamble)[-TAIL_LINES:]),
+                              hint="Read the output above, fix the Dockerfile and build again.")
+        for seen in observers:
+            seen.fail(unnamed)
+        raise unnamed
     result = BuildResult(image_id, full_tag, parser.steps, time.monotonic() - started, command)
-    if progress:
-        progress.done(result)
+    for seen in observers:
+        seen.done(result)
     return result
 
 
@@ -337,7 +340,7 @@ def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) ->
                 "image": repo_tag,
                 "id": str(entry.get("Id", "")).removeprefix("sha256:")[:12],
                 "size_bytes": int(entry.get("Size") or 0),
-                "size": human_size(int(entry.get("Size") or 0)),
+                "size": human_size(int(entry.get("Size") or 0), docker=True),
                 "created": datetime.fromtimestamp(int(entry.get("Created") or 0), tz=UTC),
                 "standin": _is_base(entry) and labels.get(LABEL_STANDIN) == "true",
                 "role": _role(entry, labels),

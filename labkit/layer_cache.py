@@ -24,11 +24,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 
 from .image_archive import chain_ids
+
+if TYPE_CHECKING:
+    from .layers import ImageLayers
 
 VERSION = 1
 KEEP_ENGINES = 8  # engine directories kept (throwaway engines get new IDs)
@@ -57,7 +60,7 @@ class RawImage:
 
 # ---------------------------------------------------------------- in the process
 
-_memory: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_memory: OrderedDict[tuple[str, str], ImageLayers] = OrderedDict()
 _engine_ids: dict[str, str] = {}
 
 
@@ -66,7 +69,7 @@ def _base_url(cli: docker.DockerClient) -> str | None:
     return url if isinstance(url, str) else None
 
 
-def remembered(cli: docker.DockerClient, image_id: str) -> Any:
+def remembered(cli: docker.DockerClient, image_id: str) -> ImageLayers | None:
     """The analysis of ``image_id`` made earlier in this process on this engine, if any."""
     url = _base_url(cli)
     key = (url, image_id) if url else None
@@ -76,7 +79,7 @@ def remembered(cli: docker.DockerClient, image_id: str) -> Any:
     return _memory[key]
 
 
-def remember(cli: docker.DockerClient, image_id: str, analysis: Any) -> None:
+def remember(cli: docker.DockerClient, image_id: str, analysis: ImageLayers) -> None:
     """Keep ``analysis`` for later calls on the same engine and image ID."""
     url = _base_url(cli)
     if not url or not image_id:

@@ -211,11 +211,12 @@ class _Merged:
         return replaced
 
 
-def _replay(entries_by_layer: list[list[tuple[str, str, int]]]) -> tuple[list[dict], list]:
+def _replay(entries_by_layer: list[list[tuple[str, str, int]]],
+            ) -> tuple[list[dict[str, int]], tuple[list[tuple[Any, ...]], int]]:
     """Classify every entry; returns per-layer counters and the files table rows."""
     merged = _Merged()
-    rows: list[tuple] = []
-    stats: list[dict] = []
+    rows: list[tuple[Any, ...]] = []
+    stats: list[dict[str, int]] = []
     for i, entries in enumerate(entries_by_layer):
         st = dict(size_bytes=0, files=0, added=0, modified=0, deleted=0, added_bytes=0,
                   modified_bytes=0, deleted_bytes=0)
@@ -243,7 +244,7 @@ def _replay(entries_by_layer: list[list[tuple[str, str, int]]]) -> tuple[list[di
                 st[f"{change}_bytes"] += size
         stats.append(st)
     visible = merged.visible
-    final_rows = []
+    final_rows: list[tuple[Any, ...]] = []
     wasted = [0] * len(entries_by_layer)
     for r in rows:
         if r[7] is None:
@@ -256,15 +257,15 @@ def _replay(entries_by_layer: list[list[tuple[str, str, int]]]) -> tuple[list[di
     for st, w in zip(stats, wasted, strict=True):
         st["wasted_bytes"] = w
     visible_bytes = sum(v[2] for v in visible.values())
-    return stats, [final_rows, visible_bytes]
+    return stats, (final_rows, visible_bytes)
 
 
 def read_raw(source: IO[bytes] | Iterable[bytes], image: str = "") -> RawImage:
     """What a saved image (a file object, or an iterator of tar chunks) holds, streamed once."""
     if hasattr(source, "read"):
         fileobj = source
-        source = iter(lambda: fileobj.read(_BUFSIZE), b"")  # type: ignore[union-attr]
-    arc = _read_archive(ByteStream(source))  # type: ignore[arg-type]
+        source = iter(lambda: fileobj.read(_BUFSIZE), b"")
+    arc = _read_archive(ByteStream(source))
     layout, config, paths, config_id = _resolve(arc, image)
     diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
     history = [h for h in config.get("history", []) if not h.get("empty_layer")]

@@ -21,7 +21,7 @@ def _short(digest: str) -> str:
 
 
 def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
-              push_layers_df: pd.DataFrame | None, manifest: dict | None,
+              push_layers_df: pd.DataFrame | None, manifest: dict[str, Any] | None,
               diff_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """What happened to each layer: built or cached, its size, its push and registry size.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .images import human_size
+from .sizes import human_size
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +44,7 @@ def layer_sizes_chart(history_df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     elif nonzero:
         ax.set_xlim(left=0, right=max(nonzero) * 1.25)
     for y, size in zip(positions, sizes, strict=True):
-        ax.text(size if size > 0 else (1 if log else 0), y, f" {human_size(size)}",
+        ax.text(size if size > 0 else (1 if log else 0), y, f" {human_size(size, docker=True)}",
                 va="center", fontsize=8)
     ax.set_xlabel("layer size in bytes" + (" (log scale)" if log else ""))
     ax.set_title("Image layers (newest on top)")

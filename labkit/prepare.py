@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import docker
 import pandas as pd
@@ -42,6 +43,8 @@ from .standin import follow_build, standin_labels  # noqa: F401 - re-exported
 RECIPES = Path(__file__).resolve().parent.parent / "images"
 
 Progress = Callable[[str, str], None]
+#: a built stand-in: the docker-py Image and the equivalent command
+Built = tuple[docker.models.images.Image, DockerCommand]
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ COURSE_IMAGES: tuple[CourseImage, ...] = (
 class ProgressPrinter:
     """Default progress: one line per stage, with the time since preparation started."""
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self.start = time.monotonic()
 
@@ -88,7 +91,7 @@ def _client(client: docker.DockerClient | None) -> docker.DockerClient:
     return engine_client()
 
 
-def _find(client: docker.DockerClient, name: str):
+def _find(client: docker.DockerClient, name: str) -> docker.models.images.Image | None:
     try:
         return client.images.get(name)
     except docker.errors.ImageNotFound:
@@ -166,7 +169,8 @@ def prepare(*, offline: bool | None = None, trust_host_ca: bool | None = None,
     return pd.DataFrame(rows)
 
 
-def pull(name: str, *, client: docker.DockerClient | None = None, offline: bool | None = None):
+def pull(name: str, *, client: docker.DockerClient | None = None, offline: bool | None = None,
+         ) -> docker.models.images.Image:
     """Pull one image (refused when offline); returns the docker-py Image."""
     if offline if offline is not None else config.settings().offline:
         raise ImageMissing(
@@ -185,7 +189,7 @@ def pull(name: str, *, client: docker.DockerClient | None = None, offline: bool 
 
 def build_standin(spec: CourseImage, *, trust_host_ca: bool = False,
                   client: docker.DockerClient | None = None, progress: Progress | None = None,
-                  cache_dir: Path | None = None):
+                  cache_dir: Path | None = None) -> Built:
     """Build one offline stand-in; returns (docker-py Image, the equivalent command)."""
     cli = _client(client)
     say = progress or ProgressPrinter()
@@ -200,7 +204,7 @@ def build_standin(spec: CourseImage, *, trust_host_ca: bool = False,
 
 def build_base(spec: CourseImage = COURSE_IMAGES[0], *, trust_host_ca: bool = False,
                client: docker.DockerClient | None = None, progress: Progress | None = None,
-               cache_dir: Path | None = None):
+               cache_dir: Path | None = None) -> Built:
     """Build the base stand-in in layers (:mod:`labkit.standin`); returns (Image, command)."""
     return build_layered_base(spec.name, role=spec.role, trust_host_ca=trust_host_ca,
                               client=_client(client), progress=progress or ProgressPrinter(),
@@ -232,7 +236,7 @@ def context_tar(directory: Path) -> io.BytesIO:
 
 
 def build_recipe(spec: CourseImage, *, client: docker.DockerClient | None = None,
-                 progress: Progress | None = None, base: str = config.BASE_IMAGE):
+                 progress: Progress | None = None, base: str = config.BASE_IMAGE) -> Built:
     """Build a stand-in from its Dockerfile on the base, never pulling; returns (Image, cmd)."""
     cli = _client(client)
     say = progress or ProgressPrinter()

@@ -23,7 +23,8 @@ from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import LABEL_NAMESPACE, settings
 from .errors import RegistryError
-from .registry_server import Registry, _resolve, credentials
+from .registry_server import _resolve, credentials
+from .registry_types import Registry
 
 #: The engine's last word on a layer, as ``docker pull`` prints it, and what it means.
 FINAL_STATUS = {"Already exists": "already here", "Pull complete": "downloaded",

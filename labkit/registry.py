@@ -16,11 +16,12 @@ from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .errors import RegistryError
 from .images import get_image
+from .progress import PushObserver, push_observers
 
 # The server, the push stream and the HTTP queries live in their own modules; their names
 # stay importable from here (the notebooks say `registry.manifest(...)`).
-from .push_stream import LAYER_COLUMNS, LayerProgress, PushResult, PushStream  # noqa: F401
-from .registry_api import (  # noqa: F401
+from .push_stream import LAYER_COLUMNS, LayerProgress, PushResult, PushStream
+from .registry_api import (
     MANIFEST_ACCEPT,
     MANIFEST_LIST,
     MANIFEST_V2,
@@ -33,29 +34,35 @@ from .registry_api import (  # noqa: F401
     platform_manifest,
     tags,
 )
-from .registry_server import (  # noqa: F401
-    CONFIG_DIR,
+from .registry_config import CONFIG_DIR, _htpasswd_matches, config_yaml, htpasswd_line
+from .registry_server import (
     PASSWORD_HINT,
     START_HINT,
-    LoginResult,
-    Registry,
-    TaggedName,
     _client,
-    _htpasswd_matches,
     _resolve,
-    config_yaml,
     configured_registry,
     credentials,
     current_registry,
     find_registry,
-    htpasswd_line,
     registry_status,
     run_command,
     start_registry,
     stop_registry,
     volume_name,
 )
+from .registry_types import LoginResult, Registry, TaggedName
 from .state import PASSWORD_ENV
+
+__all__ = [  # what the notebooks and the command line use, wherever it is defined
+    "CONFIG_DIR", "LAYER_COLUMNS", "MANIFEST_ACCEPT", "MANIFEST_LIST", "MANIFEST_V2",
+    "OCI_INDEX", "OCI_MANIFEST", "PASSWORD_HINT", "START_HINT", "LayerProgress",
+    "LoginResult", "PushResult", "PushStream", "Registry", "TaggedName", "_htpasswd_matches",
+    "catalog", "config_yaml", "configured_registry", "credentials", "current_registry",
+    "find_registry", "htpasswd_line", "login", "login_command", "manifest", "manifest_frame",
+    "parse_manifest", "platform_manifest", "push", "registry_status", "repository_for",
+    "run_command", "start_registry", "stop_registry", "tag_for_registry", "tags",
+    "volume_name",
+]
 
 # --------------------------------------------------------------------------- login, tag, push
 
@@ -111,11 +118,13 @@ def tag_for_registry(image: Any, name: str = "python-hello-world", tag: str = "l
 def push(repository: str, tag: str = "latest", registry: Registry | str | None = None,
          client: docker.DockerClient | None = None, show: bool = True,
          on_progress: Callable[[PushStream, LayerProgress | None], None] | None = None,
+         observer: PushObserver | None = None,
          ) -> PushResult:
     """Push ``repository:tag``; read the whole stream and raise RegistryError on a failure.
 
-    ``show`` draws live progress in a notebook (the returned result renders as the layer
-    table); ``on_progress`` is called after every chunk with the parser state.
+    ``show`` draws live progress in a notebook through the registered renderer (the
+    returned result renders as the layer table); ``observer`` is told after every chunk and
+    at the end; ``on_progress`` is called after every chunk with the parser state.
     """
     cli = _client(client)
     repo, embedded_tag = parse_repository_tag(str(repository))
@@ -123,26 +132,22 @@ def push(repository: str, tag: str = "latest", registry: Registry | str | None =
     reg = _resolve(registry, client)
     user, password = credentials(reg)
     command = docker_cmd("push", f"{repo}:{tag}")
-    progress = None
-    if show:
-        from .display_registry import PushProgress
-
-        progress = PushProgress(f"{repo}:{tag}")
+    observers = push_observers(f"{repo}:{tag}", show, observer)
     parser = PushStream()
     started = time.perf_counter()
     try:
         for chunk in cli.api.push(repo, tag=tag, stream=True, decode=True,
                                   auth_config={"username": user, "password": password}):
             layer = parser.feed(chunk)
-            if progress is not None:
-                progress.update(parser, layer)
+            for seen in observers:
+                seen.update(parser, layer)
             if on_progress is not None:
                 on_progress(parser, layer)
     except APIError as exc:
         parser.error = str(exc.explanation or exc)
     seconds = time.perf_counter() - started
-    if progress is not None:
-        progress.close()
+    for seen in observers:
+        seen.close()
     if parser.error:
         raise RegistryError(f"Push of {repo}:{tag} failed: {parser.error}", _push_hint(parser))
     layers = parser.layers_frame()

@@ -15,10 +15,10 @@ from .errors import RegistryError
 from .registry_server import (
     PASSWORD_HINT,
     START_HINT,
-    Registry,
     _resolve,
     _session,
 )
+from .registry_types import Registry
 
 # --------------------------------------------------------------------------- HTTP API queries
 
@@ -45,7 +45,7 @@ def _api(registry: Registry | str | None, client: docker.DockerClient | None) ->
 
 
 def _path(reg: Registry, repository: str) -> str:
-    repo = parse_repository_tag(repository)[0]
+    repo: str = parse_repository_tag(repository)[0]
     return repo.removeprefix(f"{reg.address}/")
 
 
@@ -116,7 +116,8 @@ def platform_manifest(body: dict[str, Any], os_name: str = "linux") -> dict[str,
     if not images:
         raise RegistryError("The registry's index lists no image for this platform.",
                             "Push the image again from this engine.")
-    return images[0]
+    found: dict[str, Any] = images[0]
+    return found
 
 
 def parse_manifest(body: dict[str, Any], digest: str | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from . import config
@@ -270,7 +271,7 @@ class LayerDiff:
     removed: tuple[str, ...]
 
 
-def _meta(member: tarfile.TarInfo) -> tuple:
+def _meta(member: tarfile.TarInfo) -> tuple[Any, ...]:
     return (member.type, member.mode, member.uid, member.gid, member.size, member.mtime,
             member.linkname, member.devmajor, member.devminor)
 

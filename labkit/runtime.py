@@ -49,10 +49,10 @@ class RuntimeComparison:
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:  # the plain-text view: the same table, no host folders
-        return f"$ {self.command}\n" + self.table().to_string(index=False)
+        return f"$ {self.command}\n" + str(self.table().to_string(index=False))
 
     def _repr_html_(self) -> str:
-        return f"<pre>$ {self.command}</pre>" + self.table().to_html(index=False)
+        return f"<pre>$ {self.command}</pre>" + str(self.table().to_html(index=False))
 
 
 def host_facts() -> dict[str, Any]:

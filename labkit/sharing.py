@@ -15,7 +15,8 @@ import pandas as pd
 
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
-from .layers import ImageLayers, analyze, chain_ids, instruction_of
+from .image_archive import chain_ids, instruction_of
+from .layers import ImageLayers, analyze
 
 TABLE_COLUMNS = ["image", "position", "instruction", "size_bytes", "diff_id", "chain_id",
                  "shared", "same_content"]

@@ -14,10 +14,12 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 
 from . import config
+from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .errors import PrepareError
 from .rootfs import HOST_CA_IN_IMAGE, BaseLayers, base_layers, host_ca_bundle
@@ -80,7 +82,8 @@ def write_context(layers: BaseLayers, dockerfile: str, ca_bundle: bytes | None =
 
 def build_base(name: str = config.BASE_IMAGE, *, role: str = "base",
                trust_host_ca: bool = False, client: docker.DockerClient,
-               progress: Progress, cache_dir: Path | None = None):
+               progress: Progress, cache_dir: Path | None = None,
+               ) -> tuple[docker.models.images.Image, DockerCommand]:
     """Build the base stand-in in layers; returns (docker-py Image, the equivalent command)."""
     bundle = host_ca_bundle() if trust_host_ca else None
     layers = base_layers(cache_dir=cache_dir, progress=progress, label=name)
@@ -96,7 +99,7 @@ def build_base(name: str = config.BASE_IMAGE, *, role: str = "base",
     return client.images.get(name), docker_cmd("build", "-t", name, str(context))
 
 
-def follow_build(stream: Iterable[dict], name: str, say: Progress) -> str | None:
+def follow_build(stream: Iterable[dict[str, Any]], name: str, say: Progress) -> str | None:
     """Read a legacy build stream: report each step, raise on an error, return the image id."""
     tail: list[str] = []
     image_id = None

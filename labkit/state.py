@@ -73,9 +73,10 @@ def registry_password(environ: dict[str, str] | None = None, path: Path | None =
     if stored:
         return stored
     data = load(path)
-    data[_PASSWORD_KEY] = secrets.token_urlsafe(24)
+    password = secrets.token_urlsafe(24)
+    data[_PASSWORD_KEY] = password
     save(data, path)
-    return data[_PASSWORD_KEY]
+    return password
 
 
 def password_source(environ: dict[str, str] | None = None, path: Path | None = None) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 import docker
 
 from .config import BASE_IMAGE, settings
-from .display import readable_size as human
 from .layers import ImageLayers, analyze
+from .sizes import human_size
 
 
 def layers_html(analysis: ImageLayers) -> str:
@@ -23,23 +23,24 @@ def layers_html(analysis: ImageLayers) -> str:
     df = analysis.layers_table()[["layer", "instruction", "size_bytes", "files", "added",
                                   "modified", "deleted", "wasted_bytes"]].copy()
     for col in ("size_bytes", "wasted_bytes"):
-        df[col] = df[col].map(human)
+        df[col] = df[col].map(human_size)
     s = analysis.summary()
     head = (f"<p><b>{html.escape(analysis.image)}</b>: {s['layers']} layers, "
-            f"{human(s['total_bytes'])} in layers, {human(s['wasted_bytes'])} not visible "
-            f"in the image (efficiency {s['efficiency']:.1%})</p>")
-    return head + df.iloc[::-1].to_html(index=False, escape=True)
+            f"{human_size(s['total_bytes'])} in layers, "
+            f"{human_size(s['wasted_bytes'])} not visible in the image "
+            f"(efficiency {s['efficiency']:.1%})</p>")
+    return head + str(df.iloc[::-1].to_html(index=False, escape=True))
 
 
 def files_html(analysis: ImageLayers, layer: int, limit: int = 50) -> str:
     """The largest entries of one layer as HTML (at most ``limit`` rows)."""
     df = analysis.files_in(layer)
     shown = df.head(limit)[["path", "kind", "change", "size_bytes", "lower_layer", "kept"]].copy()
-    shown["size_bytes"] = shown["size_bytes"].map(human)
+    shown["size_bytes"] = shown["size_bytes"].map(human_size)
     more = f"<p>… and {len(df) - limit} more</p>" if len(df) > limit else ""
     title = html.escape(analysis.layers[layer].instruction) if analysis.layers else ""
     return (f"<p>Layer {layer}: <code>{title}</code> ({len(df)} entries)</p>"
-            + shown.to_html(index=False, escape=True) + more)
+            + str(shown.to_html(index=False, escape=True)) + more)
 
 
 def default_images(client: docker.DockerClient | None = None) -> list[str]:
@@ -108,6 +109,7 @@ class LayerExplorer:
 
         def show_image(change: Any = None) -> None:
             import matplotlib.pyplot as plt
+            from matplotlib.figure import Figure
 
             from .layer_plots import plot_layer_sizes
 
@@ -120,8 +122,10 @@ class LayerExplorer:
                 display(w.HTML(layers_html(a)))
             with chart_out:
                 ax = plot_layer_sizes(a.layers_table(), title=a.image)
-                display(ax.figure)
-                plt.close(ax.figure)
+                figure = ax.get_figure()
+                display(figure)
+                if isinstance(figure, Figure):  # plot_layer_sizes made it: a whole figure
+                    plt.close(figure)
             pick_layer.options = [(f"{x.index}: {x.instruction[:60]}", x.index)
                                   for x in reversed(a.layers)]
             pick_layer.value = a.layers[-1].index if a.layers else None

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything `make test` does, in order; whatever it started is stopped on exit, also on
 # failure, and the first failing step's exit status is the script's.
-#   lint and unit tests (no engine) → engine → course images → for each engine of the
+#   lint (ruff, mypy) and unit tests (no engine) → engine → course images → for each engine of the
 #   matrix: a DinD engine with the course images → integration tests and notebooks (nbval)
 #   against it; on one of them also the notebooks in reverse order and the browser test.
 #
@@ -91,6 +91,7 @@ prepare_args=(--trust-host-ca)
 
 step "venv" scripts/venv.sh
 step "lint (ruff)" "$BIN/ruff" check .
+step "lint (mypy)" "$BIN/mypy"
 step "unit tests" "$BIN/pytest" -q tests/unit
 step "engine" scripts/engine.sh start
 step "course images" "$BIN/labkit" prepare ${prepare_args[@]+"${prepare_args[@]}"}

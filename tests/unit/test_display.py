@@ -92,15 +92,6 @@ def test_outside_a_kernel_there_is_no_notebook():
     assert display.in_notebook() is False
 
 
-def test_readable_size_leaves_missing_values_blank():
-    import pandas as pd
-
-    from labkit.display import readable_size
-
-    assert [readable_size(x) for x in (None, float("nan"), pd.NA)] == ["", "", ""]
-    assert [readable_size(x) for x in (5, 1500, 2_500_000)] == ["5 B", "1.5 kB", "2.5 MB"]
-
-
 def test_push_table_renders_layers_whose_size_the_engine_did_not_report():
     import pandas as pd
 

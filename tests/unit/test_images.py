@@ -378,13 +378,6 @@ def test_clean_created_by(created_by, expected):
     assert images.clean_created_by(created_by) == expected
 
 
-@pytest.mark.parametrize(("size", "text"), [(0, "0B"), (999, "999B"), (1500, "1.5kB"),
-                                            (4987613, "4.99MB"), (187679512, "188MB"),
-                                            (2_500_000_000, "2.5GB")])
-def test_human_size_matches_docker(size, text):
-    assert images.human_size(size) == text
-
-
 IMAGE_LIST = [
     {"Id": "sha256:" + "a" * 64, "RepoTags": ["python:3.11-slim-bookworm"], "Created": 10,
      "Size": 100, "Labels": {"org.labkit.managed": "true", "org.labkit.standin": "true",
@@ -488,3 +481,40 @@ def test_a_built_image_does_not_show_the_role_its_stand_in_base_passed_on():
 def test_builds_pass_one_label_so_the_engine_adds_one_label_step():
     assert config.Settings(user="h2").image_labels() == {"org.labkit.namespace": "h2"}
     assert config.Settings(user="h2").label_filters() == ["org.labkit.namespace=h2"]
+
+
+class RecordingObserver:
+    """A build observer that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        self.result: images.BuildResult | None = None
+        self.error: Exception | None = None
+
+    def update(self, events) -> None:
+        self.kinds += [e.kind for e in events]
+
+    def done(self, result: images.BuildResult) -> None:
+        self.result = result
+
+    def fail(self, error: Exception) -> None:
+        self.error = error
+
+
+def test_build_tells_its_observer_every_step_and_the_result(tmp_path):
+    api = FakeAPI({"python:3.11-slim-bookworm"}, chunks("build_cached_after_edit.jsonl"))
+    seen = RecordingObserver()
+    result = images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api),
+                          show=False, observer=seen)
+    assert seen.result is result and seen.error is None
+    assert seen.kinds.count("step") == len(result.steps) == 5
+    assert seen.kinds.count("step_done") == 5
+
+
+def test_a_failed_build_tells_its_observer_the_error(tmp_path):
+    api = FakeAPI({"python:3.11-slim-bookworm"}, chunks("build_failing_run.jsonl"))
+    seen = RecordingObserver()
+    with pytest.raises(BuildFailed) as raised:
+        images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api),
+                     show=False, observer=seen)
+    assert seen.error is raised.value and seen.result is None

@@ -500,10 +500,6 @@ def test_explorer_without_ipywidgets_is_static(result, monkeypatch):
     assert set(bundle) == {"text/plain", "text/html"}
 
 
-def test_human_sizes():
-    assert [widgets.human(x) for x in (5, 1500, 2_500_000)] == ["5 B", "1.5 kB", "2.5 MB"]
-
-
 def test_lifecycle_keeps_zero_byte_layers_that_the_manifest_lists():
     history = pd.DataFrame({  # `empty` from a 0-byte size also flags the RUN that wrote nothing
         "layer": ["b" * 12, "c" * 12, "<missing>"],

@@ -450,3 +450,21 @@ NOTAG = r"""
 {"status":"The push refers to repository [localhost:32768/h3/missing]"}
 {"errorDetail":{"message":"An image does not exist locally with the tag: localhost:32768/h3/missing"},"error":"An image does not exist locally with the tag: localhost:32768/h3/missing"}
 """
+
+
+def test_push_tells_its_observer_every_chunk_then_closes(local: registry.Registry) -> None:
+    seen: list[int] = []
+    closed: list[bool] = []
+
+    class Observer:
+        def update(self, stream: registry.PushStream,
+                   layer: registry.LayerProgress | None = None) -> None:
+            seen.append(len(stream.layers))
+
+        def close(self) -> None:
+            closed.append(True)
+
+    result = registry.push("localhost:32768/h3/python-hello-world:latest", registry=local,
+                           client=FakeClient(chunks(SECOND)), show=False, observer=Observer())
+    assert len(seen) == len(chunks(SECOND)) and closed == [True]
+    assert seen[-1] == len(result.layers) == 3
