@@ -51,10 +51,11 @@ class CheckFailed(LabkitError):
 
 # --------------------------------------------------------------------------- set-up
 def _short_error(shell, etype, value, tb, tb_offset=None):  # noqa: ANN001 - IPython API
-    """Show a labkit error as its message and fix, not as a traceback."""
-    stb = [f"{etype.__name__}: {value}"]
-    shell._showtraceback(etype, value, stb)
-    return stb
+    """Show a labkit error as its message and fix, not as a traceback (a raw docker-py or
+    connection error is translated first: :func:`labkit.boundary.show_in_notebook`)."""
+    from .boundary import show_in_notebook
+
+    return show_in_notebook(shell, etype, value, tb, tb_offset)
 
 
 def setup(quiet: bool = False) -> None:
@@ -70,9 +71,10 @@ def setup(quiet: bool = False) -> None:
     except ImportError:  # pragma: no cover - outside IPython
         shell = None
     if shell is not None:
+        from .boundary import RAW_ERRORS
         from .display import enable_command_tables
 
-        shell.set_custom_exc((LabkitError,), _short_error)
+        shell.set_custom_exc((LabkitError, *RAW_ERRORS), _short_error)
         enable_command_tables(shell)
     WORKSPACE.mkdir(exist_ok=True)
     from .shell import prepare as prepare_terminal

@@ -21,6 +21,7 @@ import docker.errors
 import pandas as pd
 
 from . import engine
+from .boundary import boundary, invalid_name, is_invalid_name
 from .build_cache import parent_chain, remove_replaced  # noqa: F401
 
 # The build stream parser and the history live in their own modules; their names stay
@@ -182,6 +183,7 @@ def build_command(tag: str, path: str | Path = ".", *, dockerfile: str = "Docker
     return docker_cmd(*args, env=CLASSIC_BUILDER_ENV)
 
 
+@boundary("build the image")
 def build(
     path: str | Path,
     name: str,
@@ -234,8 +236,13 @@ def build(
         events = parser.finish()
         if progress:
             progress.update(events)
-    except docker.errors.APIError as exc:
-        error = parse_error_to_build_failed(str(exc.explanation or exc), text)
+    except docker.errors.DockerException as exc:
+        if is_invalid_name(exc):
+            error: LabkitError = invalid_name("image", full_tag, exc, command)
+        elif isinstance(exc, docker.errors.APIError):
+            error = parse_error_to_build_failed(str(exc.explanation or exc), text)
+        else:
+            raise
         if progress:
             progress.fail(error)
         raise error from exc
@@ -262,6 +269,7 @@ def build(
 # --------------------------------------------------------------------------- image facts
 
 
+@boundary("look the image up")
 def image_exists(name: str, client: docker.DockerClient | None = None) -> bool:
     """True when the engine has this image (by name, tag or id); never pulls."""
     cli = client or engine.client()
@@ -272,6 +280,7 @@ def image_exists(name: str, client: docker.DockerClient | None = None) -> bool:
     return True
 
 
+@boundary("look the image up")
 def get_image(name: str, client: docker.DockerClient | None = None) -> docker.models.images.Image:
     """The engine's image ``name`` (name, tag or id); :class:`ImageMissing` if absent."""
     cli = client or engine.client()
@@ -348,6 +357,7 @@ def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) ->
                              ignore_index=True)
 
 
+@boundary("list the images")
 def list_images(client: docker.DockerClient | None = None,
                 all_course: bool = False) -> pd.DataFrame:
     """This namespace's images plus the course base images (``all_course``: every namespace).
@@ -368,6 +378,7 @@ def list_images_command() -> DockerCommand:
                       f"label={LABEL_NAMESPACE}={settings().namespace}")
 
 
+@boundary("tag the image")
 def tag(image: str, repository: str, tag: str = "latest",
         client: docker.DockerClient | None = None) -> DockerCommand:
     """Give ``image`` the name ``repository:tag``; return the equivalent command."""
@@ -377,6 +388,11 @@ def tag(image: str, repository: str, tag: str = "latest",
     except docker.errors.ImageNotFound as exc:
         raise ImageMissing(f"The image {image} is not on the engine.",
                            "Build it first (see the build step).") from exc
+    except docker.errors.APIError as exc:
+        if not is_invalid_name(exc):
+            raise
+        raise invalid_name("image", f"{repository}:{tag}", exc,
+                           docker_cmd("image", "tag", image, f"{repository}:{tag}")) from exc
     if not ok:
         raise LabkitError(f"The engine did not tag {image} as {repository}:{tag}.",
                           "Check the repository name: lowercase letters, digits, '/', '.', '-'.")

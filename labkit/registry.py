@@ -12,6 +12,7 @@ import docker
 from docker.errors import APIError
 from docker.utils import parse_repository_tag
 
+from .boundary import boundary
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .errors import RegistryError
@@ -68,6 +69,7 @@ def login_command(reg: Registry) -> DockerCommand:
                       stdin=source)
 
 
+@boundary("log in to the registry")
 def login(registry: Registry | str | None = None,
           client: docker.DockerClient | None = None) -> LoginResult:
     """Log the engine in to the registry (always asking the engine: ``reauth=True``)."""
@@ -95,6 +97,7 @@ def repository_for(name: str = "python-hello-world", registry: Registry | str | 
     return _resolve(registry, client).repository(name)
 
 
+@boundary("tag the image for the registry")
 def tag_for_registry(image: Any, name: str = "python-hello-world", tag: str = "latest",
                      registry: Registry | str | None = None,
                      client: docker.DockerClient | None = None) -> TaggedName:
@@ -108,6 +111,7 @@ def tag_for_registry(image: Any, name: str = "python-hello-world", tag: str = "l
     return TaggedName(repository, tag, docker_cmd("tag", shown, f"{repository}:{tag}"))
 
 
+@boundary("push the image")
 def push(repository: str, tag: str = "latest", registry: Registry | str | None = None,
          client: docker.DockerClient | None = None, show: bool = True,
          on_progress: Callable[[PushStream, LayerProgress | None], None] | None = None,
@@ -159,4 +163,7 @@ def _push_hint(parser: PushStream) -> str:
         return "Tag the image for the registry first (`labkit.registry.tag_for_registry(...)`)."
     if "connection refused" in text or "dial tcp" in text:
         return "The registry is not running: " + START_HINT
+    if any(w in text for w in ("http status: 5", "internal server error", "unavailable")):
+        return ("The registry answered with a server error: its logs say why; "
+                "`labkit registry start` re-creates the local one (its data is kept).")
     return "Read the message above; `labkit doctor` checks the engine and the registry."
