@@ -61,7 +61,7 @@ def invalid_name(kind: str, name: str, exc: BaseException, command: object = Non
             "':TAG' at the end (e.g. python-hello-world)" if kind != "container"
             else "letters, digits and '_', '.', '-' (e.g. hello)")
     same = f" `{command}` is refused the same way." if command else ""
-    return InvalidName(f"{name!r} is not a valid {kind} name: the engine says "
+    return InvalidName(f"{name!r} is not a valid {kind} name: Docker says "
                        f"\"{explanation(exc)}\".", f"Use {rule}.{same}")
 
 
