@@ -86,7 +86,8 @@ def login(registry: Registry | str | None = None,
             raise RegistryError(
                 f"Login to {reg.address} refused: wrong user name or password.", PASSWORD_HINT,
             ) from None
-        raise RegistryError(f"Login to {reg.address} failed: {text}", START_HINT) from None
+        raise RegistryError(f"Login to {reg.address} failed: {text}",
+                            SERVER_ERROR_HINT if server_failed(text) else START_HINT) from None
     return LoginResult(registry=reg.address, username=user,
                        status=str(answer.get("Status", "Login Succeeded")), command=command)
 
@@ -155,6 +156,20 @@ def push(repository: str, tag: str = "latest", registry: Registry | str | None =
                       layers=layers, seconds=seconds, command=command)
 
 
+SERVER_ERROR_HINT = ("The registry failed on its side: its logs say why (`docker container "
+                     "logs NAME`); `labkit registry start` re-creates the local one, keeping "
+                     "its data.")
+
+
+def server_failed(text: str) -> bool:
+    """True when the engine's words say the registry answered a server error (5xx). On the
+    containerd image store a push reports its HTTPS try instead ("does not look like a TLS
+    handshake") when the plain-HTTP registry at localhost failed."""
+    text = text.lower()
+    return any(w in text for w in ("status: 5", "internal server error", "unavailable",
+                                   "does not look like a tls handshake"))
+
+
 def _push_hint(parser: PushStream) -> str:
     text = (parser.error or "").lower()
     if "no basic auth" in text or "unauthorized" in text or "authentication required" in text:
@@ -163,7 +178,6 @@ def _push_hint(parser: PushStream) -> str:
         return "Tag the image for the registry first (`labkit.registry.tag_for_registry(...)`)."
     if "connection refused" in text or "dial tcp" in text:
         return "The registry is not running: " + START_HINT
-    if any(w in text for w in ("http status: 5", "internal server error", "unavailable")):
-        return ("The registry answered with a server error: its logs say why; "
-                "`labkit registry start` re-creates the local one (its data is kept).")
+    if server_failed(text):
+        return SERVER_ERROR_HINT
     return "Read the message above; `labkit doctor` checks the engine and the registry."
