@@ -15,7 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import cleanup, config, containers, engine, images, registry
+from labkit import cleanup, config, containers, engine, images, registry, state
 from labkit.errors import RegistryError
 
 SUFFIX = "badreg"
@@ -128,3 +128,19 @@ def test_a_corrupt_state_file_is_replaced_and_nothing_is_lost(reg: registry.Regi
     assert registry.tags(pushed.repository, registry=again) == ["latest"]
     assert isinstance(json.loads(ns.state_file.read_text()), dict)
     assert stat.S_IMODE(ns.state_file.stat().st_mode) == 0o600
+
+
+def test_a_wrong_password_or_a_missing_tag_loses_nothing(reg: registry.Registry,
+                                                          pushed: registry.TaggedName,
+                                                          client: docker.DockerClient,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """test_registry checks both errors' words; here, that the registry and the pushed image
+    are unharmed by them."""
+    with monkeypatch.context() as wrong:
+        wrong.setenv(state.PASSWORD_ENV, "not-the-password")
+        with pytest.raises(RegistryError, match="wrong user name or password"):
+            registry.login(reg, client=client)
+    with pytest.raises(RegistryError, match="does not exist"):
+        registry.push(reg.repository("never-built"), registry=reg, client=client, show=False)
+    assert registry.login(reg, client=client).status == "Login Succeeded"
+    assert registry.tags(pushed.repository, registry=reg) == ["latest"]
