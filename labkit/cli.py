@@ -12,6 +12,7 @@ import docker
 import pandas as pd
 
 from . import config, engine
+from .boundary import RAW_ERRORS, translate
 from .errors import EngineIncompatible, EngineUnavailable, LabkitError
 
 
@@ -56,11 +57,8 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
 
 
 def _registry_check(cli: docker.DockerClient) -> Check:
-    try:
-        from .registry import registry_status
-    except ImportError:
-        return Check("registry", False, "not available (labkit.registry cannot be imported)",
-                     "Reinstall the course package (`make venv`).")
+    from .registry import registry_status
+
     st: dict[str, Any] = registry_status(client=cli)
     if not st.get("local", True):
         return Check("registry", True, f"{st.get('address')} (configured, not local)")
@@ -229,7 +227,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``labkit`` console script; returns the exit status."""
+    """Entry point of the ``labkit`` console script; returns the exit status.
+
+    Every labkit error, and every raw docker-py or connection error (translated by
+    :func:`labkit.boundary.translate`), is printed as its message and fix, without a
+    traceback. Anything else, a missing dependency (ImportError) included, is a bug or a
+    broken install and keeps its traceback.
+    """
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -239,14 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabkitError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    except docker.errors.DockerException as exc:  # the engine refused: say so, no traceback
-        detail = getattr(exc, "explanation", None) or str(exc)
-        print(f"The Docker Engine refused `labkit {args.command}`: {detail}\n"
-              "→ `labkit doctor` checks the engine and the course images.", file=sys.stderr)
-        return 1
-    except ImportError as exc:
-        print(f"This labkit has no {exc.name or 'such'} module yet: `labkit {args.command}` is "
-              "not available.", file=sys.stderr)
+    except RAW_ERRORS as exc:  # the engine refused or went away: say so, no traceback
+        print(str(translate(exc, f"run `labkit {args.command}`")), file=sys.stderr)
         return 1
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 LABEL_MANAGED = "org.labkit.managed"
 LABEL_NAMESPACE = "org.labkit.namespace"
 LABEL_ROLE = "org.labkit.role"
@@ -45,9 +47,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.user):
-            raise ValueError(
-                f"LABKIT_USER={self.user!r} is not a valid name: use 1-30 lowercase letters, "
-                "digits, '-' or '_', starting with a letter or digit."
+            raise ConfigError(
+                f"LABKIT_USER={self.user!r} is not a valid name: it names your containers, "
+                "images and registry user.",
+                "Use 1-30 lowercase letters, digits, '-' or '_', starting with a letter or "
+                "digit, e.g. `export LABKIT_USER=alice` before starting Jupyter.",
             )
 
     @property

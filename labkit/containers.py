@@ -17,7 +17,9 @@ import pandas as pd
 import requests
 from docker.models.containers import Container
 
+from . import container_failures as failures
 from . import engine
+from .boundary import boundary, invalid_name, is_invalid_name, translate
 from .commands import CommandOutput, DockerCommand
 from .commands import docker as docker_cmd
 from .config import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE, settings
@@ -25,7 +27,6 @@ from .errors import ContainerFailed, ImageMissing, LabkitError
 from .terminal import strip_ansi
 from .wait import wait_until
 
-LOG_TAIL = 20
 POLL_INTERVAL = 0.05
 #: ``docker container diff`` kinds, as the engine's API numbers them.
 DIFF_KINDS = {0: "changed", 1: "added", 2: "deleted"}
@@ -139,12 +140,19 @@ class RunningApp:
         return (self.client or engine.client()).containers.get(self.id)
 
     def get(self, path: str = "/") -> str:
-        """HTTP GET a path of the app; returns the body text."""
+        """HTTP GET a path of the app; returns the body text. An error status (e.g. 500)
+        raises :class:`~labkit.errors.AppError` with the tail of the container's logs."""
         base = self.url.split("/", 3)
         url = f"{base[0]}//{base[2]}/{path.lstrip('/')}"
-        with http_session() as session:
-            response = session.get(url, timeout=10)
-        response.raise_for_status()
+        try:
+            with http_session() as session:
+                response = session.get(url, timeout=10)
+        except requests.RequestException as exc:
+            raise failures.unreachable(self.name, url, exc) from None
+        if response.status_code >= 400:
+            cli = self.client or engine.client()
+            container = _find(self.id, cli)
+            raise failures.http_failed(self.name, "/" + path.lstrip("/"), response, container)
         return response.text
 
     def logs(self, tail: int | None = None) -> ContainerLogs:
@@ -184,13 +192,7 @@ def _host_port(container: Container, port: int) -> int | None:
     return None
 
 
-def _tail(container: Container, lines: int = LOG_TAIL) -> str:
-    try:
-        return strip_ansi(container.logs(tail=lines).decode("utf-8", "replace")).rstrip()
-    except docker.errors.APIError:
-        return ""
-
-
+@boundary("run the container")
 def run(
     image: Any,
     name: str = "hello",
@@ -204,7 +206,9 @@ def run(
     """Run ``image`` detached with ``port`` published on a free host port; wait until it answers.
 
     ``image`` is a name or a :class:`labkit.images.BuildResult`. A labkit container of the
-    same name is replaced (re-running a notebook works); anyone else's is left alone.
+    same name is replaced (re-running a notebook works); anyone else's is left alone. One
+    that the engine cannot start is removed; one that exits or never answers is stopped and
+    kept for ``docker container logs`` (see :mod:`labkit.container_failures`).
     """
     cli = client or engine.client()
     image_ref = str(image) if isinstance(image, str) else str(getattr(image, "tag", image))
@@ -233,7 +237,16 @@ def run(
     except docker.errors.ImageNotFound as exc:
         raise ImageMissing(f"The image {image_ref} is not on the engine.",
                            "Build it first (see the build step); labkit never pulls.") from exc
-    container.start()
+    except docker.errors.APIError as exc:
+        if is_invalid_name(exc):
+            kind = "container" if "container name" in str(exc.explanation).lower() else "image"
+            raise invalid_name(kind, cname if kind == "container" else image_ref, exc,
+                               command) from exc
+        raise translate(exc, f"create the container {cname}", command) from exc
+    try:
+        container.start()
+    except docker.errors.APIError as exc:
+        raise failures.start_failed(container, cname, exc, command) from exc
     container.reload()
     host_port = _host_port(container, port)
     url = f"http://{engine.publish_host()}:{host_port}{path}"
@@ -251,12 +264,7 @@ def run(
                 pass
         container.reload()
         if container.status in ("exited", "dead"):
-            code = container.attrs.get("State", {}).get("ExitCode")
-            raise ContainerFailed(
-                f"The container {cname} exited (code {code}) before answering on port {port}.",
-                logs=_tail(container),
-                hint="Read its logs: the app must start and listen on 0.0.0.0 inside.",
-            )
+            raise failures.exited(container, cname, port)
         if host_port is None:
             host_port = _host_port(container, port)
             url = f"http://{engine.publish_host()}:{host_port}{path}"
@@ -265,11 +273,7 @@ def run(
     try:
         wait_until(answers, timeout, POLL_INTERVAL, f"{cname} to answer HTTP at {url}")
     except TimeoutError as exc:
-        raise ContainerFailed(
-            f"The container {cname} did not answer at {url} within {timeout:g} s.",
-            logs=_tail(container),
-            hint=f"Check that the app listens on 0.0.0.0:{port} inside the container.",
-        ) from exc
+        raise failures.no_answer(container, cname, url, port, timeout) from exc
     finally:
         session.close()
     app.url, app.host_port = url, int(host_port or 0)
@@ -297,6 +301,7 @@ def _get(ref: Any, cli: docker.DockerClient) -> Container:
     return container
 
 
+@boundary("read the container's logs")
 def logs(ref: Any, tail: int | None = None,
          client: docker.DockerClient | None = None) -> ContainerLogs:
     """A container's logs as plain text (``tail``: only the last lines); colour codes
@@ -309,6 +314,7 @@ def logs(ref: Any, tail: int | None = None,
                          logs_command(container.name, tail))
 
 
+@boundary("stop the container")
 def stop(ref: Any, timeout: int = 10, client: docker.DockerClient | None = None
          ) -> DockerCommand:
     """Stop a labkit container; a missing one counts as stopped. Returns the equivalent
@@ -323,6 +329,7 @@ def stop(ref: Any, timeout: int = 10, client: docker.DockerClient | None = None
     return stop_command(container.name, timeout)
 
 
+@boundary("remove the container")
 def remove(ref: Any, client: docker.DockerClient | None = None) -> None:
     """Remove a labkit container (forced); safe to repeat, a missing one counts as done."""
     cli = client or engine.client()
@@ -343,6 +350,7 @@ def diff_frame(changes: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["path", "kind", "letter"])
 
 
+@boundary("list the container's changes")
 def diff(ref: Any, client: docker.DockerClient | None = None) -> pd.DataFrame:
     """``docker container diff`` as a DataFrame: path, kind (added/changed/deleted), letter."""
     cli = client or engine.client()
@@ -380,6 +388,7 @@ def containers_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "image", "status", "state", "ports", "id", "role"])
 
 
+@boundary("list the containers")
 def list_containers(client: docker.DockerClient | None = None) -> pd.DataFrame:
     """This namespace's containers, running or not (see :func:`containers_frame`)."""
     cli = client or engine.client()

@@ -55,10 +55,11 @@ __all__ = [
 # --------------------------------------------------------------------------- set-up
 def _short_error(shell: InteractiveShell, etype: type[BaseException], value: BaseException,
                  tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
-    """Show a labkit error as its message and fix, not as a traceback."""
-    stb = [f"{etype.__name__}: {value}"]
-    shell._showtraceback(etype, value, stb)
-    return stb
+    """Show a labkit error as its message and fix, not as a traceback (a raw docker-py or
+    connection error is translated first: :func:`labkit.boundary.show_in_notebook`)."""
+    from .boundary import show_in_notebook
+
+    return show_in_notebook(shell, etype, value, tb, tb_offset)
 
 
 def setup(quiet: bool = False) -> None:
@@ -74,9 +75,10 @@ def setup(quiet: bool = False) -> None:
     except ImportError:  # pragma: no cover - outside IPython
         shell = None
     if shell is not None:
+        from .boundary import RAW_ERRORS
         from .display import enable_command_tables
 
-        shell.set_custom_exc((LabkitError,), _short_error)
+        shell.set_custom_exc((LabkitError, *RAW_ERRORS), _short_error)
         enable_command_tables(shell)
     WORKSPACE.mkdir(exist_ok=True)
     from .shell import prepare as prepare_terminal

@@ -13,6 +13,7 @@ from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERS
 from docker.utils import kwargs_from_env
 
 from . import contexts
+from .boundary import boundary
 from .config import settings
 from .errors import EngineIncompatible, EngineUnavailable
 
@@ -246,6 +247,7 @@ class EngineInfo:
         return f"classic builder through the API; `docker build` here uses {cli}"
 
 
+@boundary("ask the engine for its version")
 def info(cli: docker.DockerClient | None = None) -> EngineInfo:
     """Collect the engine's version, APIs, image store and where its ports are reachable."""
     cli = cli or client()

@@ -24,6 +24,32 @@ class EngineUnavailable(LabkitError):
     """No Docker Engine answers where the environment points."""
 
 
+class EngineGone(EngineUnavailable):
+    """The engine answered earlier in the session and stopped answering (stopped, restarted
+    elsewhere, or its connection dropped); labkit connects anew on the next call."""
+
+
+class EngineRefused(LabkitError):
+    """The engine (or docker-py, before asking it) refused a request; the message is its own."""
+
+    def __init__(self, message: str, hint: str | None = None,
+                 status_code: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.status_code = status_code
+
+
+class InvalidName(LabkitError, ValueError):
+    """A name the engine cannot take: an image reference, a tag or a container name."""
+
+
+class ConfigError(LabkitError, ValueError):
+    """A ``LABKIT_*`` setting has a value labkit cannot use."""
+
+
+class StateError(LabkitError):
+    """labkit's own state file cannot be read or written."""
+
+
 class EngineIncompatible(LabkitError):
     """An engine answers, but it and this client share no API version the course can use."""
 
@@ -66,6 +92,15 @@ class ContainerFailed(LabkitError):
         if self.hint:
             text += f"\n→ {self.hint}"
         return text
+
+
+class AppError(ContainerFailed):
+    """The app in a container answered an HTTP error (e.g. 500); carries its logs' tail."""
+
+    def __init__(self, message: str, status_code: int | None = None, logs: str = "",
+                 hint: str | None = None) -> None:
+        super().__init__(message, logs=logs, hint=hint)
+        self.status_code = status_code
 
 
 class RegistryError(LabkitError):

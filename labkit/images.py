@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import docker.errors
 import pandas as pd
 
 from . import engine
+from .boundary import boundary, invalid_name, is_invalid_name
 from .build_cache import parent_chain, remove_replaced  # noqa: F401
 
 # The build stream parser and the history live in their own modules; their names stay
@@ -35,12 +35,6 @@ from .build_stream import (  # noqa: F401
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import (
-    BASE_IMAGE,
-    DIND_IMAGE,
-    LABEL_NAMESPACE,
-    LABEL_ROLE,
-    LABEL_STANDIN,
-    REGISTRY_IMAGE,
     settings,
 )
 from .errors import BuildFailed, ImageMissing, LabkitError
@@ -50,8 +44,13 @@ from .history import (  # noqa: F401
     history_command,
     history_frame,
 )
+from .image_list import (  # noqa: F401
+    COURSE_BASE_IMAGES,
+    images_frame,
+    list_images,
+    list_images_command,
+)
 from .progress import BuildObserver, build_observers
-from .sizes import human_size
 
 TAIL_LINES = 15
 
@@ -183,6 +182,7 @@ def build_command(tag: str, path: str | Path = ".", *, dockerfile: str = "Docker
     return docker_cmd(*args, env=CLASSIC_BUILDER_ENV)
 
 
+@boundary("build the image")
 def build(
     path: str | Path,
     name: str,
@@ -235,8 +235,13 @@ def build(
         events = parser.finish()
         for seen in observers:
             seen.update(events)
-    except docker.errors.APIError as exc:
-        failed = parse_error_to_build_failed(str(exc.explanation or exc), text)
+    except docker.errors.DockerException as exc:
+        if is_invalid_name(exc):
+            failed: LabkitError = invalid_name("image", full_tag, exc, command)
+        elif isinstance(exc, docker.errors.APIError):
+            failed = parse_error_to_build_failed(str(exc.explanation or exc), text)
+        else:
+            raise
         for seen in observers:
             seen.fail(failed)
         raise failed from exc
@@ -265,6 +270,7 @@ def build(
 # --------------------------------------------------------------------------- image facts
 
 
+@boundary("look the image up")
 def image_exists(name: str, client: docker.DockerClient | None = None) -> bool:
     """True when the engine has this image (by name, tag or id); never pulls."""
     cli = client or engine.client()
@@ -275,6 +281,7 @@ def image_exists(name: str, client: docker.DockerClient | None = None) -> bool:
     return True
 
 
+@boundary("look the image up")
 def get_image(name: str, client: docker.DockerClient | None = None) -> docker.models.images.Image:
     """The engine's image ``name`` (name, tag or id); :class:`ImageMissing` if absent."""
     cli = client or engine.client()
@@ -298,79 +305,7 @@ def _missing(name: str) -> ImageMissing:
     return ImageMissing(f"The image {name} is not on the engine.", hint)
 
 
-COURSE_BASE_IMAGES = (BASE_IMAGE, REGISTRY_IMAGE, DIND_IMAGE)
-
-
-def _is_base(entry: Mapping[str, Any]) -> bool:
-    return any(t in COURSE_BASE_IMAGES for t in entry.get("RepoTags") or [])
-
-
-def _course_image(entry: Mapping[str, Any], namespace: str | None) -> bool:
-    """A course base image by name, or an image built in the course (namespace label present,
-    set by labkit or by its echoed ``docker image build`` command).
-
-    Labels are inherited from the FROM image, so the stand-in labels alone do not make an
-    image a course image: every image built on a stand-in carries them too.
-    """
-    if _is_base(entry):
-        return True
-    labels = entry.get("Labels") or {}
-    if not labels.get(LABEL_NAMESPACE):
-        return False
-    return namespace is None or labels.get(LABEL_NAMESPACE) == namespace
-
-
-def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
-    """The role label, unless a built image merely inherited its stand-in base's."""
-    if not _is_base(entry) and labels.get(LABEL_STANDIN) == "true":
-        return ""
-    return str(labels.get(LABEL_ROLE, ""))
-
-
-def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) -> pd.DataFrame:
-    """Shape the engine's image list: one row per tag of a course image, newest first."""
-    rows = []
-    for entry in entries:
-        if not _course_image(entry, namespace):
-            continue
-        labels = entry.get("Labels") or {}
-        tags = [t for t in entry.get("RepoTags") or [] if t != "<none>:<none>"] or ["<none>"]
-        for repo_tag in tags:
-            rows.append({
-                "image": repo_tag,
-                "id": str(entry.get("Id", "")).removeprefix("sha256:")[:12],
-                "size_bytes": int(entry.get("Size") or 0),
-                "size": human_size(int(entry.get("Size") or 0), docker=True),
-                "created": datetime.fromtimestamp(int(entry.get("Created") or 0), tz=UTC),
-                "standin": _is_base(entry) and labels.get(LABEL_STANDIN) == "true",
-                "role": _role(entry, labels),
-            })
-    frame = pd.DataFrame(rows, columns=["image", "id", "size_bytes", "size", "created",
-                                        "standin", "role"])
-    return frame.sort_values(["created", "image"], ascending=[False, True],
-                             ignore_index=True)
-
-
-def list_images(client: docker.DockerClient | None = None,
-                all_course: bool = False) -> pd.DataFrame:
-    """This namespace's images plus the course base images (``all_course``: every namespace).
-
-    Columns: image (repository:tag), id, size_bytes, size, created, standin (an offline
-    stand-in of a course base image), role.
-    """
-    cli = client or engine.client()
-    namespace = None if all_course else settings().namespace
-    frame = images_frame(cli.api.images(), namespace)
-    frame.attrs["command"] = list_images_command()
-    return frame
-
-
-def list_images_command() -> DockerCommand:
-    """The equivalent of :func:`list_images` (filtered to this namespace's label)."""
-    return docker_cmd("image", "ls", "--filter",
-                      f"label={LABEL_NAMESPACE}={settings().namespace}")
-
-
+@boundary("tag the image")
 def tag(image: str, repository: str, tag: str = "latest",
         client: docker.DockerClient | None = None) -> DockerCommand:
     """Give ``image`` the name ``repository:tag``; return the equivalent command."""
@@ -380,6 +315,11 @@ def tag(image: str, repository: str, tag: str = "latest",
     except docker.errors.ImageNotFound as exc:
         raise ImageMissing(f"The image {image} is not on the engine.",
                            "Build it first (see the build step).") from exc
+    except docker.errors.APIError as exc:
+        if not is_invalid_name(exc):
+            raise
+        raise invalid_name("image", f"{repository}:{tag}", exc,
+                           docker_cmd("image", "tag", image, f"{repository}:{tag}")) from exc
     if not ok:
         raise LabkitError(f"The engine did not tag {image} as {repository}:{tag}.",
                           "Check the repository name: lowercase letters, digits, '/', '.', '-'.")

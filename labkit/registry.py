@@ -12,6 +12,7 @@ import docker
 from docker.errors import APIError
 from docker.utils import parse_repository_tag
 
+from .boundary import boundary
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .errors import RegistryError
@@ -75,6 +76,7 @@ def login_command(reg: Registry) -> DockerCommand:
                       stdin=source)
 
 
+@boundary("log in to the registry")
 def login(registry: Registry | str | None = None,
           client: docker.DockerClient | None = None) -> LoginResult:
     """Log the engine in to the registry (always asking the engine: ``reauth=True``)."""
@@ -91,7 +93,8 @@ def login(registry: Registry | str | None = None,
             raise RegistryError(
                 f"Login to {reg.address} refused: wrong user name or password.", PASSWORD_HINT,
             ) from None
-        raise RegistryError(f"Login to {reg.address} failed: {text}", START_HINT) from None
+        raise RegistryError(f"Login to {reg.address} failed: {text}",
+                            SERVER_ERROR_HINT if server_failed(text) else START_HINT) from None
     return LoginResult(registry=reg.address, username=user,
                        status=str(answer.get("Status", "Login Succeeded")), command=command)
 
@@ -102,6 +105,7 @@ def repository_for(name: str = "python-hello-world", registry: Registry | str | 
     return _resolve(registry, client).repository(name)
 
 
+@boundary("tag the image for the registry")
 def tag_for_registry(image: Any, name: str = "python-hello-world", tag: str = "latest",
                      registry: Registry | str | None = None,
                      client: docker.DockerClient | None = None) -> TaggedName:
@@ -115,6 +119,7 @@ def tag_for_registry(image: Any, name: str = "python-hello-world", tag: str = "l
     return TaggedName(repository, tag, docker_cmd("tag", shown, f"{repository}:{tag}"))
 
 
+@boundary("push the image")
 def push(repository: str, tag: str = "latest", registry: Registry | str | None = None,
          client: docker.DockerClient | None = None, show: bool = True,
          on_progress: Callable[[PushStream, LayerProgress | None], None] | None = None,
@@ -156,6 +161,20 @@ def push(repository: str, tag: str = "latest", registry: Registry | str | None =
                       layers=layers, seconds=seconds, command=command)
 
 
+SERVER_ERROR_HINT = ("The registry failed on its side: its logs say why (`docker container "
+                     "logs NAME`); `labkit registry start` re-creates the local one, keeping "
+                     "its data.")
+
+
+def server_failed(text: str) -> bool:
+    """True when the engine's words say the registry answered a server error (5xx). On the
+    containerd image store a push reports its HTTPS try instead ("does not look like a TLS
+    handshake") when the plain-HTTP registry at localhost failed."""
+    text = text.lower()
+    return any(w in text for w in ("status: 5", "internal server error", "unavailable",
+                                   "does not look like a tls handshake"))
+
+
 def _push_hint(parser: PushStream) -> str:
     text = (parser.error or "").lower()
     if "no basic auth" in text or "unauthorized" in text or "authentication required" in text:
@@ -164,4 +183,6 @@ def _push_hint(parser: PushStream) -> str:
         return "Tag the image for the registry first (`labkit.registry.tag_for_registry(...)`)."
     if "connection refused" in text or "dial tcp" in text:
         return "The registry is not running: " + START_HINT
+    if server_failed(text):
+        return SERVER_ERROR_HINT
     return "Read the message above; `labkit doctor` checks the engine and the registry."

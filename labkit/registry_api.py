@@ -62,12 +62,28 @@ def _get(reg: Registry, path: str, headers: dict[str, str] | None = None) -> req
     return resp
 
 
+def _check(reg: Registry, resp: requests.Response, path: str) -> requests.Response:
+    """``resp`` if it is a success, else the :class:`RegistryError` its status means (what
+    ``raise_for_status`` would raise as a bare HTTPError)."""
+    code = resp.status_code
+    if code < 400:
+        return resp
+    said = f"The registry at {reg.address} answered {code} {resp.reason or ''}".rstrip()
+    if code >= 500:
+        where = f"`docker container logs {reg.name}`" if reg.local else "its status page"
+        raise RegistryError(f"{said} to GET {path}.",
+                            f"The registry failed inside: {where} says why; "
+                            + ("`labkit registry start` re-creates it (its data is kept)."
+                               if reg.local else "try again later."))
+    raise RegistryError(f"{said} to GET {path}.",
+                        "Check the repository name and tag (`labkit.registry.catalog()`).")
+
+
 def catalog(registry: Registry | str | None = None,
             client: docker.DockerClient | None = None) -> list[str]:
     """The repositories in the registry (``GET /v2/_catalog``)."""
     reg = _api(registry, client)
-    resp = _get(reg, "/v2/_catalog?n=1000")
-    resp.raise_for_status()
+    resp = _check(reg, _get(reg, "/v2/_catalog?n=1000"), "/v2/_catalog")
     return sorted(resp.json().get("repositories") or [])
 
 
@@ -75,10 +91,11 @@ def tags(repository: str, registry: Registry | str | None = None,
          client: docker.DockerClient | None = None) -> list[str]:
     """The tags of one repository (``GET /v2/<name>/tags/list``); [] when it does not exist."""
     reg = _api(registry, client)
-    resp = _get(reg, f"/v2/{_path(reg, repository)}/tags/list")
+    path = f"/v2/{_path(reg, repository)}/tags/list"
+    resp = _get(reg, path)
     if resp.status_code == 404:
         return []
-    resp.raise_for_status()
+    _check(reg, resp, path)
     return sorted(resp.json().get("tags") or [])
 
 
@@ -91,13 +108,13 @@ def manifest(repository: str, tag: str = "latest", registry: Registry | str | No
     if resp.status_code == 404:
         raise RegistryError(f"{repository}:{tag} is not in the registry at {reg.address}.",
                             "Push it first (`labkit.registry.push(...)`).")
-    resp.raise_for_status()
+    _check(reg, resp, url + tag)
     body, digest = resp.json(), resp.headers.get("Docker-Content-Digest")
     entry = platform_manifest(body)
     if entry is None:
         return parse_manifest(body, digest)
-    one = _get(reg, url + entry["digest"], headers={"Accept": MANIFEST_ACCEPT})
-    one.raise_for_status()
+    one = _check(reg, _get(reg, url + entry["digest"], headers={"Accept": MANIFEST_ACCEPT}),
+                 url + entry["digest"])
     info = parse_manifest(one.json(), digest)
     info.update(index_media_type=body.get("mediaType"), manifest_digest=entry["digest"])
     return info
@@ -160,7 +177,7 @@ def blob_check(repository: str, digest: str, registry: Registry | str | None = N
                                stream=True, timeout=30)
             if resp.status_code in (401, 404):
                 return 0, False
-            resp.raise_for_status()
+            _check(reg, resp, f"/v2/{_path(reg, repository)}/blobs/{digest}")
             for chunk in resp.iter_content(1 << 20):
                 hasher.update(chunk)
                 size += len(chunk)

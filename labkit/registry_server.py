@@ -18,6 +18,7 @@ from docker.auth import resolve_index_name
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from . import engine, state
+from .boundary import boundary
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import REGISTRY_IMAGE, settings
@@ -149,6 +150,7 @@ def _is_ours(container: Any) -> bool:
 # --------------------------------------------------------------------------- local registry
 
 
+@boundary("start the registry")
 def start_registry(client: docker.DockerClient | None = None) -> Registry:
     """Start (or reuse) this namespace's local registry with htpasswd auth; wait for it.
 
@@ -170,14 +172,16 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
             f"A container named {name} exists but labkit did not create it.",
             f"Remove it (`docker rm -f {name}`) or set LABKIT_USER to another name.",
         )
+    port = _remembered_port()
     if container is not None and not (
         container.status == "running"
         and _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), s.user, password)
     ):
+        port = port or _host_port(container)  # keep its address (and every tag made for it)
         container.remove(force=True)
         container = None
     if container is None:
-        container = _create_and_start(cli, password, _remembered_port())
+        container = _create_and_start(cli, password, port)
     container.reload()
     registry = _describe(container)
     _remember_port(registry.address.rsplit(":", 1)[1])
@@ -247,6 +251,7 @@ def _create(cli: docker.DockerClient, password: str, port: str | None) -> Any:
     return container
 
 
+@boundary("find the registry")
 def find_registry(client: docker.DockerClient | None = None) -> Registry | None:
     """This namespace's local registry if it is running, without starting or checking it."""
     cli = _client(client)
@@ -259,6 +264,7 @@ def find_registry(client: docker.DockerClient | None = None) -> Registry | None:
     return _describe(container)
 
 
+@boundary("stop the registry")
 def stop_registry(remove: bool = False, client: docker.DockerClient | None = None) -> bool:
     """Stop the local registry (and remove the container, keeping its data volume, if asked).
 
@@ -325,6 +331,7 @@ def credentials(registry: Registry) -> tuple[str, str]:
     return registry.username, token
 
 
+@boundary("ask for the registry's status")
 def registry_status(client: docker.DockerClient | None = None) -> dict[str, Any]:
     """What `labkit doctor` shows: is the registry running, where, is auth on."""
     configured = configured_registry()

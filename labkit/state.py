@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import settings
+from .errors import StateError
 
 PASSWORD_ENV = "LABKIT_REGISTRY_PASSWORD"
 _PASSWORD_KEY = "registry_password"
@@ -24,12 +25,15 @@ def state_file() -> Path:
 
 
 def load(path: Path | None = None) -> dict[str, Any]:
-    """The stored state, or an empty dict when there is none yet (or it is unreadable)."""
+    """The stored state, or an empty dict when there is none yet (or it is corrupt: it is
+    then replaced on the next save). One that cannot be read raises :class:`StateError`."""
     path = path or state_file()
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return {}
+    except OSError as exc:
+        raise _state_error("read", path, exc) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -37,11 +41,14 @@ def save(data: dict[str, Any], path: Path | None = None) -> Path:
     """Write the state atomically: directory 0700, file 0600 from its first byte."""
     path = path or state_file()
     directory = path.parent
-    if not directory.exists():
-        directory.mkdir(parents=True, mode=0o700)
-        directory.chmod(0o700)  # mkdir's mode is filtered by the umask
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if not directory.exists():
+            directory.mkdir(parents=True, mode=0o700)
+            directory.chmod(0o700)  # mkdir's mode is filtered by the umask
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise _state_error("write", path, exc) from None
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
@@ -51,6 +58,12 @@ def save(data: dict[str, Any], path: Path | None = None) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _state_error(action: str, path: Path, exc: OSError) -> StateError:
+    return StateError(f"labkit cannot {action} its state file {path} ({exc.strerror or exc}).",
+                      "Make its folder writable by you, or set LABKIT_STATE_DIR to one that "
+                      "is (then restart the kernel).")
 
 
 def stored_password(path: Path | None = None) -> str | None:

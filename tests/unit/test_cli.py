@@ -89,13 +89,11 @@ def test_doctor_registry_not_running_is_a_problem(engine_ok,
     assert "labkit registry start" in failing[0].fix
 
 
-def test_doctor_without_registry_module_says_not_available(
-        engine_ok, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_dependency_is_not_hidden(engine_ok, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prepare, "image_status", lambda client=None: status((True,) * 3))
     monkeypatch.setitem(sys.modules, "labkit.registry", None)  # import fails
-    (check,) = [c for c in cli.doctor_checks() if c.name == "registry"]
-    assert not check.ok
-    assert "not available" in check.detail
+    with pytest.raises(ImportError):
+        cli.main(["doctor"])
 
 
 def test_render_puts_the_fix_under_a_failing_check() -> None:
@@ -171,4 +169,31 @@ def test_an_engine_refusal_is_one_message_not_a_traceback(
     err = capsys.readouterr().err
     assert "failed to extract layer" in err
     assert "labkit doctor" in err
+    assert "Traceback" not in err
+
+
+def test_a_lost_engine_connection_is_one_message(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import requests
+
+    def lost(args):
+        raise requests.ConnectionError("Connection aborted.")
+
+    monkeypatch.setitem(cli.COMMANDS, "clean", lost)
+    assert cli.main(["clean"]) == 1
+    err = capsys.readouterr().err
+    assert "went away while labkit was trying to run `labkit clean`" in err
+    assert "Traceback" not in err
+
+
+def test_an_invalid_labkit_user_is_one_message(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit import config
+
+    monkeypatch.setenv("LABKIT_USER", "Bad User!")
+    monkeypatch.setattr(config, "_current", None)
+    assert cli.main(["registry", "status"]) == 1
+    err = capsys.readouterr().err
+    assert "LABKIT_USER='Bad User!' is not a valid name" in err
+    assert "export LABKIT_USER=alice" in err
     assert "Traceback" not in err
