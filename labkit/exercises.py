@@ -6,11 +6,13 @@ what to fix (an unattempted exercise must not stop "Run All").
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import engine
+from . import engine, progress
 from .config import BASE_IMAGE, settings
 from .course import APP_NAME, WORKSPACE, app_source, image_name
 
@@ -68,11 +70,23 @@ def _http_get(url: str, patience: float = 10.0) -> str:
             return ""
 
 
+def _recorded(check: Callable[..., Check]) -> Callable[..., Check]:
+    """Record each verdict for a classroom's instructor (only when LABKIT_PROGRESS_FILE is
+    set: see :mod:`labkit.progress`)."""
+    @functools.wraps(check)
+    def run(*args, **kwargs) -> Check:  # noqa: ANN002, ANN003
+        verdict = check(*args, **kwargs)
+        progress.record(verdict)
+        return verdict
+    return run
+
+
 def _not_attempted(exercise: str, hint: str) -> Check:
     return Check(exercise, None, hint=hint)
 
 
 # --------------------------------------------------------------------------- 2
+@_recorded
 def ex02_workdir(folder: Path | str = WORKSPACE / "ex02", client=None) -> Check:  # noqa: ANN001
     """Exercise 2: a Dockerfile that runs the app from /srv."""
     from . import containers, images
@@ -106,6 +120,7 @@ def ex02_workdir(folder: Path | str = WORKSPACE / "ex02", client=None) -> Check:
 
 
 # --------------------------------------------------------------------------- 3
+@_recorded
 def ex03_second_container(client=None) -> Check:  # noqa: ANN001
     """Exercise 3: a second container, ``hello-2``, from the same image."""
     import docker.errors
@@ -132,6 +147,7 @@ def ex03_second_container(client=None) -> Check:  # noqa: ANN001
 
 
 # --------------------------------------------------------------------------- 4
+@_recorded
 def ex04_version_tag(client=None) -> Check:  # noqa: ANN001
     """Exercise 4: the image pushed under the tag 1.0 as well."""
     from . import registry
@@ -156,6 +172,7 @@ def ex04_version_tag(client=None) -> Check:  # noqa: ANN001
 EX05_EXPECTED = "FROM, COPY, RUN, CMD"
 
 
+@_recorded
 def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "ex05",
                      client=None) -> Check:  # noqa: ANN001
     """Exercise 5: COPY before RUN, and a prediction of how many steps rebuild."""
@@ -191,6 +208,7 @@ def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "e
 
 
 # --------------------------------------------------------------------------- 6
+@_recorded
 def ex06_heaviest_layer(answer: str | None, client=None) -> Check:  # noqa: ANN001
     """Exercise 6: which instruction of the Dockerfile made the largest layer."""
     from . import images
@@ -210,6 +228,7 @@ def ex06_heaviest_layer(answer: str | None, client=None) -> Check:  # noqa: ANN0
 
 
 # --------------------------------------------------------------------------- 7
+@_recorded
 def ex07_prune_preview(answer: int | None, client=None) -> Check:  # noqa: ANN001
     """Exercise 7: how many items of the prune preview the course did not make."""
     from . import cleanup
