@@ -55,6 +55,11 @@ proxy() {
     export CLASSROOM_CHP="$bin"
 }
 
+build() {  # docker build, quiet unless it fails (its log then)
+    local out
+    out=$(docker build -q "$@" 2>&1) || { echo "$out" >&2; return 1; }
+}
+
 images() {
     local img
     for img in python:3.11-slim-bookworm registry:2 docker:dind; do
@@ -62,7 +67,7 @@ images() {
             || die "$img is not on this engine: run 'make images' (labkit prepare) first."
     done
     local t0=$SECONDS
-    docker build -q --label "$LABEL" -t "$ENGINE_IMAGE" "$ROOT/classroom/engine" >/dev/null
+    build --label "$LABEL" -t "$ENGINE_IMAGE" "$ROOT/classroom/engine"
     # The learner image's context: the course (package + notebooks) and its requirements.
     local ctx="$CLASSROOM_STATE/learner-context"
     rm -rf "$ctx"
@@ -76,7 +81,7 @@ images() {
         grep -E '^jupyterhub==' "$ROOT/classroom/requirements-hub.txt"
     } >"$ctx/requirements-learner.txt"
     say "building $LEARNER_IMAGE (course image; pip installs only on the first build)"
-    docker build -q --label "$LABEL" -t "$LEARNER_IMAGE" "$ctx" >/dev/null
+    build --label "$LABEL" -t "$LEARNER_IMAGE" "$ctx"
     say "images ready in $((SECONDS - t0)) s"
 }
 
