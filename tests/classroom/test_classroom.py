@@ -213,8 +213,10 @@ print(exercises.ex03_second_container())
     "4": '''
 from labkit import course, exercises, registry
 reg = registry.start_registry()
-ref = registry.tag_for_registry(course.image_name(), "python-hello-world", tag="1.0", registry=reg)
-registry.push(ref, registry=reg, show=False)
+for tag in ("latest", "1.0"):  # the current image under both tags
+    ref = registry.tag_for_registry(course.image_name(), "python-hello-world", tag=tag,
+                                    registry=reg)
+    registry.push(ref, registry=reg, show=False)
 print(exercises.ex04_version_tag())
 ''',
     "5": '''
