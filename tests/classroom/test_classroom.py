@@ -292,6 +292,14 @@ def test_memory_per_learner(hub: Hub) -> None:
     the learner runs in it); recorded, not asserted."""
     sizes = {}
     for name in LEARNERS[:-1]:
+        # what the learner runs is inside their engine's cgroup, so its limits hold for it
+        engine = hub.engine_container(name)
+        engine_id = docker("inspect", "-f", "{{.Id}}", engine).strip()
+        inner = docker("exec", engine, "sh", "-c",
+                       "cat /proc/$(docker inspect -f '{{.State.Pid}}' "
+                       f"{name}-hello-2)/cgroup")
+        memory_cgroup = next(line for line in inner.splitlines() if ":memory:" in line)
+        assert f"/{engine_id}/" in memory_cgroup, memory_cgroup
         stats = docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
                        hub.server_container(name), hub.engine_container(name))
         sizes[name] = stats.strip().splitlines()
