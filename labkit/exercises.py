@@ -6,13 +6,17 @@ what to fix (an unattempted exercise must not stop "Run All").
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 
 from . import engine
+from . import learner_progress as progress
 from .config import BASE_IMAGE, settings
 from .workspace import APP_NAME, WORKSPACE, app_source, image_name
 
@@ -70,11 +74,23 @@ def _http_get(url: str, patience: float = 10.0) -> str:
             return ""
 
 
+def _recorded(check: Callable[..., Check]) -> Callable[..., Check]:
+    """Record each verdict for a classroom's instructor (only when LABKIT_PROGRESS_FILE is
+    set: see :mod:`labkit.learner_progress`)."""
+    @functools.wraps(check)
+    def run(*args: Any, **kwargs: Any) -> Check:
+        verdict = check(*args, **kwargs)
+        progress.record(verdict)
+        return verdict
+    return run
+
+
 def _not_attempted(exercise: str, hint: str) -> Check:
     return Check(exercise, None, hint=hint)
 
 
 # --------------------------------------------------------------------------- 2
+@_recorded
 def ex02_workdir(folder: Path | str = WORKSPACE / "ex02",
                  client: docker.DockerClient | None = None) -> Check:
     """Exercise 2: a Dockerfile that runs the app from /srv."""
@@ -109,6 +125,7 @@ def ex02_workdir(folder: Path | str = WORKSPACE / "ex02",
 
 
 # --------------------------------------------------------------------------- 3
+@_recorded
 def ex03_second_container(client: docker.DockerClient | None = None) -> Check:
     """Exercise 3: a second container, ``hello-2``, from the same image."""
     import docker.errors
@@ -135,6 +152,7 @@ def ex03_second_container(client: docker.DockerClient | None = None) -> Check:
 
 
 # --------------------------------------------------------------------------- 4
+@_recorded
 def ex04_version_tag(client: docker.DockerClient | None = None) -> Check:
     """Exercise 4: the image pushed under the tag 1.0 as well."""
     from . import registry
@@ -159,6 +177,7 @@ def ex04_version_tag(client: docker.DockerClient | None = None) -> Check:
 EX05_EXPECTED = "FROM, COPY, RUN, CMD"
 
 
+@_recorded
 def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "ex05",
                      client: docker.DockerClient | None = None) -> Check:
     """Exercise 5: COPY before RUN, and a prediction of how many steps rebuild."""
@@ -194,6 +213,7 @@ def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "e
 
 
 # --------------------------------------------------------------------------- 6
+@_recorded
 def ex06_heaviest_layer(answer: str | None, client: docker.DockerClient | None = None) -> Check:
     """Exercise 6: which instruction of the Dockerfile made the largest layer."""
     from .history import history as image_history
@@ -213,6 +233,7 @@ def ex06_heaviest_layer(answer: str | None, client: docker.DockerClient | None =
 
 
 # --------------------------------------------------------------------------- 7
+@_recorded
 def ex07_prune_preview(answer: int | None, client: docker.DockerClient | None = None) -> Check:
     """Exercise 7: how many items of the prune preview the course did not make."""
     from . import cleanup

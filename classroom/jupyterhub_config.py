@@ -1,0 +1,134 @@
+# JupyterHub for a classroom on one machine: scripts/classroom.sh starts it with the
+# CLASSROOM_* environment below (see the README's "Instructors" section).
+#
+# - DockerSpawner: each learner's server is a container of the course image, on the
+#   classroom's network, with CPU and memory limits;
+# - before it starts, the learner's own engine (a DinD container, learner_engine.py) is
+#   started, and only that server mounts its TLS client certificates; after the server
+#   stops (by the learner, the admin, or the idle culler) the engine is removed;
+# - jupyterhub-idle-culler stops servers idle for CLASSROOM_CULL_TIMEOUT seconds;
+# - the "progress" service is the instructor's live table of exercise results;
+# - WorkshopAuthenticator: a name + the workshop code; the instructor is the admin.
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import learner_engine  # noqa: E402
+
+env = os.environ
+plan = learner_engine.Plan.from_env()
+NAME = plan.classroom
+INSTRUCTOR = env.get("CLASSROOM_INSTRUCTOR", "instructor")
+PYTHON = sys.executable
+
+c = get_config()  # noqa: F821 (JupyterHub's config loader defines it)
+
+# --- where the hub listens: learners reach the proxy; servers reach the hub's API -------
+c.JupyterHub.ip = env.get("CLASSROOM_IP", "127.0.0.1")
+c.JupyterHub.port = int(env.get("CLASSROOM_PORT", "8000"))
+c.JupyterHub.hub_ip = env["CLASSROOM_HUB_IP"]  # this machine's address on the network
+c.JupyterHub.hub_port = int(env.get("CLASSROOM_HUB_PORT", "8081"))
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env.get('CLASSROOM_PROXY_API_PORT', '8001')}"
+c.ConfigurableHTTPProxy.command = [env.get("CLASSROOM_CHP", "configurable-http-proxy")]
+if env.get("CLASSROOM_SSL_CERT") and env.get("CLASSROOM_SSL_KEY"):
+    c.JupyterHub.ssl_cert = env["CLASSROOM_SSL_CERT"]
+    c.JupyterHub.ssl_key = env["CLASSROOM_SSL_KEY"]
+c.JupyterHub.db_url = f"sqlite:///{plan.state / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(plan.state / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(plan.state / "jupyterhub.pid")
+c.JupyterHub.cleanup_servers = True  # the hub's shutdown stops every server (and engine)
+c.JupyterHub.active_server_limit = int(env.get("CLASSROOM_LEARNERS", "3"))
+c.JupyterHub.last_activity_interval = int(env.get("CLASSROOM_ACTIVITY_INTERVAL", "60"))
+
+# --- who may log in --------------------------------------------------------------------
+c.JupyterHub.authenticator_class = "workshop_auth.WorkshopAuthenticator"
+c.WorkshopAuthenticator.instructor = INSTRUCTOR
+c.Authenticator.admin_users = {INSTRUCTOR}
+c.Authenticator.allow_all = True  # the workshop code is the gate
+
+# --- each learner's server ---------------------------------------------------------------
+c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+c.DockerSpawner.image = env.get("CLASSROOM_LEARNER_IMAGE", f"{NAME}-learner:latest")
+c.DockerSpawner.pull_policy = "never"  # built here from the stand-ins; nothing is pulled
+c.DockerSpawner.prefix = NAME
+c.DockerSpawner.name_template = "{prefix}-{username}-server"
+c.DockerSpawner.network_name = plan.network
+c.DockerSpawner.use_internal_ip = True
+c.DockerSpawner.remove = True  # the home volume keeps the learner's work
+c.DockerSpawner.mem_limit = env.get("CLASSROOM_SERVER_MEMORY", "1g").upper()  # e.g. 1G
+c.DockerSpawner.cpu_limit = float(env.get("CLASSROOM_SERVER_CPUS", "1"))
+c.DockerSpawner.extra_create_kwargs = {
+    "labels": {learner_engine.LABEL: NAME, f"{learner_engine.LABEL}.role": "server",
+               f"{learner_engine.LABEL}.user": "{username}"}}
+c.DockerSpawner.volumes = {
+    f"{NAME}-{{username}}-home": "/home/learner",
+    str(plan.state / "progress" / "{username}"): "/srv/progress",
+}
+c.DockerSpawner.read_only_volumes = {f"{NAME}-{{username}}-certs": "/certs"}
+c.DockerSpawner.environment = {
+    # the learner's own engine (TLS; certificates in /certs/client, from the image's ENV)
+    "DOCKER_HOST": lambda spawner: f"tcp://{plan.engine_name(spawner.escaped_name)}:2376",
+    "LABKIT_USER": lambda spawner: spawner.escaped_name,
+    # the engine is another container: what the learner publishes must listen beyond its
+    # loopback for their server to reach it (the course's remote-engine opt-in)
+    "LABKIT_BIND_IP": "0.0.0.0",
+    "LABKIT_PROGRESS_FILE": "/srv/progress/progress.jsonl",
+    "JUPYTERHUB_ACTIVITY_INTERVAL": env.get("CLASSROOM_ACTIVITY_INTERVAL", "60"),
+}
+c.DockerSpawner.start_timeout = 180
+c.DockerSpawner.http_timeout = 120
+
+
+async def start_engine(spawner):
+    """pre_spawn_hook: the learner's engine first (its certificates must exist)."""
+    user = spawner.escaped_name
+    spawner.log.info("Starting the engine of %s", user)
+    host = await asyncio.to_thread(learner_engine.start, plan, user)
+    spawner.log.info("Engine of %s answers at %s", user, host)
+
+
+async def stop_engine(spawner):
+    """post_stop_hook: the server stopped (culled, or by hand): remove its engine too."""
+    user = spawner.escaped_name
+    await asyncio.to_thread(learner_engine.stop, plan, user)
+    spawner.log.info("Removed the engine of %s", user)
+
+
+c.Spawner.pre_spawn_hook = start_engine
+c.Spawner.post_stop_hook = stop_engine
+
+# --- services: the idle culler, the instructor's progress table, the admin client --------
+cull_timeout = env.get("CLASSROOM_CULL_TIMEOUT", "3600")
+cull_every = env.get("CLASSROOM_CULL_EVERY", "300")
+service_port = int(env.get("CLASSROOM_SERVICE_PORT", "8010"))
+c.JupyterHub.services = [
+    {"name": "idle-culler",
+     "command": [PYTHON, "-m", "jupyterhub_idle_culler",
+                 f"--timeout={cull_timeout}", f"--cull-every={cull_every}"]},
+    {"name": "progress",
+     "url": f"http://127.0.0.1:{service_port}",
+     "command": [PYTHON, str(HERE / "progress_service.py")],
+     "environment": {"CLASSROOM_PROGRESS_DIR": str(plan.state / "progress"),
+                     "PYTHONPATH": env.get("CLASSROOM_REPO", str(HERE.parent))},
+     "oauth_no_confirm": True},
+]
+if env.get("CLASSROOM_ADMIN_TOKEN"):  # the scripts' and tests' client of the REST API
+    c.JupyterHub.services.append({"name": "classroom-admin",
+                                  "api_token": env["CLASSROOM_ADMIN_TOKEN"]})
+c.JupyterHub.load_roles = [
+    {"name": "idle-culler", "services": ["idle-culler"],
+     "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
+    {"name": "progress", "services": ["progress"],
+     "scopes": ["list:users", "read:users:activity", "read:servers"]},
+    {"name": "instructor", "users": [INSTRUCTOR],
+     "scopes": ["access:services!service=progress"]},
+]
+if env.get("CLASSROOM_ADMIN_TOKEN"):
+    c.JupyterHub.load_roles.append(
+        {"name": "classroom-admin", "services": ["classroom-admin"],
+         "scopes": ["admin:users", "admin:servers", "tokens", "access:servers",
+                    "access:services!service=progress", "read:hub"]})

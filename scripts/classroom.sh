@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# A classroom on this machine: JupyterHub + configurable-http-proxy + DockerSpawner, one
+# Docker engine per learner (see classroom/ and the README's "Instructors" section).
+#   start   build what is missing (the hub's venv, the proxy, the learner and engine images,
+#           offline from the course's stand-ins), then start the hub in the background
+#   stop    stop the hub (which stops every server and engine), then remove every container,
+#           volume, network, mount and process this classroom made; CLEAN=1 also removes
+#           its images and its folder (the progress records)
+#   status  what runs
+# Settings (environment): LEARNERS (3: servers at once), CLASSROOM_NAME (classroom: the
+# prefix and label of everything made), CLASSROOM_PORT (8000, on CLASSROOM_IP=127.0.0.1),
+# CLASSROOM_SERVER_MEMORY/CPUS (1g/1), CLASSROOM_ENGINE_MEMORY/CPUS (2g/1), CLASSROOM_DISK
+# (10g per engine), CLASSROOM_CULL_TIMEOUT/EVERY (3600/300 s), CLASSROOM_SSL_CERT/KEY.
+# Needs root (each engine's disk is a loop-mounted file system) and a running engine with
+# the course's images (`make images`).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CLASSROOM_NAME="${CLASSROOM_NAME:-classroom}"
+TOOLS="$ROOT/.cache/classroom"                 # the hub's venv and the proxy, shared
+export CLASSROOM_STATE="$TOOLS/$CLASSROOM_NAME"  # this classroom's own files
+export CLASSROOM_REPO="$ROOT"
+export CLASSROOM_LEARNERS="${LEARNERS:-${CLASSROOM_LEARNERS:-3}}"
+LABEL="org.labkit.classroom=$CLASSROOM_NAME"
+NET="$CLASSROOM_NAME-net"
+LEARNER_IMAGE="$CLASSROOM_NAME-learner:latest"
+ENGINE_IMAGE="$CLASSROOM_NAME-engine:latest"
+CHP_VERSION=5.3.0
+HUB_VENV="$TOOLS/hub-venv"
+PIDFILE="$CLASSROOM_STATE/hub.pgid"  # the hub leads its own process group (setsid)
+PORT="${CLASSROOM_PORT:-8000}"
+
+say() { echo "classroom: $*"; }
+die() { echo "classroom: $*" >&2; exit 1; }
+
+alive() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+hub_venv() {
+    local stamp="$HUB_VENV/.installed"
+    if [[ -f "$stamp" && "$stamp" -nt "$ROOT/classroom/requirements-hub.txt" ]]; then return 0; fi
+    say "installing JupyterHub, DockerSpawner and the idle culler into $HUB_VENV (PyPI)"
+    [[ -x "$HUB_VENV/bin/python" ]] || python3 -m venv "$HUB_VENV"
+    "$HUB_VENV/bin/pip" install -q -r "$ROOT/classroom/requirements-hub.txt"
+    touch "$stamp"
+}
+
+proxy() {
+    local bin="$TOOLS/chp/node_modules/.bin/configurable-http-proxy"
+    if [[ ! -x "$bin" ]]; then
+        command -v npm >/dev/null || die "configurable-http-proxy needs Node.js and npm: apt-get install nodejs npm"
+        say "installing configurable-http-proxy $CHP_VERSION (npm)"
+        npm install --no-audit --no-fund --silent --prefix "$TOOLS/chp" \
+            "configurable-http-proxy@$CHP_VERSION" >/dev/null
+    fi
+    export CLASSROOM_CHP="$bin"
+}
+
+build() {  # docker build, quiet unless it fails (its log then)
+    local out
+    out=$(docker build -q "$@" 2>&1) || { echo "$out" >&2; return 1; }
+}
+
+images() {
+    local img
+    for img in python:3.11-slim-bookworm registry:2 docker:dind; do
+        docker image inspect "$img" >/dev/null 2>&1 \
+            || die "$img is not on this engine: run 'make images' (labkit prepare) first."
+    done
+    local t0=$SECONDS
+    build --label "$LABEL" -t "$ENGINE_IMAGE" "$ROOT/classroom/engine"
+    # The learner image's context: the course (package + notebooks) and its requirements.
+    local ctx="$CLASSROOM_STATE/learner-context"
+    rm -rf "$ctx"
+    mkdir -p "$ctx/course/notebooks"
+    cp "$ROOT/classroom/Dockerfile.learner" "$ctx/Dockerfile"
+    cp -r "$ROOT/pyproject.toml" "$ROOT/README.md" "$ROOT/labkit" "$ctx/course/"
+    find "$ctx/course/labkit" -name __pycache__ -prune -exec rm -rf {} +
+    cp "$ROOT"/notebooks/*.ipynb "$ctx/course/notebooks/"
+    {
+        python3 -c 'import tomllib; print("\n".join(tomllib.load(open("'"$ROOT"'/pyproject.toml", "rb"))["project"]["dependencies"]))'
+        grep -E '^jupyterhub==' "$ROOT/classroom/requirements-hub.txt"
+    } >"$ctx/requirements-learner.txt"
+    say "building $LEARNER_IMAGE (course image; pip installs only on the first build)"
+    build --label "$LABEL" -t "$LEARNER_IMAGE" "$ctx"
+    say "images ready in $((SECONDS - t0)) s"
+}
+
+secrets() {  # made once per classroom; 0600; never printed
+    local file="$CLASSROOM_STATE/secrets.env"
+    if [[ ! -s "$file" ]]; then
+        (
+            umask 077
+            {
+                echo "CLASSROOM_WORKSHOP_CODE=$(od -An -N5 -tx1 /dev/urandom | tr -d ' \n')"
+                echo "CLASSROOM_INSTRUCTOR_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+                echo "CLASSROOM_ADMIN_TOKEN=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+                echo "CONFIGPROXY_AUTH_TOKEN=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+            } >"$file"
+        )
+    fi
+    echo "$file"
+}
+
+start() {
+    [[ $(id -u) -eq 0 ]] || die "run as root: each learner's engine gets a disk of its own (a loop mount)."
+    docker info >/dev/null 2>&1 || die "no Docker Engine answers: run 'make engine' first."
+    if alive "$PIDFILE"; then say "already running (pid $(cat "$PIDFILE")): make classroom-stop first."; return 0; fi
+    mkdir -p "$CLASSROOM_STATE/progress" "$CLASSROOM_STATE/disks"
+    hub_venv
+    proxy
+    images
+    docker network inspect "$NET" >/dev/null 2>&1 \
+        || docker network create --label "$LABEL" "$NET" >/dev/null
+    CLASSROOM_HUB_IP=$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' "$NET")
+    export CLASSROOM_HUB_IP CLASSROOM_LEARNER_IMAGE="$LEARNER_IMAGE" CLASSROOM_ENGINE_IMAGE="$ENGINE_IMAGE"
+    local file
+    file=$(secrets)
+    (
+        cd "$CLASSROOM_STATE"
+        set -a
+        # shellcheck source=/dev/null
+        . "$file"
+        set +a
+        exec setsid "$HUB_VENV/bin/jupyterhub" -f "$ROOT/classroom/jupyterhub_config.py" \
+            >>"$CLASSROOM_STATE/hub.log" 2>&1 </dev/null
+    ) &
+    echo $! >"$PIDFILE"
+    local scheme=http
+    [[ -n "${CLASSROOM_SSL_CERT:-}" ]] && scheme=https
+    local url="$scheme://${CLASSROOM_IP:-127.0.0.1}:$PORT"
+    for _ in $(seq 1 120); do
+        curl -fsk -o /dev/null "$url/hub/health" 2>/dev/null && break
+        kill -0 $! 2>/dev/null || { tail -20 "$CLASSROOM_STATE/hub.log" >&2; die "the hub stopped at start; its log is above."; }
+        sleep 0.5
+    done
+    curl -fsk -o /dev/null "$url/hub/health" || die "the hub did not answer within 60 s: $CLASSROOM_STATE/hub.log"
+    say "hub up at $url/ for $CLASSROOM_LEARNERS learners (log: $CLASSROOM_STATE/hub.log)"
+    say "learners: any name + the workshop code (CLASSROOM_WORKSHOP_CODE in $file)"
+    say "instructor: '${CLASSROOM_INSTRUCTOR:-instructor}' + CLASSROOM_INSTRUCTOR_PASSWORD (same file); progress: $url/services/progress/"
+}
+
+stop() {
+    if alive "$PIDFILE"; then
+        local pid
+        pid=$(cat "$PIDFILE")
+        say "stopping the hub (pid $pid): it stops every server, and their engines"
+        kill -TERM "$pid"
+        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        kill -0 "$pid" 2>/dev/null && { kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"; }
+    fi
+    # What the hub started (proxy, services) is in its process group (setsid): end what is left.
+    if [[ -s "$PIDFILE" ]]; then kill -TERM -- "-$(cat "$PIDFILE")" 2>/dev/null || true; fi
+    rm -f "$CLASSROOM_STATE/jupyterhub.pid"
+    local proxy_pid="$CLASSROOM_STATE/jupyterhub-proxy.pid"
+    if alive "$proxy_pid"; then kill -TERM "$(cat "$proxy_pid")" || true; fi
+    rm -f "$PIDFILE" "$proxy_pid"
+    local ids
+    ids=$(docker ps -aq --filter "label=$LABEL")
+    [[ -z "$ids" ]] || { docker rm -f -v $ids >/dev/null; say "removed $(wc -w <<<"$ids") containers"; }
+    local mount
+    for mount in "$CLASSROOM_STATE"/disks/*/; do
+        [[ -d "$mount" ]] || continue
+        if mountpoint -q "$mount"; then umount "$mount"; fi
+        rmdir "$mount"
+    done
+    rm -f "$CLASSROOM_STATE"/disks/*.ext4
+    ids=$(docker volume ls -q --filter "label=$LABEL")
+    [[ -z "$ids" ]] || { docker volume rm $ids >/dev/null; say "removed $(wc -w <<<"$ids") volumes"; }
+    if docker network inspect "$NET" >/dev/null 2>&1; then docker network rm "$NET" >/dev/null; fi
+    if [[ "${CLEAN:-0}" == 1 ]]; then
+        docker image rm "$LEARNER_IMAGE" "$ENGINE_IMAGE" >/dev/null 2>&1 || true
+        rm -rf "$CLASSROOM_STATE"
+        say "removed its images and $CLASSROOM_STATE"
+    fi
+    say "stopped; nothing of classroom '$CLASSROOM_NAME' runs"
+}
+
+status() {
+    if alive "$PIDFILE"; then say "hub running (pid $(cat "$PIDFILE")) at port $PORT"; else say "hub not running"; fi
+    docker ps -a --filter "label=$LABEL" --format 'table {{.Names}}\t{{.Status}}\t{{.Label "org.labkit.classroom.role"}}'
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

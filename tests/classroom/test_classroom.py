@@ -1,0 +1,325 @@
+"""A classroom of three learners, driven through the hub's REST API (`make test-classroom`).
+
+A classroom of its own is started with scripts/classroom.sh on the machine's engine (short
+idle-culling times), and stopped at the end. The tests run in order, as a workshop does:
+log in with the workshop code, start three servers, run the course's steps 02-05 in each,
+check that each learner sees only their own engine, solve exercises and read the
+instructor's table, let one learner go idle until the culler stops their server and
+engine, then stop everything and find nothing left. Measurements (no assertion on them)
+are written to artifacts/classroom-measurements.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+import sys  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "classroom"))
+from hubclient import Hub, KeepAlive, first_cell_notebook  # noqa: E402
+
+LEARNERS = ("ann", "ben", "cat")
+STEPS = ("02-build-image.ipynb", "03-run-container.ipynb", "04-push-to-registry.ipynb",
+         "05-deploy-a-change.ipynb")
+NAME = f"labkit-classroom-{secrets.token_hex(3)}"
+CULL_TIMEOUT = 45
+MEASURED: dict = {"learners": len(LEARNERS)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def classroom(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "scripts/classroom.sh"), command], env=env,
+                          capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out.update({
+        "CLASSROOM_NAME": NAME, "LEARNERS": str(len(LEARNERS)),
+        "CLASSROOM_PORT": str(free_port()), "CLASSROOM_HUB_PORT": str(free_port()),
+        "CLASSROOM_PROXY_API_PORT": str(free_port()),
+        "CLASSROOM_SERVICE_PORT": str(free_port()),
+        "CLASSROOM_CULL_TIMEOUT": str(CULL_TIMEOUT), "CLASSROOM_CULL_EVERY": "10",
+        "CLASSROOM_ACTIVITY_INTERVAL": "10", "CLASSROOM_DISK": "6g",
+    })
+    return out
+
+
+@pytest.fixture(scope="module")
+def hub(env: dict[str, str]) -> Hub:
+    t0 = time.monotonic()
+    started = classroom("start", env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    MEASURED["classroom_start_s"] = round(time.monotonic() - t0, 1)
+    state = ROOT / ".cache/classroom" / NAME
+    secret = dict(line.split("=", 1) for line in
+                  (state / "secrets.env").read_text().split())
+    yield Hub(f"http://127.0.0.1:{env['CLASSROOM_PORT']}", secret["CLASSROOM_ADMIN_TOKEN"], NAME)
+    classroom("stop", env | {"CLEAN": "1"})
+    out = ROOT / "artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "classroom-measurements.json").write_text(json.dumps(MEASURED, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def secrets_env(env: dict[str, str], hub: Hub) -> dict[str, str]:
+    text = (ROOT / ".cache/classroom" / NAME / "secrets.env").read_text()
+    return dict(line.split("=", 1) for line in text.split())
+
+
+@pytest.fixture(scope="module")
+def keepalive(hub: Hub):
+    with KeepAlive(hub) as alive:
+        yield alive
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def labelled(kind: str, label: str) -> list[str]:
+    return docker(kind, "ls", "-q", *(["-a"] if kind == "container" else []),
+                  "--filter", f"label={label}").split()
+
+
+def test_workshop_code_logs_in_and_a_wrong_one_does_not(hub: Hub, secrets_env: dict) -> None:
+    def login(name: str, code: str) -> requests.Response:
+        s = requests.Session()
+        s.trust_env = False
+        s.get(f"{hub.url}/hub/login", timeout=30)
+        return s.post(f"{hub.url}/hub/login", allow_redirects=False, timeout=60,
+                      data={"username": name, "password": code,
+                            "_xsrf": s.cookies.get("_xsrf", "")})
+
+    wrong = login("mallory", "not-the-code")
+    assert wrong.status_code == 403
+    assert hub.api("GET", "/users/mallory").status_code == 404
+    right = login(LEARNERS[0], secrets_env["CLASSROOM_WORKSHOP_CODE"])
+    assert right.status_code == 302, right.text[:300]
+    assert hub.user(LEARNERS[0])["name"] == LEARNERS[0]
+    assert login("instructor", secrets_env["CLASSROOM_WORKSHOP_CODE"]).status_code == 403
+    assert login("instructor", secrets_env["CLASSROOM_INSTRUCTOR_PASSWORD"]).status_code == 302
+    assert hub.user("instructor")["admin"] is True
+
+
+def test_three_servers_start_each_with_its_own_engine(hub: Hub, keepalive: KeepAlive,
+                                                      tmp_path_factory) -> None:
+    first = first_cell_notebook(tmp_path_factory.mktemp("nb"))
+
+    def start(name: str) -> dict:
+        hub.create_user(name)
+        t0 = time.monotonic()
+        hub.start_server(name)
+        ready = hub.wait_ready(name)
+        keepalive.add(name, hub.token_for(name, [f"access:servers!user={name}"]))
+        docker("cp", str(first), f"{hub.server_container(name)}:/tmp/first-cell.ipynb")
+        done = hub.exec(name, "jupyter", "execute", "/tmp/first-cell.ipynb")
+        assert done.returncode == 0, done.stderr[-2000:]
+        return {"ready_s": round(ready, 1), "first_cell_s": round(time.monotonic() - t0, 1)}
+
+    with ThreadPoolExecutor(len(LEARNERS)) as pool:
+        MEASURED["start"] = dict(zip(LEARNERS, pool.map(start, LEARNERS), strict=True))
+    for name in LEARNERS:
+        server = json.loads(docker("inspect", hub.server_container(name)))[0]
+        engine = json.loads(docker("inspect", hub.engine_container(name)))[0]
+        assert server["State"]["Running"] and engine["State"]["Running"]
+        env = dict(e.split("=", 1) for e in server["Config"]["Env"])
+        assert env["DOCKER_HOST"] == f"tcp://{hub.engine_container(name)}:2376"
+        assert env["LABKIT_USER"] == name and env["LABKIT_BIND_IP"] == "0.0.0.0"
+        # limits: the server's and the engine's (which holds what the learner runs)
+        assert server["HostConfig"]["Memory"] > 0 and server["HostConfig"]["CpuQuota"] > 0
+        assert engine["HostConfig"]["Memory"] > 0 and engine["HostConfig"]["NanoCpus"] > 0
+        # the engine's certificates are mounted into this server only, read-only
+        certs = f"{NAME}-{name}-certs"
+        mounts = {m.get("Name"): m for m in server["Mounts"]}
+        assert mounts[certs]["RW"] is False
+        users = [c for c in labelled("container", f"org.labkit.classroom={NAME}")
+                 if certs in docker("inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", c)]
+        assert sorted(users) == sorted([server["Id"][:12], engine["Id"][:12]])
+        # the engine's disk is a file system of its own, of the size asked for
+        df = hub.exec(name, "docker", "run", "--rm", "python:3.11-slim-bookworm", "true")
+        assert df.returncode == 0, df.stderr
+        size = subprocess.run(["docker", "exec", hub.engine_container(name), "df", "-B1",
+                               "--output=size", "/var/lib/docker"],
+                              capture_output=True, text=True, check=True).stdout.split()[-1]
+        assert 5 * 2**30 < int(size) <= 6 * 2**30
+
+
+def test_each_learner_runs_steps_02_to_05(hub: Hub) -> None:
+    def run(name: str) -> dict:
+        times = {}
+        for step in STEPS:
+            seconds, done = hub.execute(name, step)
+            assert done.returncode == 0, f"{name} {step}:\n{done.stderr[-3000:]}"
+            times[step[:2]] = round(seconds, 1)
+        return times
+
+    with ThreadPoolExecutor(len(LEARNERS)) as pool:
+        MEASURED["steps_3_at_once"] = dict(zip(LEARNERS, pool.map(run, LEARNERS), strict=True))
+
+
+def test_each_learner_sees_only_their_own_engine(hub: Hub) -> None:
+    for name in LEARNERS:
+        names = hub.exec(name, "docker", "ps", "-a", "--format", "{{.Names}}").stdout.split()
+        assert names and all(n.startswith(f"{name}-") for n in names), names
+        namespaces = hub.exec(name, "docker", "image", "ls", "--format",
+                              '{{.Repository}}').stdout.split()
+        own = [r for r in namespaces if "/" in r]
+        assert own and all(r.split("/")[-2] == name for r in own), namespaces
+        others = [o for o in LEARNERS if o != name]
+        assert not any(o in " ".join(names + namespaces) for o in others)
+        # another learner's engine refuses this learner's certificates
+        other = hub.engine_container(others[0])
+        refused = hub.exec(name, "docker", "version", env={"DOCKER_HOST": f"tcp://{other}:2376"})
+        assert refused.returncode != 0
+        assert re.search(r"certificate|tls|x509", refused.stderr, re.I), refused.stderr
+        listing = hub.exec(name, "ls", "/certs").stdout.split()
+        assert listing == ["ca", "client", "server"]  # one engine's certificates, no other
+
+
+SOLVE = {
+    "2": '''
+from pathlib import Path
+d = Path("workspace/ex02"); d.mkdir(parents=True, exist_ok=True)
+(d / "app.py").write_text(Path("workspace/app.py").read_text())
+(d / "Dockerfile").write_text("FROM python:3.11-slim-bookworm\\nRUN pip install flask\\n"
+                              "WORKDIR /srv\\nCOPY app.py .\\nCMD [\\"python\\", \\"app.py\\"]\\n")
+from labkit import exercises
+print(exercises.ex02_workdir())
+''',
+    "3": '''
+from labkit import containers, course, exercises
+containers.run(course.image_name(), name="hello-2", port=5000)
+print(exercises.ex03_second_container())
+''',
+    "4": '''
+from labkit import course, exercises, registry
+reg = registry.start_registry()
+for tag in ("latest", "1.0"):  # the current image under both tags
+    ref = registry.tag_for_registry(course.image_name(), "python-hello-world", tag=tag,
+                                    registry=reg)
+    registry.push(ref, registry=reg, show=False)
+print(exercises.ex04_version_tag())
+''',
+    "5": '''
+from pathlib import Path
+d = Path("workspace/ex05"); d.mkdir(parents=True, exist_ok=True)
+(d / "Dockerfile").write_text("FROM python:3.11-slim-bookworm\\nCOPY app.py /app.py\\n"
+                              "RUN pip install flask\\nCMD [\\"python\\", \\"/app.py\\"]\\n")
+from labkit import exercises
+print(exercises.ex05_wrong_order(PREDICTION))
+''',
+}
+# ann solves 2-5; ben 2-4; cat solves 2, then gets 5 wrong: stuck on step 5.
+PLAN = {"ann": [("2", None), ("3", None), ("4", None), ("5", 3)],
+        "ben": [("2", None), ("3", None), ("4", None)],
+        "cat": [("2", None), ("5", 1)]}
+
+
+def test_the_instructor_sees_who_is_where(hub: Hub, secrets_env: dict) -> None:
+    def solve(name: str) -> list[str]:
+        out = []
+        for exercise, prediction in PLAN[name]:
+            code = SOLVE[exercise].replace("PREDICTION", str(prediction))
+            done = hub.exec(name, "python", "-c", code)
+            assert done.returncode == 0, done.stderr[-2000:]
+            out.append(done.stdout)
+        return out
+
+    with ThreadPoolExecutor(len(LEARNERS)) as pool:
+        printed = dict(zip(LEARNERS, pool.map(solve, LEARNERS), strict=True))
+    assert "✓ well done" in printed["ann"][-1] and "✗ not yet" in printed["cat"][-1]
+
+    # the instructor's token (from logging in) reads the table; a learner's does not
+    instructor = hub.token_for("instructor", ["access:services!service=progress"])
+    response = hub.progress(instructor)
+    assert response.status_code == 200, response.text[:300]
+    rows = {row["user"]: row for row in response.json()["learners"]}
+    assert set(rows) == set(LEARNERS)
+    assert rows["ann"]["passed"] == ["2", "3", "4", "5"] and rows["ann"]["stuck_on"] is None
+    assert rows["ben"]["passed"] == ["2", "3", "4"] and rows["ben"]["at_exercise"] == "4"
+    assert rows["cat"]["passed"] == ["2"] and rows["cat"]["stuck_on"] == "5"
+    assert any("prediction" in text for text in rows["cat"]["last_failed"])
+    assert all(row["server"] == "running" for row in rows.values())
+    table = hub.session.get(f"{hub.url}/services/progress/",
+                            headers={"Authorization": f"token {instructor}"}, timeout=30)
+    assert table.status_code == 200 and "cat" in table.text and "step 5" in table.text
+    learner = hub.token_for("ben", ["access:servers!user=ben"])
+    assert hub.progress(learner).status_code in (302, 403)
+    # each learner's own record, in their own folder: nobody else's
+    record = hub.exec("cat", "cat", "/srv/progress/progress.jsonl").stdout
+    assert {json.loads(line)["user"] for line in record.splitlines()} == {"cat"}
+    assert hub.exec("cat", "ls", "/srv/progress").stdout.split() == ["progress.jsonl"]
+
+
+def test_culling_stops_an_idle_server_and_its_engine(hub: Hub, keepalive: KeepAlive) -> None:
+    idle, busy = LEARNERS[-1], LEARNERS[:-1]
+    keepalive.drop(idle)  # cat closes the tab
+    t0 = time.monotonic()
+    while hub.server(idle) and time.monotonic() - t0 < CULL_TIMEOUT + 240:
+        time.sleep(5)
+    MEASURED["culled_after_s"] = round(time.monotonic() - t0, 1)
+    assert not hub.server(idle), f"{idle}'s server was not culled"
+    left = docker("ps", "-a", "--format", "{{.Names}}", "--filter",
+                  f"label=org.labkit.classroom={NAME}",
+                  "--filter", f"label=org.labkit.classroom.user={idle}").split()
+    assert left == [], f"culling left {left}"
+    assert not os.path.ismount(ROOT / ".cache/classroom" / NAME / "disks" / idle)
+    for name in busy:  # the learners who kept working were not culled
+        assert hub.server(name).get("ready"), name
+
+
+def test_memory_per_learner(hub: Hub) -> None:
+    """Measured after the steps: the server's and the engine's memory (engine includes what
+    the learner runs in it); recorded, not asserted."""
+    sizes = {}
+    for name in LEARNERS[:-1]:
+        # what the learner runs is inside their engine's cgroup, so its limits hold for it
+        engine = hub.engine_container(name)
+        engine_id = docker("inspect", "-f", "{{.Id}}", engine).strip()
+        inner = docker("exec", engine, "sh", "-c",
+                       "cat /proc/$(docker inspect -f '{{.State.Pid}}' "
+                       f"{name}-hello-2)/cgroup")
+        memory_cgroup = next(line for line in inner.splitlines() if ":memory:" in line)
+        assert f"/{engine_id}/" in memory_cgroup, memory_cgroup
+        stats = docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
+                       hub.server_container(name), hub.engine_container(name))
+        sizes[name] = stats.strip().splitlines()
+        assert len(sizes[name]) == 2
+    MEASURED["memory_after_steps"] = sizes
+
+
+def test_stopping_leaves_nothing(hub: Hub, env: dict[str, str]) -> None:
+    stopped = classroom("stop", env)
+    assert stopped.returncode == 0, stopped.stderr
+    label = f"org.labkit.classroom={NAME}"
+    assert labelled("container", label) == []
+    assert labelled("volume", label) == []
+    assert labelled("network", label) == []
+    state = ROOT / ".cache/classroom" / NAME
+    assert not any(os.path.ismount(p) for p in (state / "disks").glob("*"))
+    assert not list((state / "disks").glob("*.ext4"))
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{hub.url}/hub/health", timeout=5)
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(state) not in procs and str(ROOT / "classroom") not in procs
+    with socket.socket() as s:  # the proxy's API port is closed too
+        assert s.connect_ex(("127.0.0.1", int(env["CLASSROOM_PROXY_API_PORT"]))) != 0
