@@ -205,8 +205,11 @@ def run(
 
     ``image`` is a name or a :class:`labkit.images.BuildResult`. A labkit container of the
     same name is replaced (re-running a notebook works); anyone else's is left alone.
+    A remote engine's ports must be reachable from here (:func:`labkit.engine.require_reachable`):
+    else nothing is run and :class:`labkit.errors.PortsUnreachable` says how to opt in.
     """
     cli = client or engine.client()
+    engine.require_reachable(f"the app's port {port}")
     image_ref = str(image) if isinstance(image, str) else str(getattr(image, "tag", image))
     cname = settings().container_name(name)
     bind = engine.bind_ip()

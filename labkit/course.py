@@ -17,7 +17,7 @@ import docker.errors
 
 from . import engine
 from .config import settings
-from .errors import EngineIncompatible, EngineUnavailable, LabkitError
+from .errors import EngineIncompatible, EngineInsecure, EngineUnavailable, LabkitError
 
 APP_NAME = "python-hello-world"
 HELLO = "hello world!"
@@ -80,7 +80,7 @@ def setup(quiet: bool = False) -> None:
     prepare_terminal()  # the %%bash cells: the docker CLI, $LABKIT_USER
     try:
         info = engine.info()
-    except EngineIncompatible as exc:
+    except (EngineIncompatible, EngineInsecure) as exc:
         print(f"Docker Engine found, but: {exc.message}\n→ {exc.hint}")
         return
     except EngineUnavailable:
@@ -95,6 +95,9 @@ def setup(quiet: bool = False) -> None:
             f"at {'this machine' if engine.is_local() else info.publish_host}; "
             f"course user: {settings().user}"
         )
+        if not engine.ports_reachable():
+            print(f"Its published ports listen on its 127.0.0.1 only, out of reach from here: "
+                  f"set {engine.BIND_OPT_IN} before starting Jupyter to reach them.")
 
 
 # --------------------------------------------------------------------------- files
