@@ -1,14 +1,11 @@
 """The local registry server: a ``registry:2`` container with htpasswd auth, its address and
 credentials, started, found, stopped.
 
-It runs on the engine (which may be remote: Docker-in-Docker in CI), so nothing is
-bind-mounted from this machine: its config, htpasswd file and TLS certificate are copied
-into the container before it starts. It serves HTTPS only (:mod:`labkit.registry_tls`), so
-the password never crosses a network in clear. The engine reaches it as ``localhost:PORT``
-(an insecure-allowed address: HTTPS without certificate checks); this process queries its
-HTTP API at ``https://<engine.publish_host()>:PORT``, verifying the certificate against the
-registry's own CA. Another registry (e.g. Docker Hub) is used instead when
-``LABKIT_REGISTRY`` names it.
+It runs on the engine (maybe remote: DinD in CI), so its config, htpasswd and certificate
+are copied in, never bind-mounted. It serves HTTPS only (:mod:`labkit.registry_tls`): the
+engine pushes to ``localhost:PORT`` (insecure-allowed: HTTPS unchecked); this process asks
+its API at ``https://<engine.publish_host()>:PORT``, checking the certificate against the
+registry's own CA. ``LABKIT_REGISTRY`` names another registry (e.g. Docker Hub) instead.
 """
 
 from __future__ import annotations
@@ -65,9 +62,13 @@ def _session(registry: Registry) -> requests.Session:
     return session
 
 
-def _host_port(container: Any) -> str | None:
+def _binding(container: Any) -> dict[str, str]:
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(REGISTRY_PORT)
-    return bindings[0]["HostPort"] if bindings else None
+    return bindings[0] if bindings else {}
+
+
+def _host_port(container: Any) -> str | None:
+    return _binding(container).get("HostPort")
 
 
 def volume_name() -> str:
@@ -145,8 +146,7 @@ def _api_status(registry: Registry, timeout: float = 2.0) -> int | None:
 
 
 def _engine_reaches(cli: docker.DockerClient, registry: Registry) -> bool:
-    """True once the engine logs in to the registry at ``localhost:PORT`` (how the engine
-    sees it), for a remote engine whose published ports this process cannot reach."""
+    """True once the engine logs in at ``localhost:PORT`` (when we cannot reach the port)."""
     user, password = credentials(registry)
     try:
         cli.login(username=user, password=password, registry=registry.address, reauth=True)
@@ -179,12 +179,12 @@ def _is_ours(container: Any) -> bool:
 def start_registry(client: docker.DockerClient | None = None) -> Registry:
     """Start (or reuse) this namespace's local registry with htpasswd auth; wait for it.
 
-    Idempotent: a running registry whose htpasswd matches the password is reused. A stopped
-    one, one whose password changed, or one without a certificate for the host labkit
-    reaches it at, is re-created on the same data volume and, when that port is still free,
-    the same host port (a restarted container would get a new port, and every
-    ``localhost:PORT/...`` tag would go stale). Returns once ``GET /v2/`` answers 401 over
-    verified HTTPS (a remote engine whose ports are out of reach: once the engine logs in).
+    Idempotent: a running registry with this password, binding (:func:`engine.bind_ip`)
+    and a certificate for the host labkit reaches it at is reused; otherwise it is
+    re-created on the same data volume and, when still free, the same host port (a new
+    port would make every ``localhost:PORT/...`` tag stale). Returns once ``GET /v2/``
+    answers 401 over verified HTTPS (for a remote engine whose ports are out of reach
+    from here: once the engine logs in).
     """
     cli = _client(client)
     s = settings()
@@ -201,6 +201,7 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
         )
     if container is not None and not (
         container.status == "running"
+        and _binding(container).get("HostIp") == engine.bind_ip()
         and _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), s.user, password)
         and registry_tls.fits(container, _read_file, engine.publish_host())
     ):
