@@ -42,6 +42,7 @@ from .registry_server import (  # noqa: F401
     TaggedName,
     _client,
     _htpasswd_matches,
+    _read_file,
     _resolve,
     config_yaml,
     configured_registry,
@@ -80,13 +81,26 @@ def login(registry: Registry | str | None = None,
                            reauth=True)
     except APIError as exc:
         text = str(exc.explanation or exc)
-        if "401" in text or "unauthorized" in text.lower():
+        if "401" in text or "unauthorized" in text.lower() or _refuses(cli, reg, user, password):
             raise RegistryError(
                 f"Login to {reg.address} refused: wrong user name or password.", PASSWORD_HINT,
             ) from None
         raise RegistryError(f"Login to {reg.address} failed: {text}", START_HINT) from None
     return LoginResult(registry=reg.address, username=user,
                        status=str(answer.get("Status", "Login Succeeded")), command=command)
+
+
+def _refuses(cli: docker.DockerClient, reg: Registry, user: str, password: str) -> bool:
+    """True when the local registry's htpasswd refuses this password. The engine's answer
+    does not always say so: Docker 28 goes on to plain HTTP after the HTTPS 401 and reports
+    that attempt's 400 instead."""
+    if not reg.local or not reg.container_id:
+        return False
+    try:
+        container = cli.containers.get(reg.container_id)
+    except docker.errors.NotFound:
+        return False
+    return not _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), user, password)
 
 
 def repository_for(name: str = "python-hello-world", registry: Registry | str | None = None,
