@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import docker
@@ -86,7 +87,7 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def check_transport(params: dict, where: str) -> None:
+def check_transport(params: dict[str, Any], where: str) -> None:
     """Refuse an engine reached over a network without verified TLS.
 
     Everything labkit sends the engine crosses that connection, registry passwords

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,11 @@ def certificate_hosts(pem: str | None) -> list[str]:
             + list(san.get_values_for_type(x509.DNSName)))
 
 
-def fits(container: Any, read: Any, host: str) -> bool:
+#: Reads one file of a container through the engine: ``read(container, path)``.
+FileReader = Callable[[Any, str], "str | None"]
+
+
+def fits(container: Any, read: FileReader, host: str) -> bool:
     """True when a registry container serves a certificate naming ``host``."""
     return host in certificate_hosts(read(container, f"{CONFIG_DIR}/{CERT_FILE}"))
 
@@ -115,7 +120,7 @@ def ca_path(container_id: str) -> Path:
     return settings().state_dir / f"{settings().namespace}-registry-ca-{container_id[:12]}.pem"
 
 
-def keep_ca(container: Any, read: Any) -> Path | None:
+def keep_ca(container: Any, read: FileReader) -> Path | None:
     """The CA file of a registry container, copied from it on first use (``read(container,
     path)`` reads a file through the engine, whose connection is itself verified); the CA
     files of this namespace's earlier registry containers are removed. None: no CA there."""
