@@ -40,8 +40,13 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
               f"accepts {info.min_api_version} to {info.api_version}"),
         Check("image store", True, info.store_label),
         Check("builder", True, info.builder),
-        Check("published ports", True,
-              f"bound to {info.bind_ip}, reachable at http://{info.publish_host}:PORT"),
+        Check("published ports", engine.ports_reachable(),
+              f"bound to {info.bind_ip}, reachable at http://{info.publish_host}:PORT"
+              if engine.ports_reachable() else
+              f"bound to {info.bind_ip} on the remote engine: out of reach from here",
+              "" if engine.ports_reachable() else
+              f"Set {engine.BIND_OPT_IN} before starting Jupyter (ports then listen on the "
+              "engine's network)."),
         Check("pulling", True, "disabled (offline): stand-ins are built" if s.offline
               else "allowed"),
     ]

@@ -21,7 +21,6 @@ from . import container_failures as failures
 from . import engine
 from .boundary import boundary, invalid_name, is_invalid_name, translate
 from .commands import CommandOutput, DockerCommand
-from .commands import docker as docker_cmd
 from .config import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE, settings
 from .errors import ContainerFailed, ImageMissing, LabkitError
 from .terminal import strip_ansi
@@ -40,45 +39,16 @@ def http_session() -> requests.Session:
     return session
 
 
-# --------------------------------------------------------------------------- commands
-
-
-def run_command(name: str, image: str, port: int, bind_ip: str) -> DockerCommand:
-    """``docker container run -d --name NAME -p IP::PORT IMAGE``."""
-    return docker_cmd("container", "run", "-d", "--name", name, "-p", f"{bind_ip}::{port}",
-                      image)
-
-
-def logs_command(name: str, tail: int | None = None) -> DockerCommand:
-    """``docker container logs [--tail N] NAME``."""
-    return docker_cmd("container", "logs", *(["--tail", str(tail)] if tail else []), name)
-
-
-def stop_command(name: str, timeout: int | None = None) -> DockerCommand:
-    """``docker container stop [-t SECONDS] NAME``."""
-    return docker_cmd("container", "stop", *([] if timeout is None else ["-t", str(timeout)]), name)
-
-
-def exec_command(name: str, command: str) -> DockerCommand:
-    """``docker container exec NAME sh -c COMMAND``."""
-    return docker_cmd("container", "exec", name, "sh", "-c", command)
-
-
-def remove_command(name: str) -> DockerCommand:
-    """``docker container rm -f NAME``."""
-    return docker_cmd("container", "rm", "-f", name)
-
-
-def diff_command(name: str) -> DockerCommand:
-    """``docker container diff NAME``."""
-    return docker_cmd("container", "diff", name)
-
-
-def list_command() -> DockerCommand:
-    """``docker container ls -a`` filtered to this namespace's label."""
-    return docker_cmd("container", "ls", "-a", "--filter",
-                      f"label={LABEL_NAMESPACE}={settings().namespace}")
-
+# The docker commands equivalent to each call (labkit.container_commands).
+from .container_commands import (  # noqa: E402, F401
+    diff_command,
+    exec_command,
+    list_command,
+    logs_command,
+    remove_command,
+    run_command,
+    stop_command,
+)
 
 #: A container's log text that also carries the ``docker container logs`` line.
 ContainerLogs = CommandOutput
@@ -208,9 +178,12 @@ def run(
     ``image`` is a name or a :class:`labkit.images.BuildResult`. A labkit container of the
     same name is replaced (re-running a notebook works); anyone else's is left alone. One
     that the engine cannot start is removed; one that exits or never answers is stopped and
-    kept for ``docker container logs`` (see :mod:`labkit.container_failures`).
+    kept for ``docker container logs`` (:mod:`labkit.container_failures`). Ports a remote
+    engine publishes must be reachable (:func:`labkit.engine.require_reachable`), else
+    nothing runs.
     """
     cli = client or engine.client()
+    engine.require_reachable(f"the app's port {port}")
     image_ref = str(image) if isinstance(image, str) else str(getattr(image, "tag", image))
     cname = settings().container_name(name)
     bind = engine.bind_ip()

@@ -20,7 +20,7 @@ import docker.errors
 from . import engine
 from .commands import CommandOutput
 from .config import settings
-from .errors import EngineIncompatible, EngineUnavailable, LabkitError
+from .errors import EngineIncompatible, EngineInsecure, EngineUnavailable, LabkitError
 from .facts import CheckFailed, Fact, expect
 from .fresh_start import forget_change, fresh_start_for_change
 from .local_app import LocalApp, run_locally
@@ -86,7 +86,7 @@ def setup(quiet: bool = False) -> None:
     prepare_terminal()  # the %%bash cells: the docker CLI, $LABKIT_USER
     try:
         info = engine.info()
-    except EngineIncompatible as exc:
+    except (EngineIncompatible, EngineInsecure) as exc:
         print(f"Docker Engine found, but: {exc.message}\n→ {exc.hint}")
         return
     except EngineUnavailable:
@@ -101,6 +101,9 @@ def setup(quiet: bool = False) -> None:
             f"at {'this machine' if engine.is_local() else info.publish_host}; "
             f"course user: {settings().user}"
         )
+        if not engine.ports_reachable():
+            print(f"Its published ports listen on its 127.0.0.1 only, out of reach from here: "
+                  f"set {engine.BIND_OPT_IN} before starting Jupyter to reach them.")
 
 
 # --------------------------------------------------------------------------- steps
@@ -167,7 +170,7 @@ def doctor() -> pd.DataFrame:
 def exec_in(app: RunningApp, command: str) -> CommandOutput:
     """Run a shell command inside a running container (``docker exec``); returns its output,
     which a notebook shows with the ``docker container exec`` line."""
-    from .containers import exec_command
+    from .container_commands import exec_command
 
     code, out = app.container.exec_run(["sh", "-c", command])
     text = out.decode("utf-8", "replace")

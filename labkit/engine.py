@@ -15,7 +15,7 @@ from docker.utils import kwargs_from_env
 from . import contexts
 from .boundary import boundary
 from .config import settings
-from .errors import EngineIncompatible, EngineUnavailable
+from .errors import EngineIncompatible, EngineInsecure, EngineUnavailable, PortsUnreachable
 
 #: The newest API version this docker-py speaks, and the oldest the course needs
 #: (Docker 20.10 speaks 1.41; the course uses nothing newer than that).
@@ -70,6 +70,51 @@ def client_kwargs(env: dict[str, str]) -> dict[str, Any]:
     return endpoint.client_kwargs() if endpoint else kwargs_from_env(environment=env)
 
 
+#: URL schemes of an engine reached over TCP (``https`` is docker-py's for TCP with TLS).
+_TCP_SCHEMES = ("tcp", "http", "https")
+INSECURE_HINT = (
+    "Use the engine's TLS port with its client certificates: DOCKER_HOST=tcp://HOST:2376, "
+    "DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH=<folder with ca.pem cert.pem key.pem> (a "
+    "docker:dind service writes them when DOCKER_TLS_CERTDIR=/certs), or an ssh:// host."
+)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(params: dict[str, Any], where: str) -> None:
+    """Refuse an engine reached over a network without verified TLS.
+
+    Everything labkit sends the engine crosses that connection, registry passwords
+    (``docker login``) included: over plain TCP, or TLS without checking the engine's
+    certificate (an empty DOCKER_TLS_VERIFY with DOCKER_CERT_PATH, a context's
+    SkipTLSVerify), anyone on the path reads or changes it. Loopback addresses, sockets
+    and ssh:// are fine.
+    """
+    url = urlparse(str(params.get("base_url") or ""))
+    if url.scheme not in _TCP_SCHEMES or _is_loopback(url.hostname):
+        return
+    tls = params.get("tls")
+    if not tls:
+        raise EngineInsecure(
+            f"The Docker Engine at {where} is reached over the network without TLS: "
+            "everything sent to it, registry passwords included, would cross in clear.",
+            INSECURE_HINT)
+    if not getattr(tls, "verify", False):
+        raise EngineInsecure(
+            f"The Docker Engine at {where} is reached over TLS without checking its "
+            "certificate (DOCKER_TLS_VERIFY is empty or unset, or the Docker context skips "
+            "verification): anyone on the path could stand in for it.",
+            "Set DOCKER_TLS_VERIFY=1 with DOCKER_CERT_PATH naming the engine's ca.pem, "
+            "cert.pem and key.pem (or drop SkipTLSVerify from the Docker context).")
+
+
 def _open(params: dict[str, Any], version: str) -> docker.DockerClient:
     client = docker.DockerClient(version=version, timeout=300, **params)
     client.api.trust_env = False
@@ -84,11 +129,13 @@ def connect(environ: dict[str, str] | None = None) -> docker.DockerClient:
 
     The API version is negotiated (unless DOCKER_API_VERSION pins one): the engine's
     unversioned ``/version`` says what it speaks and its minimum; we speak the newest both
-    know. The session ignores REQUESTS_CA_BUNDLE and proxies (``trust_env = False``): they
+    know. An engine reached over a network must use verified TLS (:func:`check_transport`).
+    The session ignores REQUESTS_CA_BUNDLE and proxies (``trust_env = False``): they
     are meant for the internet, and would override the engine's own TLS CA.
     """
     env = dict(os.environ if environ is None else environ)
     params = client_kwargs(env)
+    check_transport(params, describe_engine(env))
     try:
         probe = _open(params, MINIMUM_DOCKER_API_VERSION)
         try:
@@ -162,26 +209,18 @@ def engine_hostname(environ: dict[str, str] | None = None) -> str:
 
 def is_local(environ: dict[str, str] | None = None) -> bool:
     """True when the engine runs on this machine (socket or a loopback address)."""
-    host = engine_hostname(environ)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return _is_loopback(engine_hostname(environ))
+
+
+#: The opt-in that publishes ports on every address of a remote engine's machine.
+BIND_OPT_IN = "LABKIT_BIND_IP=0.0.0.0"
 
 
 def bind_ip(environ: dict[str, str] | None = None) -> str:
-    """The address published ports bind to on the engine's machine.
-
-    127.0.0.1 for a local engine (nothing is exposed to the network); for a remote engine
-    (DinD, a CI service) ports must listen on its network address, so 0.0.0.0 there.
-    ``LABKIT_BIND_IP`` overrides both.
-    """
-    chosen = settings().bind_ip
-    if chosen:
-        return chosen
-    return "127.0.0.1" if is_local(environ) else "0.0.0.0"
+    """The address published ports bind to on the engine's machine: 127.0.0.1 (nothing is
+    exposed to a network) unless ``LABKIT_BIND_IP`` names another, e.g. 0.0.0.0 for a
+    remote engine whose ports this machine must reach (see :func:`require_reachable`)."""
+    return settings().bind_ip or "127.0.0.1"
 
 
 def publish_host(environ: dict[str, str] | None = None) -> str:
@@ -191,6 +230,27 @@ def publish_host(environ: dict[str, str] | None = None) -> str:
         return chosen
     host = engine_hostname(environ)
     return "localhost" if is_local(environ) else host
+
+
+def ports_reachable(environ: dict[str, str] | None = None) -> bool:
+    """True when this process can reach the ports the engine publishes: a local engine, or
+    a remote one with ``LABKIT_BIND_IP`` (ports on its network) or ``LABKIT_PUBLISH_HOST``
+    (the learner forwards them, e.g. ``ssh -L``) set."""
+    s = settings()
+    return is_local(environ) or bool(s.bind_ip) or bool(s.publish_host)
+
+
+def require_reachable(what: str, environ: dict[str, str] | None = None) -> None:
+    """Raise :class:`PortsUnreachable` when ``what`` (a published port) cannot be reached
+    from here: the engine is remote and publishes on its 127.0.0.1 only."""
+    if ports_reachable(environ):
+        return
+    raise PortsUnreachable(
+        f"The Docker Engine at {describe_engine(environ)} is on another machine, and labkit "
+        f"publishes ports on its 127.0.0.1 only, so {what} cannot be reached from here.",
+        f"To publish on the engine's network instead (anyone there can then connect), set "
+        f"{BIND_OPT_IN} before starting Jupyter; or forward the port yourself and set "
+        "LABKIT_PUBLISH_HOST to the host that reaches it.")
 
 
 def image_store(data: dict[str, Any]) -> str:

@@ -109,3 +109,11 @@ class RegistryError(LabkitError):
 
 class PrepareError(LabkitError):
     """An offline stand-in image could not be built."""
+
+
+class EngineInsecure(LabkitError):
+    """The engine is reached over a network without verified TLS."""
+
+
+class PortsUnreachable(LabkitError):
+    """A remote engine's published ports listen on its loopback only: not reachable here."""

@@ -146,6 +146,7 @@ def ex03_second_container(client: docker.DockerClient | None = None) -> Check:
               f"port 5000 is published on {engine.bind_ip()} only")
     ports = (c.attrs["NetworkSettings"].get("Ports") or {}).get("5000/tcp") or []
     if ports:
+        engine.require_reachable(f"port 5000 of {name}")
         url = f"http://{engine.publish_host()}:{ports[0]['HostPort']}/"
         check.add(bool(_http_get(url)), f"it answers at {url}")
     return check.close()

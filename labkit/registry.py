@@ -35,7 +35,14 @@ from .registry_api import (
     platform_manifest,
     tags,
 )
-from .registry_config import CONFIG_DIR, _htpasswd_matches, config_yaml, htpasswd_line
+from .registry_commands import run_command, volume_name
+from .registry_config import (
+    CONFIG_DIR,
+    _htpasswd_matches,
+    _read_file,
+    config_yaml,
+    htpasswd_line,
+)
 from .registry_server import (
     PASSWORD_HINT,
     START_HINT,
@@ -46,10 +53,8 @@ from .registry_server import (
     current_registry,
     find_registry,
     registry_status,
-    run_command,
     start_registry,
     stop_registry,
-    volume_name,
 )
 from .registry_types import LoginResult, Registry, TaggedName
 from .state import PASSWORD_ENV
@@ -89,7 +94,7 @@ def login(registry: Registry | str | None = None,
                            reauth=True)
     except APIError as exc:
         text = str(exc.explanation or exc)
-        if "401" in text or "unauthorized" in text.lower():
+        if "401" in text or "unauthorized" in text.lower() or _refuses(cli, reg, user, password):
             raise RegistryError(
                 f"Login to {reg.address} refused: wrong user name or password.", PASSWORD_HINT,
             ) from None
@@ -97,6 +102,19 @@ def login(registry: Registry | str | None = None,
                             SERVER_ERROR_HINT if server_failed(text) else START_HINT) from None
     return LoginResult(registry=reg.address, username=user,
                        status=str(answer.get("Status", "Login Succeeded")), command=command)
+
+
+def _refuses(cli: docker.DockerClient, reg: Registry, user: str, password: str) -> bool:
+    """True when the local registry's htpasswd refuses this password. The engine's answer
+    does not always say so: Docker 28 goes on to plain HTTP after the HTTPS 401 and reports
+    that attempt's 400 instead."""
+    if not reg.local or not reg.container_id:
+        return False
+    try:
+        container = cli.containers.get(reg.container_id)
+    except docker.errors.NotFound:
+        return False
+    return not _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), user, password)
 
 
 def repository_for(name: str = "python-hello-world", registry: Registry | str | None = None,

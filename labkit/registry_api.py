@@ -11,6 +11,7 @@ import pandas as pd
 import requests
 from docker.utils import parse_repository_tag
 
+from . import engine
 from .errors import RegistryError
 from .registry_server import (
     PASSWORD_HINT,
@@ -41,6 +42,8 @@ def _api(registry: Registry | str | None, client: docker.DockerClient | None) ->
             "Look at the repository on the registry's web site, or unset LABKIT_REGISTRY to "
             "use the local registry.",
         )
+    if reg.local:
+        engine.require_reachable("the local registry's HTTP API")
     return reg
 
 

@@ -25,12 +25,14 @@ def htpasswd_line(username: str, password: str, rounds: int = BCRYPT_ROUNDS) -> 
 
 
 def config_yaml(realm: str = REALM) -> str:
-    """The registry's config.yml: filesystem storage, deletes allowed, htpasswd auth."""
+    """The registry's config.yml: filesystem storage, deletes allowed, HTTPS only (the
+    certificate and key of :mod:`labkit.registry_tls`), htpasswd auth."""
     return (
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {DATA_DIR}\n  delete:\n    enabled: true\n"
-        "http:\n  addr: :5000\n"
+        f"http:\n  addr: :5000\n  tls:\n    certificate: {CONFIG_DIR}/tls.crt\n"
+        f"    key: {CONFIG_DIR}/tls.key\n"
         f"auth:\n  htpasswd:\n    realm: {realm}\n    path: {CONFIG_DIR}/htpasswd\n"
     )
 

@@ -1,11 +1,11 @@
 """The local registry server: a ``registry:2`` container with htpasswd auth, its address and
 credentials, started, found, stopped.
 
-It runs on the engine (which may be remote: Docker-in-Docker in CI), so nothing is
-bind-mounted from this machine: its config and htpasswd file are copied into the container
-before it starts. The engine reaches it as ``localhost:PORT`` (an insecure-allowed address,
-plain HTTP); this process queries its HTTP API at ``engine.publish_host()``. Another
-registry (e.g. Docker Hub) is used instead when ``LABKIT_REGISTRY`` names it.
+It runs on the engine (maybe remote: DinD in CI), so its config, htpasswd and certificate
+are copied in, never bind-mounted. It serves HTTPS only (:mod:`labkit.registry_tls`): the
+engine pushes to ``localhost:PORT`` (insecure-allowed: HTTPS unchecked); this process asks
+its API at ``https://<engine.publish_host()>:PORT``, checking the certificate against the
+registry's own CA. ``LABKIT_REGISTRY`` names another registry (e.g. Docker Hub) instead.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import requests
 from docker.auth import resolve_index_name
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from . import engine, state
+from . import engine, registry_tls, state
 from .boundary import boundary
-from .commands import DockerCommand
-from .commands import docker as docker_cmd
 from .config import REGISTRY_IMAGE, settings
 from .containers import http_session
 from .errors import ImageMissing, RegistryError
+from .registry_commands import _steps, run_command, volume_name  # noqa: F401
 from .registry_config import (  # noqa: F401
     CONFIG_DIR,
     DATA_DIR,
@@ -58,48 +57,18 @@ def _session(registry: Registry) -> requests.Session:
     """An HTTP session for the registry API: basic auth, no proxy or CA from the environment."""
     session = http_session()
     session.auth = credentials(registry)
+    if registry.ca_file:
+        session.verify = registry.ca_file
     return session
 
 
-def _host_port(container: Any) -> str | None:
+def _binding(container: Any) -> dict[str, str]:
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(REGISTRY_PORT)
-    return bindings[0]["HostPort"] if bindings else None
+    return bindings[0] if bindings else {}
 
 
-def volume_name() -> str:
-    """The named volume holding the local registry's data."""
-    return settings().container_name("registry-data")
-
-
-def run_command(bind: str | None = None) -> DockerCommand:
-    """The one `docker run` line equivalent to the local registry, auth included: the
-    registry reads an htpasswd file (bcrypt, ``htpasswd -Bbn USER PASSWORD``) from ./auth.
-    labkit copies that file and config.yml in instead (:func:`_steps`): the engine may be
-    remote, where no folder of this machine can be mounted."""
-    s = settings()
-    return docker_cmd(
-        "run", "-d", "--name", s.container_name("registry"),
-        "-p", f"{bind or engine.bind_ip()}::5000",
-        "-v", f"{volume_name()}:{DATA_DIR}", "-v", "./auth:/auth:ro",
-        "-e", "REGISTRY_AUTH=htpasswd", "-e", f"REGISTRY_AUTH_HTPASSWD_REALM={REALM}",
-        "-e", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd", REGISTRY_IMAGE,
-    )
-
-
-def _steps(bind: str) -> tuple[DockerCommand, ...]:
-    s = settings()
-    name = s.container_name("registry")
-    labels: list[str] = []
-    for key, value in s.labels("registry").items():
-        labels += ["--label", f"{key}={value}"]
-    return (
-        docker_cmd("volume", "create", *labels, volume_name()),
-        docker_cmd("create", "--name", name, *labels, "-p", f"{bind}::5000",
-                   "-v", f"{volume_name()}:{DATA_DIR}", REGISTRY_IMAGE),
-        docker_cmd("cp", "config.yml", f"{name}:{CONFIG_DIR}/config.yml"),
-        docker_cmd("cp", "htpasswd", f"{name}:{CONFIG_DIR}/htpasswd"),
-        docker_cmd("start", name),
-    )
+def _host_port(container: Any) -> str | None:
+    return _binding(container).get("HostPort")
 
 
 def _describe(container: Any) -> Registry:
@@ -109,11 +78,12 @@ def _describe(container: Any) -> Registry:
             f"The registry container {container.name} publishes no port (status "
             f"{container.status}).", START_HINT,
         )
-    bind = engine.bind_ip()
+    bind, ca = engine.bind_ip(), registry_tls.keep_ca(container, _read_file)
     return Registry(
         name=container.name,
         address=f"localhost:{port}",
-        api_url=f"http://{engine.publish_host()}:{port}",
+        api_url=f"https://{engine.publish_host()}:{port}",
+        ca_file=str(ca) if ca else None,
         username=settings().user,
         container_id=container.id,
         command=run_command(bind),
@@ -122,12 +92,27 @@ def _describe(container: Any) -> Registry:
     )
 
 
-def _api_status(api_url: str, timeout: float = 2.0) -> int | None:
+def _api_status(registry: Registry, timeout: float = 2.0) -> int | None:
+    """What ``GET /v2/`` answers without credentials, over verified HTTPS (None: no answer)."""
+    if not registry.api_url or not registry.ca_file:
+        return None
     try:
         with http_session() as session:
-            return session.get(f"{api_url}/v2/", timeout=timeout).status_code
+            session.verify = registry.ca_file
+            return session.get(f"{registry.api_url}/v2/", timeout=timeout).status_code
     except requests.RequestException:
         return None
+
+
+def _engine_reaches(cli: docker.DockerClient, registry: Registry) -> bool:
+    """True once the engine logs in at ``localhost:PORT`` (when we cannot reach the port)."""
+    user, password = credentials(registry)
+    try:
+        cli.login(username=user, password=password, registry=registry.address, reauth=True)
+    except APIError:
+        return False
+    return True
+
 
 
 def _ensure_image(cli: docker.DockerClient) -> None:
@@ -154,10 +139,12 @@ def _is_ours(container: Any) -> bool:
 def start_registry(client: docker.DockerClient | None = None) -> Registry:
     """Start (or reuse) this namespace's local registry with htpasswd auth; wait for it.
 
-    Idempotent: a running registry whose htpasswd matches the password is reused. A stopped
-    one, or one whose password changed, is re-created on the same data volume and, when that
-    port is still free, the same host port (a restarted container would get a new port, and
-    every ``localhost:PORT/...`` tag would go stale). Returns once ``GET /v2/`` answers 401.
+    Idempotent: a running registry with this password, binding (:func:`engine.bind_ip`)
+    and a certificate for the host labkit reaches it at is reused; otherwise it is
+    re-created on the same data volume and, when still free, the same host port (a new
+    port would make every ``localhost:PORT/...`` tag stale). Returns once ``GET /v2/``
+    answers 401 over verified HTTPS (for a remote engine whose ports are out of reach
+    from here: once the engine logs in).
     """
     cli = _client(client)
     s = settings()
@@ -175,7 +162,9 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
     port = _remembered_port()
     if container is not None and not (
         container.status == "running"
+        and _binding(container).get("HostIp") == engine.bind_ip()
         and _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), s.user, password)
+        and registry_tls.fits(container, _read_file, engine.publish_host())
     ):
         port = port or _host_port(container)  # keep its address (and every tag made for it)
         container.remove(force=True)
@@ -185,13 +174,20 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
     container.reload()
     registry = _describe(container)
     _remember_port(registry.address.rsplit(":", 1)[1])
+    if engine.ports_reachable():
+        def ready() -> bool:
+            return _api_status(registry) == 401
+    else:
+        def ready() -> bool:
+            return _engine_reaches(cli, registry)
     try:
-        wait_until(lambda: _api_status(registry.api_url or "") == 401, START_TIMEOUT)
+        wait_until(ready, START_TIMEOUT)
     except TimeoutError:
         container.reload()
         logs = container.logs(tail=20).decode(errors="replace")
         raise RegistryError(
-            f"The registry {name} did not answer 401 at {registry.api_url}/v2/ within "
+            f"The registry {name} did not answer 401 at {registry.api_url}/v2/ (HTTPS, "
+            f"verified against its CA {registry.ca_file}) within "
             f"{START_TIMEOUT:.0f} s (status {container.status}).\n{logs}",
             "Check `docker logs " + name + "`; `labkit doctor` shows where ports are reachable.",
         ) from None
@@ -244,9 +240,11 @@ def _create(cli: docker.DockerClient, password: str, port: str | None) -> Any:
         if exc.status_code == 409:  # created meanwhile by another process
             return cli.containers.get(s.container_name("registry"))
         raise
+    hosts = ["localhost", "127.0.0.1", "::1", engine.publish_host(), engine.engine_hostname()]
     container.put_archive(CONFIG_DIR, _tar({
         "config.yml": config_yaml(),
         "htpasswd": htpasswd_line(s.user, password),
+        **registry_tls.make_certificates(hosts),
     }))
     return container
 
@@ -359,7 +357,7 @@ def registry_status(client: docker.DockerClient | None = None) -> dict[str, Any]
     out["running"] = container.status == "running"
     if out["running"] and _host_port(container):
         reg = _describe(container)
-        code = _api_status(reg.api_url or "")
+        code = _api_status(reg) if engine.ports_reachable() else None
         out.update(address=reg.address, api_url=reg.api_url,
                    auth=code == 401 if code is not None else None)
     return out

@@ -14,7 +14,8 @@ from .commands import DockerCommand
 @dataclass(frozen=True)
 class Registry:
     """Where images are pushed. ``address`` is how the engine names it (``localhost:PORT``);
-    ``api_url`` is where this process queries its HTTP API (None: not queryable)."""
+    ``api_url`` is where this process queries its HTTP API (None: not queryable);
+    ``ca_file`` is the CA its HTTPS certificate is verified against (the local registry's)."""
 
     name: str
     address: str
@@ -24,6 +25,7 @@ class Registry:
     command: DockerCommand | None = None
     steps: tuple[DockerCommand, ...] = ()
     local: bool = True
+    ca_file: str | None = None
 
     @property
     def is_docker_hub(self) -> bool:

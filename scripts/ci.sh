@@ -18,7 +18,8 @@
 # GitLab       (GITLAB_CI=true; gitlab-ci-local says false, and its jobs get the same
 #              handling) The job container is root and has no engine of its own: the
 #              dind service (LABKIT_DIND_HOST, e.g. tcp://docker:2376) is the engine of every
-#              step. Its docker CLI must speak API 1.44 (Engine 29's floor): when the image
+#              step, over verified TLS only (LABKIT_DIND_CERT_PATH), its published ports on
+#              the service network (LABKIT_BIND_IP=0.0.0.0, the explicit opt-in). Its docker CLI must speak API 1.44 (Engine 29's floor): when the image
 #              has no CLI, Debian's docker-cli is installed (trixie and later: 26.1, API 1.45);
 #              bookworm's docker.io (20.10, API 1.41) is refused by Engine 29, so never used.
 set -euo pipefail
@@ -101,13 +102,14 @@ wait_for_certs() {
 engine_is_the_service() {  # GitLab: the dind service is the only engine there is
     [[ -n "${LABKIT_DIND_HOST:-}" ]] \
         || fail "GitLab: LABKIT_DIND_HOST is not set: name the dind service, e.g. tcp://docker:2376 for a service with alias docker."
+    [[ -n "${LABKIT_DIND_CERT_PATH:-}" ]] \
+        || fail "GitLab: LABKIT_DIND_CERT_PATH is not set: the dind service must speak verified TLS (DOCKER_TLS_CERTDIR=/certs on the service, LABKIT_DIND_HOST=tcp://docker:2376, LABKIT_DIND_CERT_PATH=/certs/client); plain TCP would carry registry passwords in clear."
     export DOCKER_HOST="$LABKIT_DIND_HOST"
-    if [[ -n "${LABKIT_DIND_CERT_PATH:-}" ]]; then
-        export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$LABKIT_DIND_CERT_PATH"
-    else
-        unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH
-    fi
-    say "the job has no engine of its own: the dind service $DOCKER_HOST is the engine of every step."
+    export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$LABKIT_DIND_CERT_PATH"
+    # The opt-in: the service's published ports (apps, the registry's HTTPS API) must be
+    # reached from the job over the service network; labkit binds 127.0.0.1 without it.
+    export LABKIT_BIND_IP=0.0.0.0
+    say "the job has no engine of its own: the dind service $DOCKER_HOST is the engine of every step (verified TLS; published ports on its network: LABKIT_BIND_IP=0.0.0.0)."
 }
 
 SERVICE=$(service)

@@ -7,13 +7,19 @@
 #            DOCKER_HOST=tcp://<container IP>:2376
 #            DOCKER_TLS_VERIFY=1
 #            DOCKER_CERT_PATH=<repo>/.cache/dind/<name>/certs/client
+#            LABKIT_BIND_IP=0.0.0.0
 #        (KEY=VALUE lines: `set -a; . .cache/dind/env; set +a`, or `docker --env-file`).
 #        The container's own IP is used, not a published port: ports that containers
 #        publish inside DinD open on that address, and labkit builds URLs from DOCKER_HOST.
+#        LABKIT_BIND_IP=0.0.0.0 is the explicit opt-in labkit needs for that: without it a
+#        remote engine's ports listen on its 127.0.0.1 only, out of reach from here (the
+#        DinD engine is a remote one; its network is this machine's engine's bridge).
 #        Given LABKIT_DIND_HOST, e.g. a CI service, that engine is used: nothing is started,
 #        the images are still loaded. LABKIT_DIND_CERT_PATH names its client certificates
-#        (ca.pem cert.pem key.pem); then, and only then, the env file says
-#        DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (without it: plain TCP, e.g. :2375).
+#        (ca.pem cert.pem key.pem); the env file then says DOCKER_TLS_VERIFY=1 and
+#        DOCKER_CERT_PATH: TLS is always verified. Without them only a loopback address
+#        (tcp://127.0.0.1:2375) is accepted: plain TCP over a network is refused (registry
+#        passwords go to the engine with `docker login`).
 #        They are the DinD engine's own variables, so that the job's DOCKER_* ones stay
 #        those of the engine the job itself uses (TLS settings never reach the whole job).
 # stop   Remove the container we started (and its volumes); nothing else.
@@ -46,6 +52,14 @@ DEFAULT_FLAGS="--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unco
 -v /sys/fs/cgroup:/sys/fs/cgroup:rw"
 
 say() { echo "dind: $*"; }
+
+loopback() {  # loopback URL: true for tcp://localhost, 127.x.x.x or [::1] (and sockets)
+    local host=${1#*://}
+    [[ "$1" != tcp://* ]] && return 0
+    host=${host%%/*}
+    host=${host%:*}
+    [[ "$host" == localhost || "$host" == 127.* || "$host" == "[::1]" ]]
+}
 
 inner() {  # run the docker CLI against the DinD engine named in the env file
     (
@@ -116,12 +130,17 @@ start() {
     fi
     local t0=$SECONDS
     if [[ -n "${LABKIT_DIND_HOST:-}" ]]; then
+        if [[ -z "${LABKIT_DIND_CERT_PATH:-}" ]] && ! loopback "$LABKIT_DIND_HOST"; then
+            echo "LABKIT_DIND_HOST=$LABKIT_DIND_HOST is reached over the network without TLS: give its client certificates as LABKIT_DIND_CERT_PATH and use its TLS port (docker:dind with DOCKER_TLS_CERTDIR=/certs: tcp://HOST:2376, certificates in /certs/client)." >&2
+            exit 1
+        fi
         {
             echo "DOCKER_HOST=$LABKIT_DIND_HOST"
             if [[ -n "${LABKIT_DIND_CERT_PATH:-}" ]]; then
                 echo "DOCKER_TLS_VERIFY=1"
                 echo "DOCKER_CERT_PATH=$LABKIT_DIND_CERT_PATH"
             fi
+            loopback "$LABKIT_DIND_HOST" || echo "LABKIT_BIND_IP=0.0.0.0"
         } >"$ENVFILE"
         say "using the given DinD engine $LABKIT_DIND_HOST${LABKIT_DIND_CERT_PATH:+ (TLS, certificates in $LABKIT_DIND_CERT_PATH)}"
         wait_answers
@@ -160,6 +179,7 @@ start() {
         echo "DOCKER_HOST=tcp://$ip:2376"
         echo "DOCKER_TLS_VERIFY=1"
         echo "DOCKER_CERT_PATH=$certs/client"
+        echo "LABKIT_BIND_IP=0.0.0.0"  # the opt-in: its ports must be reached from here
         [[ -z "$ENGINE" ]] || echo "LABKIT_ENGINE=$ENGINE"
     } >"$ENVFILE"
     for _ in $(seq 1 120); do  # the certificates appear before dockerd listens

@@ -43,11 +43,18 @@ def test_port_is_bound_where_labkit_says(app: containers.RunningApp,
     assert binding["HostPort"] == str(app.host_port)
 
 
-def test_local_engine_binds_to_loopback_only(app: containers.RunningApp,
-                                             client: docker.DockerClient):
+def test_the_engine_listens_where_the_binding_says(app: containers.RunningApp,
+                                                   client: docker.DockerClient):
+    """The port answers from the engine's own machine (a container on its host network)
+    at the address the binding names; 127.0.0.1 unless LABKIT_BIND_IP opted in."""
     binding = client.api.inspect_container(app.id)["NetworkSettings"]["Ports"]["5000/tcp"][0]
-    expected = config.settings().bind_ip or ("127.0.0.1" if engine.is_local() else "0.0.0.0")
-    assert binding["HostIp"] == expected
+    assert binding["HostIp"] == (config.settings().bind_ip or "127.0.0.1")
+    address = "127.0.0.1" if binding["HostIp"] == "0.0.0.0" else binding["HostIp"]
+    probe = ("import urllib.request; print(urllib.request.urlopen("
+             f"'http://{address}:{app.host_port}/', timeout=10).read().decode())")
+    out = client.containers.run(config.BASE_IMAGE, ["python", "-c", probe], remove=True,
+                                network_mode="host", labels=config.settings().labels("test"))
+    assert out.decode().strip() == "hello world!"
 
 
 def test_logs_show_the_request(app: containers.RunningApp):

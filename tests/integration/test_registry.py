@@ -53,21 +53,21 @@ def second(first, reg: registry.Registry, builder,
     return registry.push(tagged, registry=reg, client=client, show=False)
 
 
-def _unauthenticated(url: str) -> int:
+def _unauthenticated(reg: registry.Registry) -> int:
     with requests.Session() as session:
         session.trust_env = False
-        return session.get(f"{url}/v2/", timeout=5).status_code
+        return session.get(f"{reg.api_url}/v2/", timeout=5, verify=reg.ca_file).status_code
 
 
 def test_registry_requires_auth(reg: registry.Registry) -> None:
-    assert _unauthenticated(reg.api_url or "") == 401
+    assert _unauthenticated(reg) == 401
 
 
 def test_registry_answers_with_the_password(reg: registry.Registry) -> None:
     with requests.Session() as session:
         session.trust_env = False
         answer = session.get(f"{reg.api_url}/v2/", auth=(reg.username, state.registry_password()),
-                             timeout=5)
+                             timeout=5, verify=reg.ca_file)
     assert answer.status_code == 200
 
 

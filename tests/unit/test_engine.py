@@ -61,3 +61,77 @@ def test_the_echoed_build_selects_the_classic_builder_like_labkit():
 
 def test_command_environment_is_quoted():
     assert str(docker_cmd("ps", env={"A": "x y"})) == "A='x y' docker ps"
+
+
+# --- remote engines: verified TLS only, ports on loopback unless opted in ---------------
+def _certs(folder) -> str:
+    from labkit.registry_tls import make_certificates
+
+    pems = make_certificates(["localhost"])
+    for name, pem in (("ca.pem", "ca.crt"), ("cert.pem", "tls.crt"), ("key.pem", "tls.key")):
+        (folder / name).write_text(pems[pem])
+    return str(folder)
+
+
+@pytest.mark.parametrize("host", ["tcp://192.0.2.10:2375", "tcp://docker:2375"])
+def test_plain_tcp_over_a_network_is_refused_before_connecting(host):
+    from labkit.errors import EngineInsecure
+
+    with pytest.raises(EngineInsecure) as caught:
+        engine.connect({"DOCKER_HOST": host})
+    assert "without TLS" in caught.value.message and host in caught.value.message
+    assert "DOCKER_TLS_VERIFY=1" in (caught.value.hint or "")
+
+
+def test_tls_without_verification_is_refused(tmp_path):
+    from labkit.errors import EngineInsecure
+
+    env = {"DOCKER_HOST": "tcp://192.0.2.10:2376", "DOCKER_TLS_VERIFY": "",
+           "DOCKER_CERT_PATH": _certs(tmp_path)}
+    with pytest.raises(EngineInsecure) as caught:
+        engine.check_transport(engine.client_kwargs(env), "tcp://192.0.2.10:2376")
+    assert "without checking its certificate" in caught.value.message
+
+
+@pytest.mark.parametrize("env", [
+    {"DOCKER_HOST": "tcp://127.0.0.1:2375"},
+    {"DOCKER_HOST": "tcp://localhost:2375"},
+    {"DOCKER_HOST": "unix:///var/run/docker.sock"},
+    {"DOCKER_HOST": "ssh://learner@192.0.2.10"},
+])
+def test_loopback_sockets_and_ssh_need_no_tls(env):
+    engine.check_transport(engine.client_kwargs(env), env["DOCKER_HOST"])
+
+
+def test_verified_tls_over_a_network_is_accepted(tmp_path):
+    env = {"DOCKER_HOST": "tcp://192.0.2.10:2376", "DOCKER_TLS_VERIFY": "1",
+           "DOCKER_CERT_PATH": _certs(tmp_path)}
+    engine.check_transport(engine.client_kwargs(env), env["DOCKER_HOST"])
+
+
+REMOTE = {"DOCKER_HOST": "tcp://192.0.2.10:2376"}
+
+
+def test_ports_bind_loopback_unless_opted_in(monkeypatch):
+    from labkit import config
+
+    monkeypatch.setattr(config, "_current", config.Settings(user="u1"))
+    assert engine.bind_ip(REMOTE) == "127.0.0.1"
+    config.use(config.Settings(user="u1", bind_ip="0.0.0.0"))
+    assert engine.bind_ip(REMOTE) == "0.0.0.0"
+
+
+def test_a_remote_engine_without_the_opt_in_says_how_to_reach_its_ports(monkeypatch):
+    from labkit import config
+    from labkit.errors import PortsUnreachable
+
+    monkeypatch.setattr(config, "_current", config.Settings(user="u1"))
+    with pytest.raises(PortsUnreachable) as caught:
+        engine.require_reachable("the app's port 5000", REMOTE)
+    assert "192.0.2.10" in caught.value.message and "127.0.0.1" in caught.value.message
+    assert "LABKIT_BIND_IP=0.0.0.0" in (caught.value.hint or "")
+    engine.require_reachable("x", {"DOCKER_HOST": "unix:///var/run/docker.sock"})
+    config.use(config.Settings(user="u1", bind_ip="0.0.0.0"))
+    engine.require_reachable("x", REMOTE)
+    config.use(config.Settings(user="u1", publish_host="localhost"))  # forwarded by hand
+    engine.require_reachable("x", REMOTE)

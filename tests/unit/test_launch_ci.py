@@ -299,7 +299,7 @@ echo "chown $*" >>"$STUB_LOG"
 {
   echo "uid=$(id -u)"
   for var in PATH HOME DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH LABKIT_DIND_HOST \
-             LABKIT_DIND_CERT_PATH PIP_CACHE_DIR LABKIT_ENGINE; do
+             LABKIT_DIND_CERT_PATH PIP_CACHE_DIR LABKIT_ENGINE LABKIT_BIND_IP; do
     [[ -v $var ]] && echo "$var=${!var}"
   done
   echo "args=$*"
@@ -501,7 +501,19 @@ def test_ci_on_gitlab_makes_the_dind_service_the_engine(sandbox: Sandbox, gitlab
     assert seen["DOCKER_HOST"] == "tcp://docker:2376"
     assert seen["DOCKER_TLS_VERIFY"] == "1"
     assert seen["DOCKER_CERT_PATH"] == env["LABKIT_DIND_CERT_PATH"]
+    assert seen["LABKIT_BIND_IP"] == "0.0.0.0"  # the explicit opt-in, said in the log
+    assert "LABKIT_BIND_IP=0.0.0.0" in run.stdout
     assert sandbox.calls("sudo ") == [] and sandbox.calls("apt-get ") == []
+
+
+def test_ci_on_gitlab_refuses_the_service_without_tls(sandbox: Sandbox) -> None:
+    env = _gitlab_env(sandbox, LABKIT_DIND_HOST="tcp://docker:2375")
+    del env["LABKIT_DIND_CERT_PATH"]
+    run = sandbox.run("ci.sh", str(sandbox.stubs / "record"), **env)
+    assert run.returncode == 1
+    sentence = _one_sentence(run.stderr)
+    assert "LABKIT_DIND_CERT_PATH" in sentence and "in clear" in sentence
+    assert not sandbox.out.exists()
 
 
 def test_ci_on_gitlab_installs_debian_trixies_docker_cli_when_there_is_none(
@@ -635,21 +647,32 @@ def _dind(box: Sandbox, **env: str) -> tuple[subprocess.CompletedProcess[str], l
     return run, envfile.read_text().splitlines() if envfile.exists() else []
 
 
-def test_dind_writes_tls_settings_only_for_the_given_certificates(sandbox: Sandbox) -> None:
+def test_dind_writes_verified_tls_and_the_bind_opt_in_for_the_given_certificates(
+        sandbox: Sandbox) -> None:
     certs = _certs(sandbox.base / "certs" / "client")
     run, lines = _dind(sandbox, LABKIT_DIND_HOST="tcp://docker:2376",
                        LABKIT_DIND_CERT_PATH=str(certs))
     assert run.returncode == 0, run.stdout + run.stderr
     assert lines == ["DOCKER_HOST=tcp://docker:2376", "DOCKER_TLS_VERIFY=1",
-                     f"DOCKER_CERT_PATH={certs}"]
+                     f"DOCKER_CERT_PATH={certs}", "LABKIT_BIND_IP=0.0.0.0"]
     inner = [c for c in sandbox.calls("docker version") if "DOCKER_HOST=tcp://docker" in c]
     assert inner and inner[0].endswith(f"DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
 
 
-def test_dind_without_certificates_is_plain_tcp_whatever_the_job_sets(sandbox: Sandbox) -> None:
+def test_dind_refuses_plain_tcp_over_a_network_whatever_the_job_sets(sandbox: Sandbox) -> None:
     run, lines = _dind(sandbox, LABKIT_DIND_HOST="tcp://docker:2375", DOCKER_TLS_VERIFY="1",
                        DOCKER_CERT_PATH="/elsewhere")
+    assert run.returncode == 1
+    assert "without TLS" in run.stderr and "LABKIT_DIND_CERT_PATH" in run.stderr
+    assert lines == []
+    assert not [c for c in sandbox.calls("docker ") if "DOCKER_HOST=tcp://docker" in c]
+
+
+def test_dind_on_loopback_without_certificates_is_plain_tcp_and_binds_loopback(
+        sandbox: Sandbox) -> None:
+    run, lines = _dind(sandbox, LABKIT_DIND_HOST="tcp://127.0.0.1:2375", DOCKER_TLS_VERIFY="1",
+                       DOCKER_CERT_PATH="/elsewhere")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert lines == ["DOCKER_HOST=tcp://docker:2375"]  # no empty DOCKER_TLS_VERIFY: no TLS
-    inner = [c for c in sandbox.calls("docker ") if "DOCKER_HOST=tcp://docker:2375" in c]
+    assert lines == ["DOCKER_HOST=tcp://127.0.0.1:2375"]  # no TLS variable, no bind opt-in
+    inner = [c for c in sandbox.calls("docker ") if "DOCKER_HOST=tcp://127.0.0.1:2375" in c]
     assert inner and all(c.endswith("DOCKER_TLS_VERIFY= DOCKER_CERT_PATH=") for c in inner)
