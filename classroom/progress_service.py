@@ -27,12 +27,14 @@ def _load_progress():  # noqa: ANN202
     """labkit's learner_progress module by its path: it is standard library only, while the
     labkit package itself needs the course's dependencies, which the hub does not have."""
     import importlib.util
+    import sys
     from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "labkit" / "learner_progress.py"
     spec = importlib.util.spec_from_file_location("labkit_learner_progress", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
