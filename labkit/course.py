@@ -15,14 +15,14 @@ from pathlib import Path
 
 import docker.errors
 
-from . import engine
+from . import engine, workspace
 from .config import settings
 from .errors import EngineIncompatible, EngineUnavailable, LabkitError
 
 APP_NAME = "python-hello-world"
 HELLO = "hello world!"
 BEAUTIFUL = "hello beautiful world!"
-WORKSPACE = Path("workspace")
+WORKSPACE = workspace.WORKSPACE  # relative: this learner's (see labkit.workspace)
 
 APP_TEMPLATE = '''from flask import Flask
 
@@ -74,7 +74,11 @@ def setup(quiet: bool = False) -> None:
 
         shell.set_custom_exc((LabkitError,), _short_error)
         enable_command_tables(shell)
-    WORKSPACE.mkdir(exist_ok=True)
+    here = Path.cwd()
+    own = workspace.enter(here)  # another learner's workspace/ here: this one gets its own
+    if own is not None:
+        print(f"workspace/ here is {workspace.owner(here / WORKSPACE)}'s; yours, as "
+              f"{settings().user}, is {own.relative_to(here) / WORKSPACE}/")
     from .shell import prepare as prepare_terminal
 
     prepare_terminal()  # the %%bash cells: the docker CLI, $LABKIT_USER
@@ -294,26 +298,6 @@ def read_image_file(image: str, path: str, client=None) -> str:  # noqa: ANN001
 
     found = read_file(image, path, client=client)
     return found[0].decode("utf-8", "replace") if found else ""
-
-
-# --------------------------------------------------------------------------- step 7
-def foreign_inventory(client=None) -> set[tuple[str, str]]:  # noqa: ANN001
-    """The (kind, id) of every container, image, volume and network NOT of this user."""
-    from .config import LABEL_NAMESPACE
-
-    cli = client or engine.client()
-
-    def foreign(labels: dict | None) -> bool:
-        return (labels or {}).get(LABEL_NAMESPACE) != settings().namespace
-
-    api = cli.api
-    return (
-        {("container", c["Id"]) for c in api.containers(all=True) if foreign(c.get("Labels"))}
-        | {("image", i["Id"]) for i in api.images() if foreign(i.get("Labels"))}
-        | {("volume", v["Name"]) for v in api.volumes().get("Volumes") or []
-           if foreign(v.get("Labels"))}
-        | {("network", n["Id"]) for n in api.networks() if foreign(n.get("Labels"))}
-    )
 
 
 # Step 5's fresh start lives in its own module; its names stay importable from here.

@@ -1,0 +1,71 @@
+"""Engine-wide operations: ``docker system df`` and the prunes, one of each at a time.
+
+The engine computes disk usage for one caller at a time and refuses a second one ("a disk
+usage operation is already running"); each kind of prune likewise ("a prune operation is
+already running"). Many learners share one engine, so every such call goes through
+:func:`one_at_a_time`: it waits for the other caller to finish and asks again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import docker
+from docker.errors import APIError
+
+from .errors import LabkitError
+
+T = TypeVar("T")
+
+#: How long to wait for another caller's engine-wide operation (seconds).
+BUSY_TIMEOUT = 300.0
+BUSY_MARK = "already running"
+
+
+class EngineBusy(LabkitError):
+    """An engine-wide operation stayed refused because others kept running theirs."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for the engine's "another operation of this kind is already running" refusal."""
+    return isinstance(exc, APIError) and BUSY_MARK in str(exc)
+
+
+def one_at_a_time(call: Callable[[], T], what: str, timeout: float = BUSY_TIMEOUT,
+                  sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``call``; while the engine answers "already running", wait and run it again.
+
+    Waits grow from 0.1 s to 2 s with jitter, so that learners asking together spread out.
+    Raises :class:`EngineBusy` after ``timeout`` seconds of refusals; any other error at once.
+    """
+    end = time.monotonic() + timeout
+    pause = 0.1
+    while True:
+        try:
+            return call()
+        except APIError as exc:
+            if not is_busy(exc):
+                raise
+            if time.monotonic() + pause > end:
+                raise EngineBusy(
+                    f"The engine kept refusing `{what}` for {timeout:.0f} s: another one "
+                    "was always running (other learners on this engine).",
+                    f"Run the cell again in a minute; `{what}` in a terminal shows the same."
+                ) from exc
+        sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(pause * 2, 2.0)
+
+
+def df(cli: docker.DockerClient, timeout: float = BUSY_TIMEOUT) -> dict[str, Any]:
+    """``docker system df -v``: containers, images, volumes and build cache with sizes."""
+    return one_at_a_time(cli.df, "docker system df", timeout)
+
+
+def prune_images(cli: docker.DockerClient, filters: dict[str, Any],
+                 timeout: float = BUSY_TIMEOUT) -> dict[str, Any]:
+    """``docker image prune`` with ``filters``; the engine's answer (ImagesDeleted, ...)."""
+    return one_at_a_time(lambda: cli.api.prune_images(filters=filters), "docker image prune",
+                         timeout)

@@ -1,0 +1,53 @@
+"""The retry of engine-wide calls, without an engine: when to ask again and when to stop."""
+
+from __future__ import annotations
+
+import pytest
+from docker.errors import APIError
+
+from labkit import system
+
+
+class Response:
+    status_code = 500
+    url = "http://engine/system/df"
+    reason = "Internal Server Error"
+
+
+def refusal(text: str) -> APIError:
+    return APIError("500 Server Error", response=Response(), explanation=text)
+
+
+def test_asks_again_while_another_disk_usage_runs() -> None:
+    answers = [refusal("a disk usage operation is already running")] * 3 + [{"Images": []}]
+    waits: list[float] = []
+
+    def call() -> dict:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert system.one_at_a_time(call, "docker system df", sleep=waits.append) == {"Images": []}
+    assert len(waits) == 3 and all(0 < w <= 3 for w in waits)
+
+
+def test_another_error_is_raised_at_once() -> None:
+    calls = []
+
+    def call() -> None:
+        calls.append(1)
+        raise refusal("no such image")
+
+    with pytest.raises(APIError):
+        system.one_at_a_time(call, "docker image prune", sleep=lambda _: None)
+    assert calls == [1]
+
+
+def test_a_refusal_that_lasts_ends_in_engine_busy() -> None:
+    def call() -> None:
+        raise refusal("a prune operation is already running")
+
+    with pytest.raises(system.EngineBusy) as caught:
+        system.one_at_a_time(call, "docker image prune", timeout=0, sleep=lambda _: None)
+    assert "docker image prune" in caught.value.message and caught.value.hint
