@@ -71,6 +71,15 @@ test:
 ci:
 	@scripts/ci.sh
 
+# N learners at once on ONE engine of its own, each its own LABKIT_USER, each running every
+# notebook in order under nbval; pass/fail and wall time per learner (scripts/concurrency.sh).
+# Not part of `make test` (time). ENGINE=SPEC picks the engine (default 28.5+containerd+api1.44).
+LEARNERS ?= 8
+.PHONY: test-concurrency
+test-concurrency: images
+	@LEARNERS="$(LEARNERS)" ENGINE="$(or $(ENGINE),28.5+containerd+api1.44)" \
+		NOTEBOOKS="$(NOTEBOOKS)" scripts/concurrency.sh
+
 # The lab's steps through labkit vs the docker CLI (and the cached rebuild against its goal),
 # layer analysis vs `docker save`, and the warm course's cell times against its goals,
 # on the oldest and the newest engine of the matrix, each a DinD engine of its own that is
