@@ -6,11 +6,13 @@ and after a clean-up. :func:`record` notes what is not ours and adds one canary 
 kind, labelled with a namespace no learner can have; :meth:`Others.untouched_by` then
 proves the fact from this learner's own clean-up: everything it removed carried our
 namespace, none of it was among the things recorded as not ours, and every canary is
-still there. The canaries are removed afterwards (and by the next :func:`record`).
+still there. The canaries are removed afterwards (or when the process ends, or by the next
+:func:`record`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,4 +156,10 @@ def record(client: docker.DockerClient | None = None) -> Others:
     except (APIError, docker.errors.ImageNotFound):
         remove_canaries(cli)
         raise
+    atexit.register(_remove_quietly, cli)  # a check never reached: gone with the kernel
     return Others(before=inventory(cli), canaries=canaries)
+
+
+def _remove_quietly(cli: docker.DockerClient) -> None:
+    with contextlib.suppress(Exception):
+        remove_canaries(cli)

@@ -34,11 +34,26 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, APIError) and BUSY_MARK in str(exc)
 
 
+def is_busy_or_vanished(exc: BaseException) -> bool:
+    """Busy, or an object removed while the engine counted it: the containerd image store's
+    disk usage fails with "snapshot ... does not exist" when another learner's removal
+    lands mid-count (seen on 28.5 with eight learners). Asking again counts without it."""
+    return is_busy(exc) or (isinstance(exc, APIError) and "does not exist" in str(exc))
+
+
+def is_vanished_image(text: str) -> bool:
+    """A build's "unable to find image sha256:...": the cached step it took was removed
+    before it was used (the classic builder shares its cache between learners)."""
+    return 'unable to find image "sha256:' in text or "No such image: sha256:" in text
+
+
 def one_at_a_time(call: Callable[[], T], what: str, timeout: float = BUSY_TIMEOUT,
-                  sleep: Callable[[float], None] = time.sleep) -> T:
+                  sleep: Callable[[float], None] = time.sleep,
+                  again: Callable[[BaseException], bool] = is_busy) -> T:
     """Run ``call``; while the engine answers "already running", wait and run it again.
 
     Waits grow from 0.1 s to 2 s with jitter, so that learners asking together spread out.
+    ``again`` says which errors are worth asking again for (default: :func:`is_busy`).
     Raises :class:`EngineBusy` after ``timeout`` seconds of refusals; any other error at once.
     """
     end = time.monotonic() + timeout
@@ -47,7 +62,7 @@ def one_at_a_time(call: Callable[[], T], what: str, timeout: float = BUSY_TIMEOU
         try:
             return call()
         except APIError as exc:
-            if not is_busy(exc):
+            if not again(exc):
                 raise
             if time.monotonic() + pause > end:
                 raise EngineBusy(
@@ -61,7 +76,7 @@ def one_at_a_time(call: Callable[[], T], what: str, timeout: float = BUSY_TIMEOU
 
 def df(cli: docker.DockerClient, timeout: float = BUSY_TIMEOUT) -> dict[str, Any]:
     """``docker system df -v``: containers, images, volumes and build cache with sizes."""
-    return one_at_a_time(cli.df, "docker system df", timeout)
+    return one_at_a_time(cli.df, "docker system df", timeout, again=is_busy_or_vanished)
 
 
 def prune_images(cli: docker.DockerClient, filters: dict[str, Any],

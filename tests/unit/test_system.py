@@ -51,3 +51,24 @@ def test_a_refusal_that_lasts_ends_in_engine_busy() -> None:
     with pytest.raises(system.EngineBusy) as caught:
         system.one_at_a_time(call, "docker image prune", timeout=0, sleep=lambda _: None)
     assert "docker image prune" in caught.value.message and caught.value.hint
+
+
+def test_disk_usage_is_asked_again_when_a_snapshot_vanished_mid_count() -> None:
+    answers = [refusal("NotFound: snapshot sha256:79-parent-view-26 does not exist: not found"),
+               {"LayersSize": 1}]
+
+    class Client:
+        def df(self) -> dict:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    assert system.one_at_a_time(Client().df, "docker system df", sleep=lambda _: None,
+                                again=system.is_busy_or_vanished) == {"LayersSize": 1}
+    assert not system.is_busy(refusal("snapshot x does not exist"))
+
+
+def test_a_vanished_cached_step_is_told_from_a_missing_base_image() -> None:
+    assert system.is_vanished_image('The build failed: unable to find image "sha256:5fc0"')
+    assert not system.is_vanished_image('unable to find image "python:3.11-slim-bookworm"')
