@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import docker
-from docker.errors import APIError
+from docker.errors import APIError, NotFound
 
 from .errors import LabkitError
 
@@ -35,16 +35,24 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def is_busy_or_vanished(exc: BaseException) -> bool:
-    """Busy, or an object removed while the engine counted it: the containerd image store's
-    disk usage fails with "snapshot ... does not exist" when another learner's removal
-    lands mid-count (seen on 28.5 with eight learners). Asking again counts without it."""
-    return is_busy(exc) or (isinstance(exc, APIError) and "does not exist" in str(exc))
+    """Busy, or something removed while the engine went over it: on the containerd image
+    store, disk usage fails with "snapshot ... does not exist" and a prune with "lease ...:
+    not found" when another learner's removal lands meanwhile (seen on 28.5 with eight
+    learners). Both calls are safe to repeat, and the endpoints always exist."""
+    return is_busy(exc) or isinstance(exc, NotFound) or (
+        isinstance(exc, APIError) and "does not exist" in str(exc))
+
+
+#: What a build says when another learner's build or clean-up crossed it: the cached step
+#: it took was removed before use (the classic builder shares its cache between learners),
+#: or the containerd store committed the same layer for two builds at once.
+CROSSED_BUILD = ('unable to find image "sha256:', "No such image: sha256:",
+                 "failed to export layer", 'lease "')
 
 
 def is_vanished_image(text: str) -> bool:
-    """A build's "unable to find image sha256:...": the cached step it took was removed
-    before it was used (the classic builder shares its cache between learners)."""
-    return 'unable to find image "sha256:' in text or "No such image: sha256:" in text
+    """True when a build failed because another learner's build or clean-up crossed it."""
+    return any(mark in text for mark in CROSSED_BUILD)
 
 
 def one_at_a_time(call: Callable[[], T], what: str, timeout: float = BUSY_TIMEOUT,
@@ -83,4 +91,4 @@ def prune_images(cli: docker.DockerClient, filters: dict[str, Any],
                  timeout: float = BUSY_TIMEOUT) -> dict[str, Any]:
     """``docker image prune`` with ``filters``; the engine's answer (ImagesDeleted, ...)."""
     return one_at_a_time(lambda: cli.api.prune_images(filters=filters), "docker image prune",
-                         timeout)
+                         timeout, again=is_busy_or_vanished)

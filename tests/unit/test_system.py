@@ -72,3 +72,9 @@ def test_disk_usage_is_asked_again_when_a_snapshot_vanished_mid_count() -> None:
 def test_a_vanished_cached_step_is_told_from_a_missing_base_image() -> None:
     assert system.is_vanished_image('The build failed: unable to find image "sha256:5fc0"')
     assert not system.is_vanished_image('unable to find image "python:3.11-slim-bookworm"')
+
+
+def test_a_layer_committed_twice_at_once_is_built_again() -> None:
+    assert system.is_vanished_image("The build failed: failed to export layer: CreateDiff: "
+                                    "mount callback failed ... failed to commit: rename ...")
+    assert not system.is_vanished_image("The command '/bin/sh -c false' returned 1")
