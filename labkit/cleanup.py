@@ -134,7 +134,7 @@ def _remove(action: Any) -> str:
 
 def _clean_containers(cli: docker.DockerClient, filters: list[str]) -> tuple[list, int]:
     rows, total = [], 0
-    for c in cli.api.containers(all=True, size=True, filters={"label": filters}):
+    for c in system.containers_with_size(cli, all=True, filters={"label": filters}):
         name = (c.get("Names") or ["?"])[0].lstrip("/")
         size = int(c.get("SizeRw") or 0)
         outcome = _remove(lambda c=c: cli.api.remove_container(c["Id"], v=True, force=True))
@@ -163,7 +163,7 @@ def _prepared(cli: docker.DockerClient) -> dict[str, dict[str, Any]]:
     Label and name together: an image a learner builds FROM a stand-in inherits its labels.
     """
     out = {}
-    for img in cli.api.images(filters={"label": [f"{LABEL_STANDIN}=true"]}):
+    for img in system.images(cli, filters={"label": [f"{LABEL_STANDIN}=true"]}):
         labels = img.get("Labels") or {}
         if LABEL_NAMESPACE not in labels and set(img.get("RepoTags") or []) & set(
                 PREPARED_IMAGES):
@@ -173,7 +173,7 @@ def _prepared(cli: docker.DockerClient) -> dict[str, dict[str, Any]]:
 
 def _clean_images(cli: docker.DockerClient, filters: list[str],
                   include_base: bool, deleted: set[str]) -> tuple[list, int]:
-    before = {img["Id"]: img for img in cli.api.images(filters={"label": filters})}
+    before = {img["Id"]: img for img in system.images(cli, filters={"label": filters})}
     prepared = _prepared(cli) if include_base else {}
     if not before and not prepared:
         return [], 0
@@ -187,8 +187,8 @@ def _clean_images(cli: docker.DockerClient, filters: list[str],
     for img in prepared.values():
         for ref in img.get("RepoTags") or []:
             _remove(lambda ref=ref: cli.api.remove_image(ref))
-    left = {img["Id"] for img in cli.api.images(filters={"label": filters})}
-    left |= {img["Id"] for img in cli.api.images(all=False)} & set(prepared)
+    left = {img["Id"] for img in system.images(cli, filters={"label": filters})}
+    left |= {img["Id"] for img in system.images(cli, all=False)} & set(prepared)
     rows = [
         _row("image", _image_name(img), img["Id"].removeprefix("sha256:"), img.get("Size"),
              "kept (in use)" if ident in left else "removed", img.get("Labels"))

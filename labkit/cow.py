@@ -112,9 +112,9 @@ def writable_layer(container: str | Container,
     """The size of a container's writable layer, as ``docker container ls --size`` shows."""
     cli = _cli(client)
     cid = container.id if isinstance(container, Container) else container
-    found = cli.api.containers(all=True, size=True, filters={"id": cid})
+    found = system.containers_with_size(cli, all=True, filters={"id": cid})
     if not found:
-        found = cli.api.containers(all=True, size=True, filters={"name": cid})
+        found = system.containers_with_size(cli, all=True, filters={"name": cid})
     if not found:
         raise ContainerFailed(f"There is no container {cid!r}.",
                               hint="Check its name with `docker container ls -a`.")
@@ -160,7 +160,7 @@ def _remove_demo(cli: docker.DockerClient) -> None:
 
 def _sizes_rw(cli: docker.DockerClient) -> dict[str, int]:
     """``SizeRw`` of every demo container, from one ``docker container ls --size``."""
-    found = cli.api.containers(all=True, size=True, filters={"label": settings().label_filters(
+    found = system.containers_with_size(cli, all=True, filters={"label": settings().label_filters(
         "cow-demo")})
     return {c["Id"]: int(c.get("SizeRw") or 0) for c in found}
 

@@ -20,7 +20,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
-from . import engine
+from . import engine, system
 from .cleanup import CleanupReport
 from .config import BASE_IMAGE, LABEL_NAMESPACE, LABEL_ROLE, settings
 
@@ -44,15 +44,15 @@ def _strip(ident: str) -> str:
 def inventory(client: docker.DockerClient | None = None) -> set[tuple[str, str]]:
     """The (kind, id) of every container, image, volume and network NOT of this namespace
     (image ids without ``sha256:``, volumes by name), as the engine lists them now."""
-    api = (client or engine.client()).api
-    ours = settings().namespace
+    cli = client or engine.client()
+    api, ours = cli.api, settings().namespace
 
     def foreign(labels: dict[str, str] | None) -> bool:
         return (labels or {}).get(LABEL_NAMESPACE) != ours
 
     return (
         {("container", c["Id"]) for c in api.containers(all=True) if foreign(c.get("Labels"))}
-        | {("image", _strip(i["Id"])) for i in api.images() if foreign(i.get("Labels"))}
+        | {("image", _strip(i["Id"])) for i in system.images(cli) if foreign(i.get("Labels"))}
         | {("volume", v["Name"]) for v in api.volumes().get("Volumes") or []
            if foreign(v.get("Labels"))}
         | {("network", n["Id"]) for n in api.networks() if foreign(n.get("Labels"))}
@@ -61,12 +61,13 @@ def inventory(client: docker.DockerClient | None = None) -> set[tuple[str, str]]
 
 def remove_canaries(client: docker.DockerClient | None = None) -> int:
     """Remove this learner's canaries (from this or an earlier, interrupted check)."""
-    api = (client or engine.client()).api
+    cli = client or engine.client()
+    api = cli.api
     flt = {"label": [f"{LABEL_NAMESPACE}={canary_namespace()}"]}
     steps: list[Any] = [lambda c=c: api.remove_container(c["Id"], force=True)
                         for c in api.containers(all=True, filters=flt)]
     steps += [lambda i=i: api.remove_image(i["Id"], force=True)
-              for i in api.images(filters=flt)]
+              for i in system.images(cli, filters=flt)]
     steps += [lambda v=v: api.remove_volume(v["Name"], force=True)
               for v in api.volumes(filters=flt).get("Volumes") or []]
     steps += [lambda n=n: api.remove_network(n["Id"]) for n in api.networks(filters=flt)]

@@ -39,8 +39,9 @@ def is_busy_or_vanished(exc: BaseException) -> bool:
     store, disk usage fails with "snapshot ... does not exist" and a prune with "lease ...:
     not found" when another learner's removal lands meanwhile (seen on 28.5 with eight
     learners). Both calls are safe to repeat, and the endpoints always exist."""
+    text = str(exc).lower()
     return is_busy(exc) or isinstance(exc, NotFound) or (
-        isinstance(exc, APIError) and "does not exist" in str(exc))
+        isinstance(exc, APIError) and ("does not exist" in text or "not found" in text))
 
 
 #: What a build says when another learner's build or clean-up crossed it: the cached step
@@ -85,6 +86,20 @@ def one_at_a_time(call: Callable[[], T], what: str, timeout: float = BUSY_TIMEOU
 def df(cli: docker.DockerClient, timeout: float = BUSY_TIMEOUT) -> dict[str, Any]:
     """``docker system df -v``: containers, images, volumes and build cache with sizes."""
     return one_at_a_time(cli.df, "docker system df", timeout, again=is_busy_or_vanished)
+
+
+def images(cli: docker.DockerClient, **kwargs: Any) -> list[dict[str, Any]]:
+    """``docker image ls``: on the containerd store it fails ("content digest ...: not found")
+    when another learner removes an image while the engine lists them; asked again."""
+    return one_at_a_time(lambda: cli.api.images(**kwargs), "docker image ls",
+                         again=is_busy_or_vanished)
+
+
+def containers_with_size(cli: docker.DockerClient, **kwargs: Any) -> list[dict[str, Any]]:
+    """``docker container ls --size``: sizes are computed per container, and a container
+    another learner removes meanwhile fails the whole listing; asked again."""
+    return one_at_a_time(lambda: cli.api.containers(size=True, **kwargs),
+                         "docker container ls --size", again=is_busy_or_vanished)
 
 
 def prune_images(cli: docker.DockerClient, filters: dict[str, Any],

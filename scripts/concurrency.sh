@@ -73,8 +73,10 @@ learner() {  # learner I: the notebooks in order, as one learner, against the Di
      set -a; . "$LABKIT_DIND_STATE/env"; set +a
      export LABKIT_USER="learner-$i" LABKIT_STATE_DIR="$SCRATCH/state-$i"
      cd "$SCRATCH/notebooks"
-     "$BIN/pytest" -q -p no:cacheprovider --nbval-lax \
+     # a kernel starting under load may take over nbval's default minute
+     "$BIN/pytest" -q -p no:cacheprovider --rootdir "$SCRATCH/notebooks" --nbval-lax \
          --nbval-sanitize-with "$ROOT/tests/nbval_sanitize.cfg" --nbval-cell-timeout 900 \
+         --nbval-kernel-startup-timeout 300 \
          --junitxml "$LOGS/learner-$i.xml" "${RUN[@]}") >"$LOGS/learner-$i.log" 2>&1
 }
 
