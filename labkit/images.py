@@ -369,7 +369,7 @@ def list_images(client: docker.DockerClient | None = None,
     """
     cli = client or engine.client()
     namespace = None if all_course else settings().namespace
-    frame = images_frame(cli.api.images(), namespace)
+    frame = images_frame(system.images(cli), namespace)
     frame.attrs["command"] = list_images_command()
     return frame
 
