@@ -48,7 +48,7 @@ def is_busy_or_vanished(exc: BaseException) -> bool:
 #: it took was removed before use (the classic builder shares its cache between learners),
 #: or the containerd store committed the same layer for two builds at once.
 CROSSED_BUILD = ('unable to find image "sha256:', "No such image: sha256:",
-                 "failed to export layer", 'lease "')
+                 "failed to export layer", 'lease "', "lease does not exist")
 
 
 def is_vanished_image(text: str) -> bool:

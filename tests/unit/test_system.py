@@ -77,4 +77,6 @@ def test_a_vanished_cached_step_is_told_from_a_missing_base_image() -> None:
 def test_a_layer_committed_twice_at_once_is_built_again() -> None:
     assert system.is_vanished_image("The build failed: failed to export layer: CreateDiff: "
                                     "mount callback failed ... failed to commit: rename ...")
+    assert system.is_vanished_image('failed commit on ref "sha256:45": commit failed: '
+                                    "lease does not exist: not found")
     assert not system.is_vanished_image("The command '/bin/sh -c false' returned 1")
