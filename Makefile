@@ -31,6 +31,7 @@ endif
 
 help:
 	@echo "make lab | test | bench | lint | venv | engine | engine-stop | images | registry | doctor"
+	@echo "make test-concurrency LEARNERS=N   N learners at once on one engine of its own"
 	@echo "make notebooks   regenerate every notebook's stored outputs from one clean run on a"
 	@echo "                 DinD engine of its own (ENGINE=SPEC, default 28.5+containerd+api1.44;"
 	@echo "                 OUT=DIR writes them elsewhere)"
