@@ -83,8 +83,10 @@ def _make_canaries(cli: docker.DockerClient) -> dict[str, str]:
     name = ns.replace(".", "-")  # names allow no dot before a letter on every engine
     container = api.create_container(BASE_IMAGE, ["true"], name=f"{name}-container",
                                      labels=labels, network_disabled=True)["Id"]
-    image = api.commit(container, repository="labkit-canary", tag=settings().namespace,
-                       conf={"Labels": labels})["Id"]
+    image = system.one_at_a_time(  # two learners committing the same empty layer at once
+        lambda: api.commit(container, repository="labkit-canary", tag=settings().namespace,
+                           conf={"Labels": labels}), "docker container commit", timeout=60,
+        again=lambda exc: system.is_vanished_image(str(exc)))["Id"]
     volume = api.create_volume(name=f"{name}-volume", labels=labels)["Name"]
     network = api.create_network(f"{name}-network", labels=labels)["Id"]
     return {"container": container, "image": _strip(image), "volume": volume,
