@@ -31,6 +31,7 @@ endif
 
 help:
 	@echo "make lab | test | bench | lint | venv | engine | engine-stop | images | registry | doctor"
+	@echo "make test-concurrency LEARNERS=N   N learners at once on one engine of its own"
 	@echo "make notebooks   regenerate every notebook's stored outputs from one clean run on a"
 	@echo "                 DinD engine of its own (ENGINE=SPEC, default 28.5+containerd+api1.44;"
 	@echo "                 OUT=DIR writes them elsewhere)"
@@ -70,6 +71,15 @@ test:
 # GitLab: the dind service as the engine). `make ci ENGINE=20.10` as for `make test`.
 ci:
 	@scripts/ci.sh
+
+# N learners at once on ONE engine of its own, each its own LABKIT_USER, each running every
+# notebook in order under nbval; pass/fail and wall time per learner (scripts/concurrency.sh).
+# Not part of `make test` (time). ENGINE=SPEC picks the engine (default 28.5+containerd+api1.44).
+LEARNERS ?= 8
+.PHONY: test-concurrency
+test-concurrency: images
+	@LEARNERS="$(LEARNERS)" ENGINE="$(or $(ENGINE),28.5+containerd+api1.44)" \
+		NOTEBOOKS="$(NOTEBOOKS)" scripts/concurrency.sh
 
 # The lab's steps through labkit vs the docker CLI (and the cached rebuild against its goal),
 # layer analysis vs `docker save`, and the warm course's cell times against its goals,

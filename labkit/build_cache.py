@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import docker
 import docker.errors
 
-from . import engine
+from . import engine, system
 
 
 def parent_chain(parents: Mapping[str, str], image_id: str) -> list[str]:
@@ -34,7 +34,7 @@ def remove_replaced(old_id: str, new_id: str,
     steps), where the classic store keeps any parent another image uses.
     """
     cli = client or engine.client()
-    parents = {i["Id"]: i.get("ParentId") or "" for i in cli.api.images(all=True)}
+    parents = {i["Id"]: i.get("ParentId") or "" for i in system.images(cli, all=True)}
     keep = set(parent_chain(parents, new_id))
     removed = []
     for image_id in parent_chain(parents, old_id):

@@ -14,7 +14,7 @@ import docker
 import pandas as pd
 from docker.errors import APIError, NotFound
 
-from . import engine
+from . import engine, system
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import (
@@ -51,6 +51,11 @@ class CleanupReport:
     items: pd.DataFrame
     reclaimed: dict[str, int]
     commands: list[DockerCommand] = field(default_factory=list)
+    #: (kind, full id) of every object removed, and the namespace label the engine listed
+    #: on it: what proves, per learner, that the clean-up took only its own things.
+    removed: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    #: Every image id the engine's prune says it deleted (the untagged parents too).
+    deleted_images: set[str] = field(default_factory=set)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -111,8 +116,11 @@ def cleanup_commands(include_base: bool = False) -> list[DockerCommand]:
 Rows = list[dict[str, Any]]
 
 
-def _row(kind: str, name: str, ident: str, size: int | None, outcome: str) -> dict[str, Any]:
-    return {"kind": kind, "name": name, "id": ident[:19], "bytes": size, "outcome": outcome}
+def _row(kind: str, name: str, ident: str, size: int | None, outcome: str,
+         labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A report row; ``full_id`` and ``namespace`` go to ``CleanupReport.removed``."""
+    return {"kind": kind, "name": name, "id": ident[:19], "bytes": size, "outcome": outcome,
+            "full_id": ident, "namespace": (labels or {}).get(LABEL_NAMESPACE)}
 
 
 def _remove(action: Any) -> str:
@@ -130,12 +138,12 @@ def _remove(action: Any) -> str:
 
 def _clean_containers(cli: docker.DockerClient, filters: list[str]) -> tuple[Rows, int]:
     rows, total = [], 0
-    for c in cli.api.containers(all=True, size=True, filters={"label": filters}):
+    for c in system.containers_with_size(cli, all=True, filters={"label": filters}):
         name = (c.get("Names") or ["?"])[0].lstrip("/")
         size = int(c.get("SizeRw") or 0)
         outcome = _remove(lambda c=c: cli.api.remove_container(c["Id"], v=True, force=True))
         total += size if outcome == "removed" else 0
-        rows.append(_row("container", name, c["Id"], size, outcome))
+        rows.append(_row("container", name, c["Id"], size, outcome, c.get("Labels")))
     return rows, total
 
 
@@ -147,7 +155,7 @@ def _image_name(img: dict[str, Any]) -> str:
 def _unique_sizes(cli: docker.DockerClient) -> dict[str, int]:
     """Bytes each image alone holds (Size - SharedSize), from `docker system df -v`."""
     out: dict[str, int] = {}
-    for img in cli.df().get("Images") or []:
+    for img in system.df(cli).get("Images") or []:
         size, shared = int(img.get("Size") or 0), int(img.get("SharedSize") or 0)
         out[img["Id"]] = size - shared if shared >= 0 else size
     return out
@@ -159,7 +167,7 @@ def _prepared(cli: docker.DockerClient) -> dict[str, dict[str, Any]]:
     Label and name together: an image a learner builds FROM a stand-in inherits its labels.
     """
     out = {}
-    for img in cli.api.images(filters={"label": [f"{LABEL_STANDIN}=true"]}):
+    for img in system.images(cli, filters={"label": [f"{LABEL_STANDIN}=true"]}):
         labels = img.get("Labels") or {}
         if LABEL_NAMESPACE not in labels and set(img.get("RepoTags") or []) & set(
                 PREPARED_IMAGES):
@@ -168,24 +176,26 @@ def _prepared(cli: docker.DockerClient) -> dict[str, dict[str, Any]]:
 
 
 def _clean_images(cli: docker.DockerClient, filters: list[str],
-                  include_base: bool) -> tuple[Rows, int]:
-    before = {img["Id"]: img for img in cli.api.images(filters={"label": filters})}
+                  include_base: bool, deleted: set[str]) -> tuple[Rows, int]:
+    before = {img["Id"]: img for img in system.images(cli, filters={"label": filters})}
     prepared = _prepared(cli) if include_base else {}
     if not before and not prepared:
         return [], 0
     unique = _unique_sizes(cli)  # measured before removal (see below)
     # dangling=false: every unused image carrying the labels, tagged (and its other tags,
     # e.g. the registry names) or not; the engine's default dangling=true spares tags.
-    answer = cli.api.prune_images(filters={"label": filters, "dangling": False})
+    answer = system.prune_images(cli, {"label": filters, "dangling": False})
     engine_total = int(answer.get("SpaceReclaimed") or 0)
+    deleted |= {d["Deleted"].removeprefix("sha256:") for d in answer.get("ImagesDeleted") or []
+                if d.get("Deleted")}
     for img in prepared.values():
         for ref in img.get("RepoTags") or []:
             _remove(lambda ref=ref: cli.api.remove_image(ref))
-    left = {img["Id"] for img in cli.api.images(filters={"label": filters})}
-    left |= {img["Id"] for img in cli.api.images(all=False)} & set(prepared)
+    left = {img["Id"] for img in system.images(cli, filters={"label": filters})}
+    left |= {img["Id"] for img in system.images(cli, all=False)} & set(prepared)
     rows = [
         _row("image", _image_name(img), img["Id"].removeprefix("sha256:"), img.get("Size"),
-             "kept (in use)" if ident in left else "removed")
+             "kept (in use)" if ident in left else "removed", img.get("Labels"))
         for ident, img in {**before, **prepared}.items()
     ]
     # Engine 20.10 often answers SpaceReclaimed=0 for image prune (it looks layers up by
@@ -196,7 +206,7 @@ def _clean_images(cli: docker.DockerClient, filters: list[str],
 
 def _volume_sizes(cli: docker.DockerClient) -> dict[str, int]:
     sizes: dict[str, int] = {}
-    for v in (cli.df().get("Volumes") or []):
+    for v in (system.df(cli).get("Volumes") or []):
         size = (v.get("UsageData") or {}).get("Size")
         if size is not None and size >= 0:
             sizes[v["Name"]] = int(size)
@@ -213,7 +223,7 @@ def _clean_volumes(cli: docker.DockerClient, filters: list[str]) -> tuple[Rows, 
         outcome = _remove(lambda v=v: cli.api.remove_volume(v["Name"]))
         size = sizes.get(v["Name"])
         total += (size or 0) if outcome == "removed" else 0
-        rows.append(_row("volume", v["Name"], v["Name"], size, outcome))
+        rows.append(_row("volume", v["Name"], v["Name"], size, outcome, v.get("Labels")))
     return rows, total
 
 
@@ -221,7 +231,7 @@ def _clean_networks(cli: docker.DockerClient, filters: list[str]) -> tuple[Rows,
     rows = []
     for n in cli.api.networks(filters={"label": filters}):
         outcome = _remove(lambda n=n: cli.api.remove_network(n["Id"]))
-        rows.append(_row("network", n["Name"], n["Id"], None, outcome))
+        rows.append(_row("network", n["Name"], n["Id"], None, outcome, n.get("Labels")))
     return rows, 0
 
 
@@ -236,16 +246,20 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
     filters = settings().label_filters()
     rows: list[dict[str, Any]] = []
     reclaimed: dict[str, int] = {}
+    deleted: set[str] = set()
     for kind, (got, total) in (
         ("container", _clean_containers(cli, filters)),
-        ("image", _clean_images(cli, filters, include_base)),
+        ("image", _clean_images(cli, filters, include_base, deleted)),
         ("volume", _clean_volumes(cli, filters)),
         ("network", _clean_networks(cli, filters)),
     ):
         rows += got
         reclaimed[kind] = total
-    report = CleanupReport(items=pd.DataFrame(rows, columns=ITEM_COLUMNS), reclaimed=reclaimed,
-                           commands=cleanup_commands(include_base))
+    report = CleanupReport(
+        items=pd.DataFrame(rows, columns=ITEM_COLUMNS), reclaimed=reclaimed,
+        commands=cleanup_commands(include_base), deleted_images=deleted,
+        removed={(r["kind"], r["full_id"]): r["namespace"] for r in rows
+                 if r["outcome"] == "removed"})
     if show:
         from .display_cleanup import render_cleanup
 
@@ -271,7 +285,7 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
     ``attrs["command"]`` is the command previewed.
     """
     cli = _client(client)
-    df = cli.df()  # one call: containers with sizes, images, volumes with usage, build cache
+    df = system.df(cli)  # one call: containers with sizes, images, volumes, build cache
     containers = df.get("Containers") or []
     running = [c for c in containers if c.get("State") in ("running", "paused", "restarting")]
     rows: list[dict[str, Any]] = []

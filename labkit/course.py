@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import docker
 import docker.errors
 
-from . import engine
+from . import engine, workspace_owner
 from .commands import CommandOutput
 from .config import settings
 from .errors import EngineIncompatible, EngineInsecure, EngineUnavailable, LabkitError
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APP_NAME", "APP_TEMPLATE", "BEAUTIFUL", "DOCKERFILE", "HELLO", "WORKSPACE",
     "CheckFailed", "Fact", "LocalApp", "app_source", "doctor", "ensure", "exec_in", "expect",
-    "foreign_inventory", "forget_change", "fresh_start_for_change", "image_name",
+    "forget_change", "fresh_start_for_change", "image_name",
     "read_image_file", "run_locally", "setup", "write_app", "write_dockerfile",
 ]
 
@@ -80,7 +80,11 @@ def setup(quiet: bool = False) -> None:
 
         shell.set_custom_exc((LabkitError, *RAW_ERRORS), _short_error)
         enable_command_tables(shell)
-    WORKSPACE.mkdir(exist_ok=True)
+    here = Path.cwd()
+    own = workspace_owner.enter(here)  # another learner's workspace/ here: this one gets its own
+    if own is not None:
+        print(f"workspace/ here is {workspace_owner.owner(here / WORKSPACE)}'s; yours, as "
+              f"{settings().user}, is {own.relative_to(here) / WORKSPACE}/")
     from .shell import prepare as prepare_terminal
 
     prepare_terminal()  # the %%bash cells: the docker CLI, $LABKIT_USER
@@ -186,23 +190,4 @@ def read_image_file(image: str, path: str, client: docker.DockerClient | None = 
     found = read_file(image, path, client=client)
     return found[0].decode("utf-8", "replace") if found else ""
 
-
-# --------------------------------------------------------------------------- step 7
-def foreign_inventory(client: docker.DockerClient | None = None) -> set[tuple[str, str]]:
-    """The (kind, id) of every container, image, volume and network NOT of this user."""
-    from .config import LABEL_NAMESPACE
-
-    cli = client or engine.client()
-
-    def foreign(labels: dict[str, str] | None) -> bool:
-        return (labels or {}).get(LABEL_NAMESPACE) != settings().namespace
-
-    api = cli.api
-    return (
-        {("container", c["Id"]) for c in api.containers(all=True) if foreign(c.get("Labels"))}
-        | {("image", i["Id"]) for i in api.images() if foreign(i.get("Labels"))}
-        | {("volume", v["Name"]) for v in api.volumes().get("Volumes") or []
-           if foreign(v.get("Labels"))}
-        | {("network", n["Id"]) for n in api.networks() if foreign(n.get("Labels"))}
-    )
 

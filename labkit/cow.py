@@ -19,6 +19,7 @@ import pandas as pd
 from docker.models.containers import Container
 from docker.utils import decode_json_header
 
+from . import system
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .config import settings
@@ -112,9 +113,9 @@ def writable_layer(container: str | Container,
     """The size of a container's writable layer, as ``docker container ls --size`` shows."""
     cli = _cli(client)
     cid = container.id if isinstance(container, Container) else container
-    found = cli.api.containers(all=True, size=True, filters={"id": cid})
+    found = system.containers_with_size(cli, all=True, filters={"id": cid})
     if not found:
-        found = cli.api.containers(all=True, size=True, filters={"name": cid})
+        found = system.containers_with_size(cli, all=True, filters={"name": cid})
     if not found:
         raise ContainerFailed(f"There is no container {cid!r}.",
                               hint="Check its name with `docker container ls -a`.")
@@ -135,21 +136,14 @@ def _wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
     return bool(predicate())
 
 
-def layers_size(client: docker.DockerClient | None = None, timeout: float = 30) -> int:
+def layers_size(client: docker.DockerClient | None = None,
+                timeout: float = system.BUSY_TIMEOUT) -> int:
     """The engine's image-layer storage in bytes (``docker system df``'s LayersSize).
 
-    The engine runs one disk-usage computation at a time and refuses a second one
-    ("already running"): wait for the other one to finish instead of failing.
+    The engine runs one disk-usage computation at a time: this waits for another caller's
+    to finish (:func:`labkit.system.df`) instead of failing.
     """
-    cli = _cli(client)
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            return int(cli.df().get("LayersSize") or 0)
-        except docker.errors.APIError as exc:
-            if "already running" not in str(exc) or time.monotonic() > end:
-                raise
-            time.sleep(0.2)
+    return int(system.df(_cli(client), timeout=timeout).get("LayersSize") or 0)
 
 
 def _remove_demo(cli: docker.DockerClient) -> None:
@@ -167,7 +161,7 @@ def _remove_demo(cli: docker.DockerClient) -> None:
 
 def _sizes_rw(cli: docker.DockerClient) -> dict[str, int]:
     """``SizeRw`` of every demo container, from one ``docker container ls --size``."""
-    found = cli.api.containers(all=True, size=True, filters={"label": settings().label_filters(
+    found = system.containers_with_size(cli, all=True, filters={"label": settings().label_filters(
         "cow-demo")})
     return {c["Id"]: int(c.get("SizeRw") or 0) for c in found}
 

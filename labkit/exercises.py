@@ -11,13 +11,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 
 from . import engine
 from . import learner_progress as progress
 from .config import BASE_IMAGE, settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 from .workspace import APP_NAME, WORKSPACE, app_source, image_name
 
 
@@ -235,14 +239,20 @@ def ex06_heaviest_layer(answer: str | None, client: docker.DockerClient | None =
 
 # --------------------------------------------------------------------------- 7
 @_recorded
-def ex07_prune_preview(answer: int | None, client: docker.DockerClient | None = None) -> Check:
-    """Exercise 7: how many items of the prune preview the course did not make."""
+def ex07_prune_preview(answer: int | None, client: docker.DockerClient | None = None,
+                      preview: pd.DataFrame | None = None) -> Check:
+    """Exercise 7: how many items of the prune preview the course did not make.
+
+    ``preview`` is the preview the learner counted in (on an engine others share, a new
+    one can differ); without it, a new preview is taken.
+    """
     from . import cleanup
 
     hint = "Count the rows of the preview whose `course` column is False."
     if answer is None:
         return _not_attempted("7", hint)
-    preview = cleanup.preview_system_prune(client=client)
+    if preview is None:
+        preview = cleanup.preview_system_prune(client=client)
     foreign = int((~preview["course"].astype(bool)).sum()) if len(preview) else 0
     check = Check("7", None, hint=hint)
     check.add(answer == foreign, f"{foreign} items are not from the course, as you counted"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import docker
 import docker.errors
 
-from . import engine
+from . import engine, system
 from .config import settings
 from .errors import LabkitError
 from .workspace import APP_NAME
@@ -32,14 +32,14 @@ def forget_change(original: BuildResult, client: docker.DockerClient | None = No
 
     cli = client or engine.client()
     api = cli.api
-    parents = {i["Id"]: i.get("ParentId") or "" for i in api.images(all=True)}
+    parents = {i["Id"]: i.get("ParentId") or "" for i in system.images(cli, all=True)}
     steps = [s for s in original.steps if not s.added_by_labkit]
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
     fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
     keep = set(parent_chain(parents, api.inspect_image(original.image_id)["Id"]))
     ours = {"label": settings().label_filters()}
     doomed = {}  # image id -> length of its chain
-    for image in api.images(all=True, filters=ours):
+    for image in system.images(cli, all=True, filters=ours):
         chain = parent_chain(parents, image["Id"])
         if image["Id"] not in keep and fork in chain:
             doomed[image["Id"]] = len(chain)

@@ -9,7 +9,7 @@ from typing import Any
 import docker
 import pandas as pd
 
-from . import engine
+from . import engine, system
 from .boundary import boundary
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
@@ -87,7 +87,7 @@ def list_images(client: docker.DockerClient | None = None,
     """
     cli = client or engine.client()
     namespace = None if all_course else settings().namespace
-    frame = images_frame(cli.api.images(), namespace)
+    frame = images_frame(system.images(cli), namespace)
     frame.attrs["command"] = list_images_command()
     return frame
 

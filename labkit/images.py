@@ -19,7 +19,7 @@ import docker
 import docker.errors
 import pandas as pd
 
-from . import engine
+from . import engine, system
 from .boundary import boundary, invalid_name, is_invalid_name
 from .build_cache import parent_chain, remove_replaced  # noqa: F401
 
@@ -204,8 +204,21 @@ def build(
     A failing step raises :class:`BuildFailed` naming it, with the tail of its output.
     The image gets one label, the namespace (:meth:`Settings.image_labels`): the engine adds
     one ``LABEL`` step per label. ``role`` is accepted for compatibility and not labelled.
+    A cached step that another learner's clean-up removed mid-build is built once more.
     """
     del role  # images carry the namespace only (one LABEL step)
+    args = (path, name, tag, dockerfile, nocache, client, show, observer)
+    try:
+        return _build(*args)
+    except BuildFailed as error:
+        if not system.is_vanished_image(str(error)):
+            raise
+        return _build(*args)
+
+
+def _build(path: str | Path, name: str, tag: str, dockerfile: str, nocache: bool,
+           client: docker.DockerClient | None, show: bool,
+           observer: BuildObserver | None) -> BuildResult:
     cli = client or engine.client()
     labels = settings().image_labels()
     full_tag = f"{image_name(name)}:{tag}"

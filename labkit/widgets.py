@@ -13,6 +13,7 @@ from typing import Any
 
 import docker
 
+from . import system
 from .config import BASE_IMAGE, settings
 from .layers import ImageLayers, analyze
 from .sizes import human_size
@@ -48,9 +49,9 @@ def default_images(client: docker.DockerClient | None = None) -> list[str]:
     from .engine import client as default_client
 
     cli = client or default_client()
-    names = [t for img in cli.images.list(filters={"label": settings().label_filters()})
-             for t in img.tags]
-    if cli.images.list(name=BASE_IMAGE):
+    listed = system.images(cli, filters={"label": settings().label_filters()})
+    names = [t for img in listed for t in img.get("RepoTags") or [] if t != "<none>:<none>"]
+    if system.images(cli, name=BASE_IMAGE):
         names.append(BASE_IMAGE)
     return sorted(dict.fromkeys(names))
 

@@ -245,3 +245,11 @@ def test_clean_takes_an_image_with_the_namespace_label_alone() -> None:
     report = cleanup.clean(client=fake, show=False)
     assert "h3/one:latest" in report.names("image")
     assert ("image", "sha256:i3") not in fake.api.removed  # another namespace's stays
+
+
+def test_the_report_names_each_removed_object_with_its_namespace() -> None:
+    report = cleanup.clean(client=FakeClient(), show=False)
+    assert report.removed == {("container", "c1" * 32): "h3", ("image", "i1"): "h3",
+                              ("image", "i2"): "h3", ("volume", "h3-data"): "h3",
+                              ("network", "n1"): "h3"}
+    assert report.deleted_images == {"i1", "i2"}
