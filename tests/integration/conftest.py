@@ -1,14 +1,16 @@
 """Integration fixtures: a real engine (its absence FAILS the run), a namespace of its own
-per test session, and removal of everything carrying that namespace at the end."""
+per test session (modules take sub-namespaces ``SESSION-suffix``), and at the end the
+removal of everything labelled with or named after those namespaces, whatever the code
+under test removed itself; the session fails if anything of it is still on the engine."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
 import pytest
@@ -28,29 +30,85 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def remove_namespace(client: docker.DockerClient, namespace: str) -> dict[str, int]:
-    """Remove every container, image, volume and network labelled with ``namespace``."""
-    flt = {"label": [f"{config.LABEL_NAMESPACE}={namespace}"]}
+def in_session(value: str | None, namespace: str) -> bool:
+    """True for the session's namespace and its module namespaces (``NAMESPACE-suffix``)."""
+    return bool(value) and (value == namespace or value.startswith(namespace + "-"))
+
+
+def _named(name: str, namespace: str) -> bool:
+    """A container, volume or network name, or an image reference, of the session: the
+    name itself, or one path component of the repository (``[HOST/]NS[-x]/NAME:TAG``)."""
+    head, _, tail = name.rpartition(":")
+    repository = head if head and "/" not in tail else name  # without its tag
+    return any(in_session(part, namespace) for part in repository.split("/"))
+
+
+def session_leftovers(client: docker.DockerClient, namespace: str) -> dict[str, list[str]]:
+    """Everything on the engine that this session made: what carries its namespace label
+    (or a module namespace's), and what is named after them, labelled or not."""
+    key = config.LABEL_NAMESPACE
+
+    def ours(labels: dict | None, *names: str) -> bool:
+        return in_session((labels or {}).get(key), namespace) or any(
+            _named(n, namespace) for n in names)
+
+    found: dict[str, list[str]] = {
+        "containers": [c["Id"] for c in client.api.containers(all=True)
+                       if ours(c.get("Labels"), *[n.lstrip("/") for n in c.get("Names") or []])],
+        "images": [i["Id"] for i in client.api.images()
+                   if ours(i.get("Labels"), *(i.get("RepoTags") or []))],
+        "volumes": [v["Name"] for v in client.api.volumes().get("Volumes") or []
+                    if ours(v.get("Labels"), v["Name"])],
+        "networks": [n["Id"] for n in client.api.networks()
+                     if ours(n.get("Labels"), n["Name"])],
+    }
+    return found
+
+
+def reap_session(client: docker.DockerClient, namespace: str) -> dict[str, int]:
+    """Remove what :func:`session_leftovers` finds, whatever the code under test did.
+
+    Containers go with their anonymous volumes. An image of the session that also carries
+    a tag of someone else's only loses the session's tags. Passes repeat while they make
+    progress (an image goes only after the images built FROM it).
+    """
     removed = {"containers": 0, "images": 0, "volumes": 0, "networks": 0}
-    for container in client.containers.list(all=True, filters=flt):
-        _quietly(container.remove, force=True, v=True)
-        removed["containers"] += 1
-    for image in client.images.list(all=True, filters=flt):
-        _quietly(client.images.remove, image.id, force=True)
-        removed["images"] += 1
-    for volume in client.volumes.list(filters=flt):
-        _quietly(volume.remove, force=True)
-        removed["volumes"] += 1
-    for network in client.networks.list(filters=flt):
-        _quietly(network.remove)
-        removed["networks"] += 1
+    for _ in range(4):
+        found = session_leftovers(client, namespace)
+        if not any(found.values()):
+            break
+        for ident in found["containers"]:
+            removed["containers"] += _quietly(client.api.remove_container, ident, force=True,
+                                              v=True)
+        for ident in found["images"]:
+            removed["images"] += _remove_image(client, ident, namespace)
+        for name in found["volumes"]:
+            removed["volumes"] += _quietly(client.api.remove_volume, name, force=True)
+        for ident in found["networks"]:
+            removed["networks"] += _quietly(client.api.remove_network, ident)
     return removed
 
 
-def _quietly(action, *args, **kwargs) -> None:
-    # Already gone (or in use by something outside the namespace): safe to repeat.
-    with contextlib.suppress(docker.errors.APIError):
+def _remove_image(client: docker.DockerClient, ident: str, namespace: str) -> bool:
+    try:
+        tags = [t for t in client.api.inspect_image(ident).get("RepoTags") or []
+                if t != "<none>:<none>"]
+    except docker.errors.NotFound:
+        return False
+    mine = [t for t in tags if _named(t, namespace)]
+    if len(mine) < len(tags):  # someone else's tag too: take ours off, leave the image
+        return all([_quietly(client.api.remove_image, tag) for tag in mine])
+    return _quietly(client.api.remove_image, ident, force=True)
+
+
+def _quietly(action, *args, **kwargs) -> bool:
+    """True when ``action`` succeeded; already gone, or in use by something outside the
+    session, is left for the next pass (and reported if it stays)."""
+    try:
         action(*args, **kwargs)
+    except docker.errors.APIError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,7 +128,8 @@ def engine_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.
     try:
         yield cli
     finally:
-        remove_namespace(cli, namespace)
+        reap_session(cli, namespace)
+        left = session_leftovers(cli, namespace)
         config.use(previous)
         engine.reset()
         for key, value in saved.items():
@@ -79,6 +138,14 @@ def engine_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.
             else:
                 os.environ[key] = value
         cli.close()
+    if any(left.values()):  # checked at every session's end: the reaping must be complete
+        pytest.fail(f"The session left these behind on the engine: {left}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def reaper() -> SimpleNamespace:
+    """The session's clean-up functions (``leftovers``, ``reap``), for testing them."""
+    return SimpleNamespace(leftovers=session_leftovers, reap=reap_session)
 
 
 @pytest.fixture(scope="session")
