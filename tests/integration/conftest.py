@@ -101,6 +101,63 @@ def _remove_image(client: docker.DockerClient, ident: str, namespace: str) -> bo
     return _quietly(client.api.remove_image, ident, force=True)
 
 
+#: Untagged parents of session images that the code under test removed keeping their
+#: parents (``noprune``, the build cache): no label or name says whose they are.
+_LINEAGE: set[str] = set()
+
+
+def _tags(attrs: dict) -> list[str]:
+    return [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
+
+
+def _untagged_parents(api: docker.APIClient, image_id: str) -> list[str]:
+    """The untagged images below ``image_id`` (the classic builder's steps), nearest first,
+    up to the first tagged one (a base image, or someone else's)."""
+    out: list[str] = []
+    parent = api.inspect_image(image_id).get("Parent")
+    while parent and parent not in out:
+        attrs = api.inspect_image(parent)
+        if _tags(attrs):
+            break
+        out.append(parent)
+        parent = attrs.get("Parent")
+    return out
+
+
+def _recording_noprune(namespace: str, original):  # noqa: ANN001, ANN202 - a method wrapper
+    """``APIClient.remove_image`` that first notes what a ``noprune`` removal leaves."""
+    def remove_image(self, image, force=False, noprune=False):  # noqa: ANN001, ANN202
+        if noprune:
+            try:
+                attrs = self.inspect_image(image)
+                labels = (attrs.get("Config") or {}).get("Labels") or {}
+                if attrs["Id"] in _LINEAGE or in_session(
+                        labels.get(config.LABEL_NAMESPACE), namespace) or any(
+                        _named(t, namespace) for t in _tags(attrs)):
+                    _LINEAGE.update(_untagged_parents(self, attrs["Id"]))
+            except docker.errors.APIError:
+                pass
+        return original(self, image, force=force, noprune=noprune)
+    return remove_image
+
+
+def _lineage_left(client: docker.DockerClient) -> list[str]:
+    """Noted parents still on the engine, untagged, and parents of nothing."""
+    images = client.api.images(all=True)
+    children = {i.get("ParentId") for i in images}
+    return [i["Id"] for i in images if i["Id"] in _LINEAGE and i["Id"] not in children
+            and not _tags(i)]
+
+
+def _reap_lineage(client: docker.DockerClient) -> None:
+    for _ in range(4):  # a removal prunes the untagged parents it leaves childless
+        left = _lineage_left(client)
+        if not left:
+            return
+        for ident in left:
+            _quietly(client.api.remove_image, ident)
+
+
 def _quietly(action, *args, **kwargs) -> bool:
     """True when ``action`` succeeded; already gone, or in use by something outside the
     session, is left for the next pass (and reported if it stays)."""
@@ -125,11 +182,17 @@ def engine_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.
     previous = config.settings()
     config.use(config.from_env())
     engine.reset()
+    patch = pytest.MonkeyPatch()
+    patch.setattr(docker.APIClient, "remove_image",
+                  _recording_noprune(namespace, docker.APIClient.remove_image))
     try:
         yield cli
     finally:
+        patch.undo()
         reap_session(cli, namespace)
+        _reap_lineage(cli)
         left = session_leftovers(cli, namespace)
+        left["build cache images"] = _lineage_left(cli)
         config.use(previous)
         engine.reset()
         for key, value in saved.items():
