@@ -5,6 +5,7 @@ under test removed itself; the session fails if anything of it is still on the e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -101,9 +102,12 @@ def _remove_image(client: docker.DockerClient, ident: str, namespace: str) -> bo
     return _quietly(client.api.remove_image, ident, force=True)
 
 
-#: Untagged parents of session images that the code under test removed keeping their
-#: parents (``noprune``, the build cache): no label or name says whose they are.
+#: Untagged parents of the session's images (the classic builder's steps): no label or
+#: name says whose they are, and removing an image does not always take them along (a
+#: ``noprune`` removal, or the containerd image store), so they are noted while known.
 _LINEAGE: set[str] = set()
+_NOTED: set[str] = set()  # session images whose parents are in _LINEAGE
+_SESSION: dict[str, str] = {}  # the session's namespace, once the session has started
 
 
 def _tags(attrs: dict) -> list[str]:
@@ -111,12 +115,15 @@ def _tags(attrs: dict) -> list[str]:
 
 
 def _untagged_parents(api: docker.APIClient, image_id: str) -> list[str]:
-    """The untagged images below ``image_id`` (the classic builder's steps), nearest first,
-    up to the first tagged one (a base image, or someone else's)."""
+    """The untagged images below ``image_id``, nearest first, up to the first tagged one
+    (a base image, or someone else's)."""
     out: list[str] = []
     parent = api.inspect_image(image_id).get("Parent")
     while parent and parent not in out:
-        attrs = api.inspect_image(parent)
+        try:
+            attrs = api.inspect_image(parent)
+        except docker.errors.NotFound:
+            break
         if _tags(attrs):
             break
         out.append(parent)
@@ -124,21 +131,33 @@ def _untagged_parents(api: docker.APIClient, image_id: str) -> list[str]:
     return out
 
 
-def _recording_noprune(namespace: str, original):  # noqa: ANN001, ANN202 - a method wrapper
-    """``APIClient.remove_image`` that first notes what a ``noprune`` removal leaves."""
-    def remove_image(self, image, force=False, noprune=False):  # noqa: ANN001, ANN202
-        if noprune:
-            try:
-                attrs = self.inspect_image(image)
-                labels = (attrs.get("Config") or {}).get("Labels") or {}
-                if attrs["Id"] in _LINEAGE or in_session(
-                        labels.get(config.LABEL_NAMESPACE), namespace) or any(
-                        _named(t, namespace) for t in _tags(attrs)):
-                    _LINEAGE.update(_untagged_parents(self, attrs["Id"]))
-            except docker.errors.APIError:
-                pass
-        return original(self, image, force=force, noprune=noprune)
-    return remove_image
+def _note(api: docker.APIClient, ident: str) -> None:
+    if ident not in _NOTED:
+        with contextlib.suppress(docker.errors.APIError):
+            _LINEAGE.update(_untagged_parents(api, ident))
+            _NOTED.add(ident)
+
+
+def note_session_images(api: docker.APIClient, namespace: str) -> None:
+    """Note the parents of every image of the session now on the engine."""
+    key = config.LABEL_NAMESPACE
+    for image in api.images():
+        if in_session((image.get("Labels") or {}).get(key), namespace) or any(
+                _named(t, namespace) for t in _tags(image)):
+            _note(api, image["Id"])
+
+
+def _noting(namespace: str, method):  # noqa: ANN001, ANN202 - an APIClient method wrapper
+    """``remove_image`` / ``prune_images`` that first note the parents of what they remove."""
+    def wrapper(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        with contextlib.suppress(docker.errors.APIError):
+            note_session_images(self, namespace)
+            if method.__name__ == "remove_image" and args:
+                image = self.inspect_image(args[0])["Id"]
+                if image in _LINEAGE:
+                    _note(self, image)
+        return method(self, *args, **kwargs)
+    return wrapper
 
 
 def _lineage_left(client: docker.DockerClient) -> list[str]:
@@ -175,7 +194,7 @@ def engine_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.
         cli = engine.connect()
     except EngineUnavailable as exc:
         pytest.fail(f"Integration tests need a Docker Engine: {exc}", pytrace=False)
-    namespace = "it" + secrets.token_hex(4)
+    namespace = _SESSION["namespace"] = "it" + secrets.token_hex(4)
     saved = {k: os.environ.get(k) for k in ("LABKIT_USER", "LABKIT_STATE_DIR")}
     os.environ["LABKIT_USER"] = namespace  # for subprocesses (the labkit command)
     os.environ["LABKIT_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
@@ -183,12 +202,13 @@ def engine_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.
     config.use(config.from_env())
     engine.reset()
     patch = pytest.MonkeyPatch()
-    patch.setattr(docker.APIClient, "remove_image",
-                  _recording_noprune(namespace, docker.APIClient.remove_image))
+    for name in ("remove_image", "prune_images"):
+        patch.setattr(docker.APIClient, name, _noting(namespace, getattr(docker.APIClient, name)))
     try:
         yield cli
     finally:
         patch.undo()
+        note_session_images(cli.api, namespace)
         reap_session(cli, namespace)
         _reap_lineage(cli)
         left = session_leftovers(cli, namespace)
@@ -203,6 +223,14 @@ def engine_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.
         cli.close()
     if any(left.values()):  # checked at every session's end: the reaping must be complete
         pytest.fail(f"The session left these behind on the engine: {left}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _note_parents(engine_session: docker.DockerClient) -> Iterator[None]:
+    """After each test, note the parents of the session's images (for the final reaping):
+    an image removed by a subprocess (the labkit or docker command) is not seen otherwise."""
+    yield
+    note_session_images(engine_session.api, _SESSION["namespace"])
 
 
 @pytest.fixture(scope="session")

@@ -205,9 +205,11 @@ def test_the_echoed_commands_clean_what_clean_does(own: config.Settings,
     container, image, volume and network, and leave an unlabelled volume alone."""
     assert shutil.which("docker"), "this test runs the echoed commands with the docker CLI"
     labels = own.labels("app")
-    dockerfile = io.BytesIO(f"FROM {config.BASE_IMAGE}\nENV CLEANED_BY=shell\n".encode())
+    # one step on the tagged base: the image the shell removes leaves no parent behind
+    label = " ".join(f"{k}={v}" for k, v in own.image_labels().items())
+    dockerfile = io.BytesIO(f"FROM {config.BASE_IMAGE}\nLABEL {label}\n".encode())
     image, _ = client.images.build(fileobj=dockerfile, tag=own.image_name("by-shell"),
-                                   labels=own.image_labels(), pull=False, rm=True)
+                                   pull=False, rm=True)
     volume = client.volumes.create(name=own.container_name("data"), labels=labels)
     network = client.networks.create(own.container_name("net"), labels=labels)
     container = client.containers.create(image.id, ["true"], name=own.container_name("app"),
