@@ -275,11 +275,7 @@ def read_raw(source: IO[bytes] | Iterable[bytes], image: str = "") -> RawImage:
         diff_ids = (diff_ids + [""] * len(paths))[: len(paths)]
     entries, tar_sizes = [], []
     for p in paths:
-        key = arc.aliases.get(p, p)
-        if key not in arc.layers:
-            raise ImageArchiveError(f"The saved image lists layer {p} but does not contain it.",
-                                    "Save the image again; the archive may be truncated.")
-        ents, size = arc.layers[key]
+        ents, size = arc.layer(p)
         entries.append(ents)
         tar_sizes.append(size)
     return RawImage(layout=layout, config_id=config_id, diff_ids=diff_ids, history=history,

@@ -1,5 +1,7 @@
 """Integration fixtures: a real engine (its absence FAILS the run), a namespace of its own
-per test session, and removal of everything carrying that namespace at the end."""
+per test session (modules take sub-namespaces ``SESSION-suffix``), and at the end the
+removal of everything labelled with or named after those namespaces, whatever the code
+under test removed itself; the session fails if anything of it is still on the engine."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
 import pytest
@@ -28,29 +31,160 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def remove_namespace(client: docker.DockerClient, namespace: str) -> dict[str, int]:
-    """Remove every container, image, volume and network labelled with ``namespace``."""
-    flt = {"label": [f"{config.LABEL_NAMESPACE}={namespace}"]}
+def in_session(value: str | None, namespace: str) -> bool:
+    """True for the session's namespace and its module namespaces (``NAMESPACE-suffix``)."""
+    return bool(value) and (value == namespace or value.startswith(namespace + "-"))
+
+
+def _named(name: str, namespace: str) -> bool:
+    """A container, volume or network name, or an image reference, of the session: the
+    name itself, or one path component of the repository (``[HOST/]NS[-x]/NAME:TAG``)."""
+    head, _, tail = name.rpartition(":")
+    repository = head if head and "/" not in tail else name  # without its tag
+    return any(in_session(part, namespace) for part in repository.split("/"))
+
+
+def session_leftovers(client: docker.DockerClient, namespace: str) -> dict[str, list[str]]:
+    """Everything on the engine that this session made: what carries its namespace label
+    (or a module namespace's), and what is named after them, labelled or not."""
+    key = config.LABEL_NAMESPACE
+
+    def ours(labels: dict | None, *names: str) -> bool:
+        return in_session((labels or {}).get(key), namespace) or any(
+            _named(n, namespace) for n in names)
+
+    found: dict[str, list[str]] = {
+        "containers": [c["Id"] for c in client.api.containers(all=True)
+                       if ours(c.get("Labels"), *[n.lstrip("/") for n in c.get("Names") or []])],
+        "images": [i["Id"] for i in client.api.images()
+                   if ours(i.get("Labels"), *(i.get("RepoTags") or []))],
+        "volumes": [v["Name"] for v in client.api.volumes().get("Volumes") or []
+                    if ours(v.get("Labels"), v["Name"])],
+        "networks": [n["Id"] for n in client.api.networks()
+                     if ours(n.get("Labels"), n["Name"])],
+    }
+    return found
+
+
+def reap_session(client: docker.DockerClient, namespace: str) -> dict[str, int]:
+    """Remove what :func:`session_leftovers` finds, whatever the code under test did.
+
+    Containers go with their anonymous volumes. An image of the session that also carries
+    a tag of someone else's only loses the session's tags. Passes repeat while they make
+    progress (an image goes only after the images built FROM it).
+    """
     removed = {"containers": 0, "images": 0, "volumes": 0, "networks": 0}
-    for container in client.containers.list(all=True, filters=flt):
-        _quietly(container.remove, force=True, v=True)
-        removed["containers"] += 1
-    for image in client.images.list(all=True, filters=flt):
-        _quietly(client.images.remove, image.id, force=True)
-        removed["images"] += 1
-    for volume in client.volumes.list(filters=flt):
-        _quietly(volume.remove, force=True)
-        removed["volumes"] += 1
-    for network in client.networks.list(filters=flt):
-        _quietly(network.remove)
-        removed["networks"] += 1
+    for _ in range(4):
+        found = session_leftovers(client, namespace)
+        if not any(found.values()):
+            break
+        for ident in found["containers"]:
+            removed["containers"] += _quietly(client.api.remove_container, ident, force=True,
+                                              v=True)
+        for ident in found["images"]:
+            removed["images"] += _remove_image(client, ident, namespace)
+        for name in found["volumes"]:
+            removed["volumes"] += _quietly(client.api.remove_volume, name, force=True)
+        for ident in found["networks"]:
+            removed["networks"] += _quietly(client.api.remove_network, ident)
     return removed
 
 
-def _quietly(action, *args, **kwargs) -> None:
-    # Already gone (or in use by something outside the namespace): safe to repeat.
-    with contextlib.suppress(docker.errors.APIError):
+def _remove_image(client: docker.DockerClient, ident: str, namespace: str) -> bool:
+    try:
+        tags = [t for t in client.api.inspect_image(ident).get("RepoTags") or []
+                if t != "<none>:<none>"]
+    except docker.errors.NotFound:
+        return False
+    mine = [t for t in tags if _named(t, namespace)]
+    if len(mine) < len(tags):  # someone else's tag too: take ours off, leave the image
+        return all([_quietly(client.api.remove_image, tag) for tag in mine])
+    return _quietly(client.api.remove_image, ident, force=True)
+
+
+#: Untagged parents of the session's images (the classic builder's steps): no label or
+#: name says whose they are, and removing an image does not always take them along (a
+#: ``noprune`` removal, or the containerd image store), so they are noted while known.
+_LINEAGE: set[str] = set()
+_NOTED: set[str] = set()  # session images whose parents are in _LINEAGE
+_SESSION: dict[str, str] = {}  # the session's namespace, once the session has started
+
+
+def _tags(attrs: dict) -> list[str]:
+    return [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
+
+
+def _untagged_parents(api: docker.APIClient, image_id: str) -> list[str]:
+    """The untagged images below ``image_id``, nearest first, up to the first tagged one
+    (a base image, or someone else's)."""
+    out: list[str] = []
+    parent = api.inspect_image(image_id).get("Parent")
+    while parent and parent not in out:
+        try:
+            attrs = api.inspect_image(parent)
+        except docker.errors.NotFound:
+            break
+        if _tags(attrs):
+            break
+        out.append(parent)
+        parent = attrs.get("Parent")
+    return out
+
+
+def _note(api: docker.APIClient, ident: str) -> None:
+    if ident not in _NOTED:
+        with contextlib.suppress(docker.errors.APIError):
+            _LINEAGE.update(_untagged_parents(api, ident))
+            _NOTED.add(ident)
+
+
+def note_session_images(api: docker.APIClient, namespace: str) -> None:
+    """Note the parents of every image of the session now on the engine."""
+    key = config.LABEL_NAMESPACE
+    for image in api.images():
+        if in_session((image.get("Labels") or {}).get(key), namespace) or any(
+                _named(t, namespace) for t in _tags(image)):
+            _note(api, image["Id"])
+
+
+def _noting(namespace: str, method):  # noqa: ANN001, ANN202 - an APIClient method wrapper
+    """``remove_image`` / ``prune_images`` that first note the parents of what they remove."""
+    def wrapper(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        with contextlib.suppress(docker.errors.APIError):
+            note_session_images(self, namespace)
+            if method.__name__ == "remove_image" and args:
+                image = self.inspect_image(args[0])["Id"]
+                if image in _LINEAGE:
+                    _note(self, image)
+        return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _lineage_left(client: docker.DockerClient) -> list[str]:
+    """Noted parents still on the engine, untagged, and parents of nothing."""
+    images = client.api.images(all=True)
+    children = {i.get("ParentId") for i in images}
+    return [i["Id"] for i in images if i["Id"] in _LINEAGE and i["Id"] not in children
+            and not _tags(i)]
+
+
+def _reap_lineage(client: docker.DockerClient) -> None:
+    for _ in range(4):  # a removal prunes the untagged parents it leaves childless
+        left = _lineage_left(client)
+        if not left:
+            return
+        for ident in left:
+            _quietly(client.api.remove_image, ident)
+
+
+def _quietly(action, *args, **kwargs) -> bool:
+    """True when ``action`` succeeded; already gone, or in use by something outside the
+    session, is left for the next pass (and reported if it stays)."""
+    try:
         action(*args, **kwargs)
+    except docker.errors.APIError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,17 +194,25 @@ def engine_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.
         cli = engine.connect()
     except EngineUnavailable as exc:
         pytest.fail(f"Integration tests need a Docker Engine: {exc}", pytrace=False)
-    namespace = "it" + secrets.token_hex(4)
+    namespace = _SESSION["namespace"] = "it" + secrets.token_hex(4)
     saved = {k: os.environ.get(k) for k in ("LABKIT_USER", "LABKIT_STATE_DIR")}
     os.environ["LABKIT_USER"] = namespace  # for subprocesses (the labkit command)
     os.environ["LABKIT_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
     previous = config.settings()
     config.use(config.from_env())
     engine.reset()
+    patch = pytest.MonkeyPatch()
+    for name in ("remove_image", "prune_images"):
+        patch.setattr(docker.APIClient, name, _noting(namespace, getattr(docker.APIClient, name)))
     try:
         yield cli
     finally:
-        remove_namespace(cli, namespace)
+        patch.undo()
+        note_session_images(cli.api, namespace)
+        reap_session(cli, namespace)
+        _reap_lineage(cli)
+        left = session_leftovers(cli, namespace)
+        left["build cache images"] = _lineage_left(cli)
         config.use(previous)
         engine.reset()
         for key, value in saved.items():
@@ -79,6 +221,22 @@ def engine_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.
             else:
                 os.environ[key] = value
         cli.close()
+    if any(left.values()):  # checked at every session's end: the reaping must be complete
+        pytest.fail(f"The session left these behind on the engine: {left}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _note_parents(engine_session: docker.DockerClient) -> Iterator[None]:
+    """After each test, note the parents of the session's images (for the final reaping):
+    an image removed by a subprocess (the labkit or docker command) is not seen otherwise."""
+    yield
+    note_session_images(engine_session.api, _SESSION["namespace"])
+
+
+@pytest.fixture(scope="session")
+def reaper() -> SimpleNamespace:
+    """The session's clean-up functions (``leftovers``, ``reap``), for testing them."""
+    return SimpleNamespace(leftovers=session_leftovers, reap=reap_session)
 
 
 @pytest.fixture(scope="session")

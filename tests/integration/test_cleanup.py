@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import docker
 import pytest
@@ -58,11 +61,13 @@ def made(ns: config.Settings, client: docker.DockerClient, app_builder,
                              network=network.name)
     app.exec_run(["sh", "-c", "head -c 300000 /dev/urandom > /data/blob && cp /data/blob /b"])
     # foreign: no labkit labels given (an image built FROM the stand-in base inherits only
-    # the base's labels, never a namespace)
-    f_volume = cli.volumes.create(name=f"nolabel-vol-{suffix}")
-    f_image = app_builder(cli, tmp_path_factory.mktemp("foreign"), f"nolabel/app:{suffix}", None,
-                        "not from the course", suffix)
-    f_container = cli.containers.create(f_image.id, ["true"], name=f"nolabel-{suffix}",
+    # the base's labels, never a namespace); named after the namespace, which clean() never
+    # looks at, so that the session's own clean-up finds them if this module's does not
+    foreign_name = ns.container_name(f"nolabel-{suffix}")
+    f_volume = cli.volumes.create(name=f"{foreign_name}-vol")
+    f_image = app_builder(cli, tmp_path_factory.mktemp("foreign"), f"{foreign_name}/app",
+                          None, "not from the course", suffix)
+    f_container = cli.containers.create(f_image.id, ["true"], name=foreign_name,
                                         volumes={f_volume.name: {"bind": "/data"}})
     ours = Ours([app.name, reg.name], volume.name, network.name, image.id, str(tagged))
     foreign = Foreign(f_container.name, f_volume.name, f_image.id)
@@ -184,6 +189,42 @@ def test_clean_is_safe_to_repeat(report, client: docker.DockerClient) -> None:
     assert (sum(again.counts.values()), again.reclaimed_bytes) == (0, 0)
 
 
-def test_clean_commands_filter_by_label(report, ns: config.Settings) -> None:
-    assert all(f"label=org.labkit.namespace={ns.namespace}" in str(c)
-               for c in report.commands)
+@pytest.fixture
+def own(ns: config.Settings, client: docker.DockerClient) -> Iterator[config.Settings]:
+    """A namespace of its own, for a test that cleans with the docker CLI."""
+    before = config.settings()
+    chosen = config.use(replace(ns, user=f"{ns.namespace}-sh"[:30]))
+    yield chosen
+    cleanup.clean(client=client, show=False)
+    config.use(before)
+
+
+def test_the_echoed_commands_clean_what_clean_does(own: config.Settings,
+                                                   client: docker.DockerClient) -> None:
+    """The commands the report shows, run in a shell as printed, remove this namespace's
+    container, image, volume and network, and leave an unlabelled volume alone."""
+    assert shutil.which("docker"), "this test runs the echoed commands with the docker CLI"
+    labels = own.labels("app")
+    # one step on the tagged base: the image the shell removes leaves no parent behind
+    label = " ".join(f"{k}={v}" for k, v in own.image_labels().items())
+    dockerfile = io.BytesIO(f"FROM {config.BASE_IMAGE}\nLABEL {label}\n".encode())
+    image, _ = client.images.build(fileobj=dockerfile, tag=own.image_name("by-shell"),
+                                   pull=False, rm=True)
+    volume = client.volumes.create(name=own.container_name("data"), labels=labels)
+    network = client.networks.create(own.container_name("net"), labels=labels)
+    container = client.containers.create(image.id, ["true"], name=own.container_name("app"),
+                                         labels=labels, network=network.name,
+                                         volumes={volume.name: {"bind": "/data"}})
+    foreign = client.volumes.create(name=own.container_name("nolabel-vol"))
+    try:
+        for command in cleanup.cleanup_commands():
+            done = subprocess.run(["bash", "-c", str(command)], capture_output=True,
+                                  text=True, timeout=120, check=False)
+            assert done.returncode == 0, (str(command), done.stderr)
+        assert not _exists(lambda: client.api.inspect_container(container.id))
+        assert not _exists(lambda: client.api.inspect_image(image.id))
+        assert not _exists(lambda: client.api.inspect_volume(volume.name))
+        assert not _exists(lambda: client.api.inspect_network(network.id))
+        assert _exists(lambda: client.api.inspect_volume(foreign.name))
+    finally:
+        foreign.remove(force=True)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from docker.constants import DEFAULT_DOCKER_API_VERSION
 
 from labkit import contexts, engine
 from labkit.errors import EngineUnavailable
@@ -184,7 +185,10 @@ def test_connect_through_a_dead_context_names_the_context(tmp_path):
 class _FakeEngine(BaseHTTPRequestHandler):
     """Answers /version as Docker 28.5 does; enough for connect() to negotiate."""
 
+    paths: list[str] = []  # every path asked, in order
+
     def do_GET(self) -> None:
+        self.paths.append(self.path)
         body = json.dumps({"Version": "28.5.2", "ApiVersion": "1.51",
                            "MinAPIVersion": "1.24"}).encode()
         self.send_response(200 if self.path.endswith("/version") else 404)
@@ -215,7 +219,11 @@ def test_connect_follows_the_context_to_its_socket(tmp_path):
         client = engine.connect(env)
         try:
             assert client.version()["Version"] == "28.5.2"
-            assert client.api.api_version == engine.negotiate("1.51", "1.24")
+            # the newest version both speak: the engine's 1.51, or docker-py's own maximum
+            expected = min("1.51", DEFAULT_DOCKER_API_VERSION,
+                           key=lambda v: tuple(int(p) for p in v.split(".")))
+            assert client.api.api_version == expected
+            assert f"/v{expected}/version" in _FakeEngine.paths  # and spoken to the engine
         finally:
             client.close()
     finally:

@@ -241,10 +241,14 @@ def test_instruction_of():
     assert instruction_of("", "Imported from -") == "(Imported from -)"
 
 
-def test_chain_ids_follow_the_spec():
-    d = ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
-    expected = "sha256:" + hashlib.sha256(f"{d[0]} {d[1]}".encode()).hexdigest()
-    assert chain_ids(d) == [d[0], expected]
+def test_chain_ids_name_a_layer_with_everything_below_it():
+    a, b, c = ("sha256:" + ch * 64 for ch in "abc")
+    stack, prefix, other = chain_ids([a, b, c]), chain_ids([a, b]), chain_ids([c, b, c])
+    assert stack[0] == a  # the bottom layer: named by its content alone
+    assert stack[:2] == prefix  # the same layers below: the same names
+    assert stack[1] != other[1] and stack[2] != other[2]  # same content, other base
+    assert len(set(stack + other)) == 6  # no name repeats across positions
+    assert all(x.startswith("sha256:") and len(x) == 71 for x in stack + other)
 
 
 # ---------------------------------------------------------------- streaming, flat memory
