@@ -10,7 +10,7 @@ import lzma
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import LabkitError
 
@@ -123,7 +123,7 @@ class Member:
 Stream = ByteStream | Member
 
 
-def _outer(stream: Stream) -> bool:
+def _outer(stream: Stream) -> TypeGuard[ByteStream]:
     """True for the archive's own stream (not a layer inside it)."""
     return isinstance(stream, ByteStream) and not stream.layer
 

@@ -142,7 +142,7 @@ def _resolve(arc: _Archive, image: str) -> tuple[str, dict[str, Any], list[str],
         "Save the image with `docker image save` from Docker 20.10 or newer and try again.")
 
 
-def _from_manifest(arc: _Archive, image: str) -> tuple[str, dict, list[str], str] | None:
+def _from_manifest(arc: _Archive, image: str) -> tuple[str, dict[str, Any], list[str], str] | None:
     manifest = arc.docs.get("manifest.json")
     if not (isinstance(manifest, list) and manifest):
         return None
@@ -159,7 +159,7 @@ def _from_manifest(arc: _Archive, image: str) -> tuple[str, dict, list[str], str
     return layout, config, [str(p) for p in entry["Layers"]], _config_id(entry["Config"])
 
 
-def _from_index(arc: _Archive) -> tuple[str, dict, list[str], str] | None:
+def _from_index(arc: _Archive) -> tuple[str, dict[str, Any], list[str], str] | None:
     index = arc.docs.get("index.json")
     for _ in range(4):  # an index may point to a nested index
         if not isinstance(index, dict):

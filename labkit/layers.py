@@ -39,19 +39,17 @@ import pandas as pd
 from docker.utils import parse_repository_tag
 
 from . import layer_cache
+from .archive_stream import ByteStream, ImageArchiveError, iter_tar  # noqa: F401
 from .commands import DockerCommand
 from .commands import docker as docker_cmd
 from .image_archive import (  # noqa: F401
     _BUFSIZE,
     OPAQUE,
     WHITEOUT,
-    ByteStream,
-    ImageArchiveError,
     _read_archive,
     _resolve,
     chain_ids,
     instruction_of,
-    iter_tar,
     read_layer_tar,
 )
 from .layer_cache import RawImage

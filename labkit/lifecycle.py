@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from .image_archive import ImageArchiveError
+from .archive_stream import ImageArchiveError
 
 # ---------------------------------------------------------------- the lifecycle join
 

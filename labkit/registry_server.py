@@ -10,6 +10,7 @@ registry's own CA. ``LABKIT_REGISTRY`` names another registry (e.g. Docker Hub) 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -58,8 +59,21 @@ def _session(registry: Registry) -> requests.Session:
     session = http_session()
     session.auth = credentials(registry)
     if registry.ca_file:
-        session.verify = registry.ca_file
+        session.verify = _current_ca(registry)
     return session
+
+
+def _current_ca(registry: Registry) -> str:
+    """The registry's CA file; a registry re-created since (a new certificate, same address)
+    is asked for its new one."""
+    if registry.ca_file and Path(registry.ca_file).is_file():
+        return registry.ca_file
+    now = find_registry()
+    if now is not None and now.api_url == registry.api_url and now.ca_file:
+        return now.ca_file
+    raise RegistryError(f"The registry at {registry.address} is not the one labkit started "
+                        "here any more (its certificate is gone).",
+                        "Run `labkit.registry.start_registry()` again and use what it returns.")
 
 
 def _binding(container: Any) -> dict[str, str]:

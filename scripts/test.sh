@@ -3,7 +3,8 @@
 # failure, and the first failing step's exit status is the script's.
 #   lint (ruff, mypy) and unit tests (no engine) → engine → course images → for each engine of the
 #   matrix: a DinD engine with the course images → integration tests and notebooks (nbval)
-#   against it; on one of them also the notebooks in reverse order and the browser test.
+#   against it; on one of them also the notebooks in reverse order and the browser test →
+#   three learners at once on one engine → a classroom of three on JupyterHub.
 #
 # The engine matrix (LABKIT_ENGINES, `make test ENGINES="..."`; one: `make test ENGINE=...`),
 # each built from Debian's packages by scripts/engines.sh, never pulled:
@@ -127,3 +128,20 @@ for spec in "${ENGINES[@]}"; do
     fi
     step "stop DinD engine $spec" scripts/dind.sh stop
 done
+
+# Many learners at once on one engine: the short form of `make test-concurrency` (three
+# learners, the steps that write the workspace and clean up; the eight-learner run is in the
+# README). Then a classroom: JupyterHub with one engine per learner, three learners through
+# the hub's REST API, and the Kubernetes engine pod's two containers (tests/classroom).
+# Both start and stop what they need on the engine above; not with a CI service's engine.
+if [[ -z "${LABKIT_DIND_HOST:-}" ]]; then
+    step "three learners at once on one engine" \
+        env LEARNERS=3 NOTEBOOKS="00 01 02 07" scripts/concurrency.sh
+    if [[ $(id -u) -eq 0 ]]; then
+        step "classroom (JupyterHub, three learners; Kubernetes engine pod)" \
+            "$BIN/pytest" -q -p no:cacheprovider tests/classroom
+    else
+        NOT_RUN="${NOT_RUN:+$NOT_RUN; }the classroom test needs root (each learner's engine disk is a loop mount): run make test as root, or make test-classroom with sudo"
+        echo "test: the classroom test needs root; everything else runs." >&2
+    fi
+fi
