@@ -112,8 +112,11 @@ def _refuses(cli: docker.DockerClient, reg: Registry, user: str, password: str) 
         return False
     try:
         container = cli.containers.get(reg.container_id)
-    except docker.errors.NotFound:
-        return False
+    except docker.errors.NotFound:  # re-created since (same address): ask the one running now
+        now = find_registry(cli)
+        if now is None or now.address != reg.address or not now.container_id:
+            return False
+        container = cli.containers.get(now.container_id)
     return not _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), user, password)
 
 
