@@ -21,7 +21,7 @@ if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 404 )); then
 fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-BIN="${VENV:-$ROOT/.venv}/bin"
+BIN="$(cd "${VENV:-$ROOT/.venv}" && pwd)/bin"  # absolute: each learner runs in a scratch folder
 N="${LEARNERS:-8}"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "LEARNERS must be a positive number, not '$N'." >&2; exit 2; }
 export LABKIT_ENGINE="${ENGINE:-28.5+containerd+api1.44}"
