@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .commands import DockerCommand
 from .config import settings
 from .progress import register_build_renderer
+from .sizes import human_size
 from .terminal import strip_ansi
 
 if TYPE_CHECKING:
@@ -292,3 +293,13 @@ def enable_command_tables(shell: InteractiveShell) -> None:
 
 
 register_build_renderer(BuildProgress)  # what images.build(show=True) draws
+
+
+def result_html(summary: str, command: DockerCommand | Iterable[DockerCommand] | None,
+                frame: pd.DataFrame, sizes: str, columns: list[str]) -> str:
+    """A result as HTML: its summary in bold, the equivalent command(s), then ``columns`` of
+    ``frame`` as a table, with a readable ``size`` column made from the byte counts in ``sizes``."""
+    shown = frame.copy()
+    shown["size"] = [human_size(x) for x in shown[sizes]]
+    table = shown[columns].to_html(index=False, escape=True)
+    return f"<p><b>{html.escape(summary)}</b></p>{command_html(command)}{table}"

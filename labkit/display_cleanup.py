@@ -5,10 +5,9 @@ Kept apart from ``cleanup.py`` (which returns a :class:`~labkit.cleanup.CleanupR
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING
 
-from .display import command_html, in_notebook
+from .display import in_notebook, result_html
 from .sizes import human_size
 
 if TYPE_CHECKING:
@@ -23,11 +22,8 @@ def cleanup_summary(report: CleanupReport) -> str:
 
 def cleanup_html(report: CleanupReport) -> str:
     """HTML: the summary, what was removed or kept, and the equivalent commands."""
-    frame = report.items.copy()
-    frame["size"] = [human_size(x) for x in frame["bytes"]]
-    table = frame[["kind", "name", "size", "outcome"]].to_html(index=False, escape=True)
-    summary = html.escape(cleanup_summary(report))
-    return f"<p><b>{summary}</b></p>{command_html(report.commands)}{table}"
+    return result_html(cleanup_summary(report), report.commands, report.items, "bytes",
+                       ["kind", "name", "size", "outcome"])
 
 
 def render_cleanup(report: CleanupReport) -> None:

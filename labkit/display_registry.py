@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from .display import StaticOutput, command_html, in_notebook
+from .display import StaticOutput, in_notebook, result_html
 from .progress import register_push_renderer
 from .sizes import human_size
 
@@ -100,10 +100,8 @@ def push_summary(result: PushResult) -> str:
 
 def push_html(result: PushResult) -> str:
     """HTML: the summary, the layer table, and the equivalent command."""
-    frame = result.layers.copy()
-    frame["size"] = [human_size(x) for x in frame["bytes_total"]]
-    table = frame[["layer", "status", "size"]].to_html(index=False, escape=True)
-    return f"<p><b>{html.escape(push_summary(result))}</b></p>{command_html(result.command)}{table}"
+    return result_html(push_summary(result), result.command, result.layers, "bytes_total",
+                       ["layer", "status", "size"])
 
 
 def render_push(result: PushResult) -> None:

@@ -9,7 +9,7 @@ live widgets in a notebook, plain lines elsewhere. ``import labkit`` registers t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from .build_stream import BuildEvent
@@ -42,6 +42,9 @@ class PushObserver(Protocol):
         """The push is over (succeeded or failed)."""
 
 
+T = TypeVar("T")
+Obs = TypeVar("Obs")
+
 BuildRenderer = Callable[["DockerCommand"], BuildObserver]
 PushRenderer = Callable[[str], PushObserver]
 
@@ -61,23 +64,24 @@ def register_push_renderer(factory: PushRenderer) -> None:
     _push_renderer = factory
 
 
-def build_observers(command: DockerCommand, show: bool,
-                    observer: BuildObserver | None) -> list[BuildObserver]:
-    """The observers of one build: the registered renderer if ``show``, then ``observer``."""
-    found: list[BuildObserver] = []
-    if show and _build_renderer is not None:
-        found.append(_build_renderer(command))
+def _observers(renderer: Callable[[T], Obs] | None, about: T, show: bool,
+               observer: Obs | None) -> list[Obs]:
+    """The registered renderer of ``about`` if ``show``, then ``observer``."""
+    found: list[Obs] = []
+    if show and renderer is not None:
+        found.append(renderer(about))
     if observer is not None:
         found.append(observer)
     return found
+
+
+def build_observers(command: DockerCommand, show: bool,
+                    observer: BuildObserver | None) -> list[BuildObserver]:
+    """The observers of one build: the registered renderer if ``show``, then ``observer``."""
+    return _observers(_build_renderer, command, show, observer)
 
 
 def push_observers(target: str, show: bool,
                    observer: PushObserver | None) -> list[PushObserver]:
     """The observers of one push: the registered renderer if ``show``, then ``observer``."""
-    found: list[PushObserver] = []
-    if show and _push_renderer is not None:
-        found.append(_push_renderer(target))
-    if observer is not None:
-        found.append(observer)
-    return found
+    return _observers(_push_renderer, target, show, observer)
