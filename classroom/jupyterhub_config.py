@@ -105,15 +105,20 @@ c.Spawner.post_stop_hook = stop_engine
 cull_timeout = env.get("CLASSROOM_CULL_TIMEOUT", "3600")
 cull_every = env.get("CLASSROOM_CULL_EVERY", "300")
 service_port = int(env.get("CLASSROOM_SERVICE_PORT", "8010"))
+# Each service runs through tied.py, which ends it when the hub ends, however the hub ends,
+# and carries the hub's tag, by which `scripts/classroom.sh stop` finds anything left.
+TIED = [PYTHON, str(HERE / "tied.py")]
+TAG = {"CLASSROOM_HUB_TAG": env.get("CLASSROOM_HUB_TAG", "")}
 c.JupyterHub.services = [
     {"name": "idle-culler",
-     "command": [PYTHON, "-m", "jupyterhub_idle_culler",
-                 f"--timeout={cull_timeout}", f"--cull-every={cull_every}"]},
+     "command": [*TIED, PYTHON, "-m", "jupyterhub_idle_culler",
+                 f"--timeout={cull_timeout}", f"--cull-every={cull_every}"],
+     "environment": TAG},
     {"name": "progress",
      "url": f"http://127.0.0.1:{service_port}",
-     "command": [PYTHON, str(HERE / "progress_service.py")],
+     "command": [*TIED, PYTHON, str(HERE / "progress_service.py")],
      "environment": {"CLASSROOM_PROGRESS_DIR": str(plan.state / "progress"),
-                     "PYTHONPATH": env.get("CLASSROOM_REPO", str(HERE.parent))},
+                     "PYTHONPATH": env.get("CLASSROOM_REPO", str(HERE.parent)), **TAG},
      "oauth_no_confirm": True},
 ]
 if env.get("CLASSROOM_ADMIN_TOKEN"):  # the scripts' and tests' client of the REST API

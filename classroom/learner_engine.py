@@ -28,7 +28,9 @@ import docker
 import docker.errors
 
 LABEL = "org.labkit.classroom"
-COURSE_IMAGES = ("python:3.11-slim-bookworm", "registry:2")
+# Every image the course's set-up (labkit's prepare, in 00) checks for: a learner's engine
+# has them all from the start, since it has no recipe to build them and must never pull.
+COURSE_IMAGES = ("python:3.11-slim-bookworm", "registry:2", "docker:dind")
 # The DinD flags that work where CAP_SYS_RESOURCE cannot be granted (see scripts/dind.sh).
 # The engine stand-in is Docker 20.10, which needs no systempaths=unconfined (Docker 28 does,
 # and the API has no such option: the CLI turns it into empty MaskedPaths/ReadonlyPaths).

@@ -2,7 +2,7 @@
 
 A classroom of its own is started with scripts/classroom.sh on the machine's engine (short
 idle-culling times), and stopped at the end. The tests run in order, as a workshop does:
-log in with the workshop code, start three servers, run the course's steps 02-05 in each,
+log in with the workshop code, start three servers, run every notebook of the course in each,
 check that each learner sees only their own engine, solve exercises and read the
 instructor's table, let one learner go idle until the culler stops their server and
 engine, then stop everything and find nothing left. Measurements (no assertion on them)
@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "classroom"))
 from hubclient import Hub, KeepAlive, first_cell_notebook  # noqa: E402
 
 LEARNERS = ("ann", "ben", "cat")
-STEPS = ("02-build-image.ipynb", "03-run-container.ipynb", "04-push-to-registry.ipynb",
-         "05-deploy-a-change.ipynb")
+# every notebook of the course, in order, 00 first: as each learner goes through it
+STEPS = tuple(sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")))
 NAME = f"labkit-classroom-{secrets.token_hex(3)}"
 CULL_TIMEOUT = 45
 MEASURED: dict = {"learners": len(LEARNERS)}
@@ -163,7 +163,8 @@ def test_three_servers_start_each_with_its_own_engine(hub: Hub, keepalive: KeepA
         assert 5 * 2**30 < int(size) <= 6 * 2**30
 
 
-def test_each_learner_runs_steps_02_to_05(hub: Hub) -> None:
+def test_each_learner_runs_every_notebook(hub: Hub) -> None:
+    assert STEPS[0].startswith("00-") and len(STEPS) >= 10, STEPS
     def run(name: str) -> dict:
         times = {}
         for step in STEPS:
@@ -173,7 +174,7 @@ def test_each_learner_runs_steps_02_to_05(hub: Hub) -> None:
         return times
 
     with ThreadPoolExecutor(len(LEARNERS)) as pool:
-        MEASURED["steps_3_at_once"] = dict(zip(LEARNERS, pool.map(run, LEARNERS), strict=True))
+        MEASURED["notebooks_3_at_once"] = dict(zip(LEARNERS, pool.map(run, LEARNERS), strict=True))
 
 
 def test_each_learner_sees_only_their_own_engine(hub: Hub) -> None:
@@ -307,6 +308,28 @@ def test_memory_per_learner(hub: Hub) -> None:
     MEASURED["memory_after_steps"] = sizes
 
 
+def tagged_processes(state: Path) -> list[str]:
+    """Processes that carry the hub's tag (the hub, its proxy, its services: all it started)."""
+    tag = f"CLASSROOM_HUB_TAG={state}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if tag in environ.read_bytes().split(b"\0"):
+                args = (environ.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                found.append(args.decode())
+        except OSError:  # ended meanwhile
+            continue
+    return found
+
+
+def test_the_hub_tags_everything_it_starts(hub: Hub) -> None:
+    """The tag that stop uses to find what is left is on the hub, the proxy and the services."""
+    found = " ".join(tagged_processes(ROOT / ".cache/classroom" / NAME))
+    for part in ("jupyterhub", "configurable-http-proxy", "jupyterhub_idle_culler",
+                 "progress_service.py"):
+        assert part in found, found
+
+
 def test_stopping_leaves_nothing(hub: Hub, env: dict[str, str]) -> None:
     stopped = classroom("stop", env)
     assert stopped.returncode == 0, stopped.stderr
@@ -319,7 +342,9 @@ def test_stopping_leaves_nothing(hub: Hub, env: dict[str, str]) -> None:
     assert not list((state / "disks").glob("*.ext4"))
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{hub.url}/hub/health", timeout=5)
+    assert str(state) not in Path("/proc/mounts").read_text()
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(state) not in procs and str(ROOT / "classroom") not in procs
+    assert tagged_processes(state) == []
     with socket.socket() as s:  # the proxy's API port is closed too
         assert s.connect_ex(("127.0.0.1", int(env["CLASSROOM_PROXY_API_PORT"]))) != 0

@@ -1,0 +1,42 @@
+"""Run a command tied to the process that started it (the hub's managed services use it).
+
+``python tied.py COMMAND [ARG...]`` resets SIGINT, SIGQUIT and SIGTERM to their defaults
+(a hub started in the background hands its children SIGINT ignored, which turned the
+hub's "SIGINT, wait, SIGTERM" shutdown of a service into a wait), asks the kernel to send
+SIGTERM when the parent dies (so a hub that is killed takes its services with it), and
+then becomes COMMAND. Linux only: elsewhere the command just runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def tie_to_parent() -> None:
+    """SIGTERM to this process when its parent exits; exit now if it already has."""
+    parent = os.getppid()
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:  # the parent died before the tie was made
+        sys.exit(0)
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        sys.exit("usage: tied.py COMMAND [ARG...]")
+    tie_to_parent()
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
