@@ -178,6 +178,12 @@ def test_each_learner_runs_every_notebook(hub: Hub) -> None:
 
 
 def test_each_learner_sees_only_their_own_engine(hub: Hub) -> None:
+    # the course's clean-up (07) removed what the steps made: each learner makes one of each
+    for name in LEARNERS:
+        made = hub.exec(name, "sh", "-ec",
+                        f"docker tag python:3.11-slim-bookworm {name}/probe:latest; "
+                        f"docker create --name {name}-probe {name}/probe:latest true")
+        assert made.returncode == 0, made.stderr
     for name in LEARNERS:
         names = hub.exec(name, "docker", "ps", "-a", "--format", "{{.Names}}").stdout.split()
         assert names and all(n.startswith(f"{name}-") for n in names), names
@@ -194,6 +200,9 @@ def test_each_learner_sees_only_their_own_engine(hub: Hub) -> None:
         assert re.search(r"certificate|tls|x509", refused.stderr, re.I), refused.stderr
         listing = hub.exec(name, "ls", "/certs").stdout.split()
         assert listing == ["ca", "client", "server"]  # one engine's certificates, no other
+    for name in LEARNERS:
+        removed = hub.exec(name, "sh", "-ec", f"docker rm {name}-probe; docker rmi {name}/probe")
+        assert removed.returncode == 0, removed.stderr
 
 
 SOLVE = {
