@@ -1,11 +1,12 @@
 # JupyterHub for a classroom on one machine: scripts/classroom.sh starts it with the
 # CLASSROOM_* environment below (see the README's "Instructors" section).
 #
-# - DockerSpawner: each learner's server is a container of the course image, on the
-#   classroom's network, with CPU and memory limits;
-# - before it starts, the learner's own engine (a DinD container, learner_engine.py) is
-#   started, and only that server mounts its TLS client certificates; after the server
-#   stops (by the learner, the admin, or the idle culler) the engine is removed;
+# - DockerSpawner (learner_spawner.py): each learner's server is a container of the course
+#   image, with CPU and memory limits, in the network namespace of the learner's engine;
+# - before it starts, the learner's own engine (a rootless DinD container on a network of
+#   its own, learner_engine.py) is started, and only that server mounts its TLS client
+#   certificates; after the server stops (by the learner, the admin, or the idle culler)
+#   the engine and its network are removed;
 # - jupyterhub-idle-culler stops servers idle for CLASSROOM_CULL_TIMEOUT seconds;
 # - the "progress" service is the instructor's live table of exercise results;
 # - WorkshopAuthenticator: a name + the workshop code; the instructor is the admin.
@@ -30,7 +31,10 @@ c = get_config()  # noqa: F821 (JupyterHub's config loader defines it)
 # --- where the hub listens: learners reach the proxy; servers reach the hub's API -------
 c.JupyterHub.ip = env.get("CLASSROOM_IP", "127.0.0.1")
 c.JupyterHub.port = int(env.get("CLASSROOM_PORT", "8000"))
-c.JupyterHub.hub_ip = env["CLASSROOM_HUB_IP"]  # this machine's address on the network
+# this machine's address on the classroom's hub network (which no container joins): a
+# server on any learner's network reaches it, as every address of this machine, while
+# Docker drops what would cross from one learner's network to another's
+c.JupyterHub.hub_ip = env["CLASSROOM_HUB_IP"]
 c.JupyterHub.hub_port = int(env.get("CLASSROOM_HUB_PORT", "8081"))
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env.get('CLASSROOM_PROXY_API_PORT', '8001')}"
 c.ConfigurableHTTPProxy.command = [env.get("CLASSROOM_CHP", "configurable-http-proxy")]
@@ -51,13 +55,12 @@ c.Authenticator.admin_users = {INSTRUCTOR}
 c.Authenticator.allow_all = True  # the workshop code is the gate
 
 # --- each learner's server ---------------------------------------------------------------
-c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+c.JupyterHub.spawner_class = "learner_spawner.LearnerSpawner"
 c.DockerSpawner.image = env.get("CLASSROOM_LEARNER_IMAGE", f"{NAME}-learner:latest")
 c.DockerSpawner.pull_policy = "never"  # built here from the stand-ins; nothing is pulled
 c.DockerSpawner.prefix = NAME
 c.DockerSpawner.name_template = "{prefix}-{username}-server"
-c.DockerSpawner.network_name = plan.network
-c.DockerSpawner.use_internal_ip = True
+c.DockerSpawner.use_internal_ip = True  # the engine's address: LearnerSpawner.get_ip_and_port
 c.DockerSpawner.remove = True  # the home volume keeps the learner's work
 c.DockerSpawner.mem_limit = env.get("CLASSROOM_SERVER_MEMORY", "1g").upper()  # e.g. 1G
 c.DockerSpawner.cpu_limit = float(env.get("CLASSROOM_SERVER_CPUS", "1"))
@@ -70,12 +73,11 @@ c.DockerSpawner.volumes = {
 }
 c.DockerSpawner.read_only_volumes = {f"{NAME}-{{username}}-certs": "/certs"}
 c.DockerSpawner.environment = {
-    # the learner's own engine (TLS; certificates in /certs/client, from the image's ENV)
-    "DOCKER_HOST": lambda spawner: f"tcp://{plan.engine_name(spawner.escaped_name)}:2376",
+    # the learner's own engine, in the network namespace the server shares (TLS;
+    # certificates in /certs/client, from the image's ENV); what the learner publishes
+    # stays on 127.0.0.1 there, labkit's default: their server reaches it, nobody else
+    "DOCKER_HOST": "tcp://localhost:2376",
     "LABKIT_USER": lambda spawner: spawner.escaped_name,
-    # the engine is another container: what the learner publishes must listen beyond its
-    # loopback for their server to reach it (the course's remote-engine opt-in)
-    "LABKIT_BIND_IP": "0.0.0.0",
     "LABKIT_PROGRESS_FILE": "/srv/progress/progress.jsonl",
     "JUPYTERHUB_ACTIVITY_INTERVAL": env.get("CLASSROOM_ACTIVITY_INTERVAL", "60"),
 }

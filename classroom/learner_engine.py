@@ -5,13 +5,24 @@ The hub calls :func:`start` from the spawner's ``pre_spawn_hook`` and :func:`sto
 object made here carries the label ``org.labkit.classroom=<classroom>``: ``make
 classroom-stop`` removes exactly those.
 
-- The engine serves TLS on :2376; its client certificates are written into the volume
-  ``<prefix>-<user>-certs``, which is mounted (read-only) into that learner's server only.
-- Its ``/var/lib/docker`` is an ext4 file system of its own, in a sparse file of
+- The engine is ROOTLESS (``engine/``): its dockerd runs under rootlesskit as uid 1000, in a
+  user namespace of its own, so nothing the learner runs in it (``--privileged``,
+  ``--cap-add ALL``, ``-v /:/host`` included) holds a capability over this machine. The
+  container itself gets no capability but SETUID and SETGID (newuidmap's), no host cgroup
+  tree, and /dev/net/tun (slirp4netns). Where this machine's engine has the Sysbox runtime,
+  the engine runs under it instead, as a plain (rootful) dockerd: :func:`isolation`.
+- Each learner has a network of their own, ``<classroom>-<user>-net``, with only their
+  engine on it; their server joins the engine's network namespace (``container:<engine>``,
+  as a Kubernetes pod's containers do), so the engine is ``tcp://localhost:2376`` and the
+  ports the learner publishes on 127.0.0.1 answer their server and nobody else.
+- The engine serves TLS on :2376 (on the shared namespace's 127.0.0.1); its client
+  certificates are written into the volume ``<prefix>-<user>-certs``, which is mounted
+  (read-only) into that learner's server only.
+- Its data (images, containers) is an ext4 file system of its own, in a sparse file of
   ``CLASSROOM_DISK`` bytes (a loop mount): a learner who fills it gets "no space left on
   device" from their own engine, and nobody else is touched.
-- Its CPU and memory limits hold for the containers the learner runs inside it (see
-  ``engine/classroom-engine.sh``).
+- Its CPU, memory and pids limits are the engine container's: everything the learner runs
+  is inside that container's cgroup, which the learner can neither see writable nor leave.
 - The course's images are loaded into it from this machine's engine: nothing is pulled.
 """
 
@@ -23,6 +34,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -31,10 +43,20 @@ LABEL = "org.labkit.classroom"
 # Every image the course's set-up (labkit's prepare, in 00) checks for: a learner's engine
 # has them all from the start, since it has no recipe to build them and must never pull.
 COURSE_IMAGES = ("python:3.11-slim-bookworm", "registry:2", "docker:dind")
-# The DinD flags that work where CAP_SYS_RESOURCE cannot be granted (see scripts/dind.sh).
-# The engine stand-in is Docker 20.10, which needs no systempaths=unconfined (Docker 28 does,
-# and the API has no such option: the CLI turns it into empty MaskedPaths/ReadonlyPaths).
-DIND_SECURITY = ["seccomp=unconfined", "apparmor=unconfined"]
+# What rootlesskit needs of the engine container, and nothing more:
+# - seccomp and AppArmor unconfined: the default profiles refuse unshare(CLONE_NEWUSER) and
+#   mount() to a process without CAP_SYS_ADMIN;
+# - SETUID and SETGID only: the entrypoint's switch to uid 1000, and newuidmap/newgidmap's
+#   file capabilities (everything else runs as uid 1000 with no capability at all);
+# - /dev/net/tun: slirp4netns's tap device;
+# - no masked or read-only /proc paths (the CLI's `systempaths=unconfined`, which the API
+#   spells as empty MaskedPaths and ReadonlyPaths): the kernel lets a user namespace mount
+#   a new /proc only where the container's /proc is fully visible.
+ROOTLESS_SECURITY = ["seccomp=unconfined", "apparmor=unconfined"]
+ROOTLESS_CAPS = ["SETUID", "SETGID"]
+ROOTLESS_USER = "rootless"  # uid 1000 in the engine image
+ROOTLESS_DATA = "/home/rootless/.local/share/docker"
+SYSBOX = "sysbox-runc"
 
 
 @dataclass(frozen=True)
@@ -42,11 +64,12 @@ class Plan:
     """Names and limits of one classroom (read from the CLASSROOM_* environment)."""
 
     classroom: str
-    network: str
+    network: str  # the hub's: no container joins it; its gateway is the hub's address
     state: Path
     engine_image: str
     engine_memory: str
     engine_cpus: float
+    engine_pids: int
     disk_bytes: int
 
     @classmethod
@@ -59,6 +82,7 @@ class Plan:
             engine_image=os.environ.get("CLASSROOM_ENGINE_IMAGE", f"{name}-engine:latest"),
             engine_memory=os.environ.get("CLASSROOM_ENGINE_MEMORY", "2g"),
             engine_cpus=float(os.environ.get("CLASSROOM_ENGINE_CPUS", "1")),
+            engine_pids=int(os.environ.get("CLASSROOM_ENGINE_PIDS", "2048")),
             disk_bytes=_bytes(os.environ.get("CLASSROOM_DISK", "10g")),
         )
 
@@ -67,6 +91,9 @@ class Plan:
 
     def engine_name(self, user: str) -> str:
         return f"{self.classroom}-{user}-engine"
+
+    def learner_network(self, user: str) -> str:
+        return f"{self.classroom}-{user}-net"
 
     def certs_volume(self, user: str) -> str:
         return f"{self.classroom}-{user}-certs"
@@ -106,17 +133,18 @@ def _mounted(path: Path) -> bool:
     return os.path.ismount(path)
 
 
-def mount_disk(plan: Plan, user: str) -> Path:
-    """The engine's /var/lib/docker: an ext4 file system of ``disk_bytes`` (sparse file)."""
+def mount_disk(plan: Plan, user: str, owner: int = 0) -> Path:
+    """The engine's data: an ext4 file system of ``disk_bytes`` (sparse file), its root
+    directory owned by ``owner`` (the rootless engine's uid 1000)."""
     image, mount = plan.disk_file(user), plan.disk_mount(user)
     mount.mkdir(parents=True, exist_ok=True)
-    if _mounted(mount):
-        return mount
-    if not image.exists():
-        with open(image, "wb") as f:
-            f.truncate(plan.disk_bytes)
-        _run("mkfs.ext4", "-q", "-F", "-L", f"{user}-engine", str(image))
-    _run("mount", "-o", "loop", str(image), str(mount))
+    if not _mounted(mount):
+        if not image.exists():
+            with open(image, "wb") as f:
+                f.truncate(plan.disk_bytes)
+            _run("mkfs.ext4", "-q", "-F", "-L", f"{user}-engine", str(image))
+        _run("mount", "-o", "loop", str(image), str(mount))
+    os.chown(mount, owner, owner)
     return mount
 
 
@@ -126,35 +154,104 @@ def unmount_disk(plan: Plan, user: str) -> None:
         _run("umount", str(mount))  # the loop device is released with it (autoclear)
 
 
-def _wait_engine(cli: docker.DockerClient, name: str, patience: float = 90) -> None:
+def isolation(cli: docker.DockerClient) -> str:
+    """``sysbox-runc`` where this machine's engine has the Sysbox runtime (the engine then
+    runs as a plain dockerd in a container Sysbox isolates), else ``rootless``."""
+    runtimes = cli.info().get("Runtimes") or {}
+    return SYSBOX if SYSBOX in runtimes else "rootless"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the engine container is made and reached, for one kind of isolation."""
+
+    mode: str
+    data_dir: str  # where the engine keeps images and containers (the loop-mounted disk)
+    owner: int  # the uid that owns that disk's root
+    exec_user: str  # who `docker exec <engine> docker ...` runs as
+    environment: dict[str, str]
+    host_config: dict[str, Any]  # create_host_config() arguments beyond mounts and limits
+    raw_host_config: dict[str, Any]  # HostConfig fields docker-py has no argument for
+
+
+def engine_settings(mode: str) -> EngineSettings:
+    if mode == SYSBOX:  # documented, not tested here (no Sysbox on the test machine)
+        return EngineSettings(
+            mode=mode, data_dir="/var/lib/docker", owner=0, exec_user="root",
+            environment={"CLASSROOM_ENGINE_ROOTFUL": "1",
+                         "DOCKER_HOST": "unix:///var/run/docker.sock"},
+            host_config={"runtime": SYSBOX}, raw_host_config={})
+    return EngineSettings(
+        mode=mode, data_dir=ROOTLESS_DATA, owner=1000, exec_user=ROOTLESS_USER,
+        environment={},
+        host_config={"cap_drop": ["ALL"], "cap_add": ROOTLESS_CAPS,
+                     "security_opt": ROOTLESS_SECURITY,
+                     "devices": ["/dev/net/tun:/dev/net/tun:rwm"]},
+        raw_host_config={"MaskedPaths": [], "ReadonlyPaths": []})
+
+
+def _wait_engine(cli: docker.DockerClient, name: str, user: str, patience: float = 90) -> None:
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         container = cli.containers.get(name)
         if container.status not in ("created", "running"):
             raise RuntimeError(f"engine {name} stopped: {container.logs(tail=20).decode()}")
-        code, _ = container.exec_run(["docker", "version"])
+        code, _ = container.exec_run(["docker", "version"], user=user)
         if code == 0:
             return
         time.sleep(0.5)
     raise RuntimeError(f"engine {name} did not answer within {patience:.0f} s")
 
 
-def _load_images(cli: docker.DockerClient, name: str) -> list[str]:
+def _load_images(cli: docker.DockerClient, name: str, user: str) -> list[str]:
     container = cli.containers.get(name)
     missing = [img for img in COURSE_IMAGES
-               if container.exec_run(["docker", "image", "inspect", img])[0] != 0]
+               if container.exec_run(["docker", "image", "inspect", img], user=user)[0] != 0]
     if missing:
         save = subprocess.Popen(["docker", "save", *missing], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "exec", "-i", name, "docker", "load", "-q"],
+        subprocess.run(["docker", "exec", "-i", "-u", user, name, "docker", "load", "-q"],
                        stdin=save.stdout, check=True, capture_output=True)
         if save.wait() != 0:
             raise RuntimeError(f"docker save {' '.join(missing)} failed")
     return missing
 
 
+def _ensure_network(cli: docker.DockerClient, plan: Plan, user: str) -> str:
+    name = plan.learner_network(user)
+    try:
+        cli.networks.get(name)
+    except docker.errors.NotFound:
+        cli.networks.create(name, driver="bridge", labels=plan.labels(user, "network"))
+    return name
+
+
+def _create_engine(cli: docker.DockerClient, plan: Plan, user: str,
+                   settings: EngineSettings, disk: Path) -> None:
+    """The engine container, through the low-level API: docker-py's create_host_config()
+    has no argument for MaskedPaths/ReadonlyPaths, so they are added to its result."""
+    api = cli.api
+    name = plan.engine_name(user)
+    network = _ensure_network(cli, plan, user)
+    host_config = api.create_host_config(
+        binds={plan.certs_volume(user): {"bind": "/certs", "mode": "rw"},
+               str(disk): {"bind": settings.data_dir, "mode": "rw"}},
+        network_mode=network, mem_limit=plan.engine_memory,
+        nano_cpus=int(plan.engine_cpus * 1e9), pids_limit=plan.engine_pids,
+        **settings.host_config)
+    host_config.update(settings.raw_host_config)
+    created = api.create_container(
+        plan.engine_image, name=name, hostname=name, detach=True,
+        labels=plan.labels(user, "engine"),
+        environment={"DOCKER_TLS_CERTDIR": "/certs", **settings.environment},
+        volumes=["/certs", settings.data_dir], host_config=host_config)
+    api.start(created["Id"])
+
+
 def start(plan: Plan, user: str) -> str:
-    """Start (or keep) the learner's engine; returns its DOCKER_HOST."""
+    """Start (or keep) the learner's engine; returns its DOCKER_HOST, as their server (in
+    the engine's network namespace) reaches it."""
     cli = _client()
+    settings = engine_settings(isolation(cli))
     name = plan.engine_name(user)
     for volume in (plan.certs_volume(user), plan.home_volume(user)):
         try:
@@ -170,25 +267,25 @@ def start(plan: Plan, user: str) -> str:
             container.remove(force=True, v=False)
             raise docker.errors.NotFound(name)
     except docker.errors.NotFound:
-        disk = mount_disk(plan, user)
-        cli.containers.run(
-            plan.engine_image, detach=True, name=name, hostname=name,
-            network=plan.network, labels=plan.labels(user, "engine"),
-            cap_add=["ALL"], cap_drop=["SYS_RESOURCE"], security_opt=DIND_SECURITY,
-            environment={"DOCKER_TLS_CERTDIR": "/certs"},
-            volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-                     plan.certs_volume(user): {"bind": "/certs", "mode": "rw"},
-                     str(disk): {"bind": "/var/lib/docker", "mode": "rw"}},
-            mem_limit=plan.engine_memory, nano_cpus=int(plan.engine_cpus * 1e9),
-        )
-    _wait_engine(cli, name)
-    _load_images(cli, name)
-    return f"tcp://{name}:2376"
+        disk = mount_disk(plan, user, owner=settings.owner)
+        _create_engine(cli, plan, user, settings, disk)
+    _wait_engine(cli, name, settings.exec_user)
+    _load_images(cli, name, settings.exec_user)
+    return "tcp://localhost:2376"
+
+
+def engine_ip(plan: Plan, user: str) -> str:
+    """The engine's address on the learner's network: where the hub reaches their server."""
+    data = _client().api.inspect_container(plan.engine_name(user))
+    return str(data["NetworkSettings"]["Networks"][plan.learner_network(user)]["IPAddress"])
 
 
 def stop(plan: Plan, user: str) -> None:
-    """Remove the learner's engine container and release its disk; keep their volumes."""
+    """Remove the learner's engine container and network, and release its disk; keep their
+    volumes."""
     cli = _client()
     with contextlib.suppress(docker.errors.NotFound):
         cli.containers.get(plan.engine_name(user)).remove(force=True, v=False)
+    with contextlib.suppress(docker.errors.NotFound):
+        cli.networks.get(plan.learner_network(user)).remove()
     unmount_disk(plan, user)

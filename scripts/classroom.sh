@@ -109,6 +109,9 @@ start() {
     hub_venv
     proxy
     images
+    # The hub's network: no container joins it (each learner has a network of their own,
+    # made with their engine); it gives this machine an address that a server on any
+    # learner's network reaches, where the hub listens for its servers.
     docker network inspect "$NET" >/dev/null 2>&1 \
         || docker network create --label "$LABEL" "$NET" >/dev/null
     CLASSROOM_HUB_IP=$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' "$NET")
@@ -189,7 +192,8 @@ stop() {
     rm -f "$CLASSROOM_STATE"/disks/*.ext4
     ids=$(docker volume ls -q --filter "label=$LABEL")
     [[ -z "$ids" ]] || { docker volume rm $ids >/dev/null; say "removed $(wc -w <<<"$ids") volumes"; }
-    if docker network inspect "$NET" >/dev/null 2>&1; then docker network rm "$NET" >/dev/null; fi
+    ids=$(docker network ls -q --filter "label=$LABEL")  # the hub's and each learner's
+    [[ -z "$ids" ]] || { docker network rm $ids >/dev/null; say "removed $(wc -w <<<"$ids") networks"; }
     if [[ "${CLEAN:-0}" == 1 ]]; then
         docker image rm "$LEARNER_IMAGE" "$ENGINE_IMAGE" >/dev/null 2>&1 || true
         rm -rf "$CLASSROOM_STATE"

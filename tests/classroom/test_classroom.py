@@ -35,6 +35,9 @@ LEARNERS = ("ann", "ben", "cat")
 STEPS = tuple(sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")))
 NAME = f"labkit-classroom-{secrets.token_hex(3)}"
 CULL_TIMEOUT = 45
+# the rootless engine's user and data folder (classroom/engine/Dockerfile)
+ENGINE_USER = "rootless"
+ENGINE_DATA = "/home/rootless/.local/share/docker"
 MEASURED: dict = {"learners": len(LEARNERS)}
 
 
@@ -142,8 +145,12 @@ def test_three_servers_start_each_with_its_own_engine(hub: Hub, keepalive: KeepA
         engine = json.loads(docker("inspect", hub.engine_container(name)))[0]
         assert server["State"]["Running"] and engine["State"]["Running"]
         env = dict(e.split("=", 1) for e in server["Config"]["Env"])
-        assert env["DOCKER_HOST"] == f"tcp://{hub.engine_container(name)}:2376"
-        assert env["LABKIT_USER"] == name and env["LABKIT_BIND_IP"] == "0.0.0.0"
+        # the server lives in its engine's network namespace: the engine is on localhost,
+        # and what the learner publishes stays on 127.0.0.1 (labkit's default)
+        assert env["DOCKER_HOST"] == "tcp://localhost:2376"
+        assert env["LABKIT_USER"] == name and "LABKIT_BIND_IP" not in env
+        assert server["HostConfig"]["NetworkMode"].startswith("container:")
+        assert list(engine["NetworkSettings"]["Networks"]) == [f"{NAME}-{name}-net"]
         # limits: the server's and the engine's (which holds what the learner runs)
         assert server["HostConfig"]["Memory"] > 0 and server["HostConfig"]["CpuQuota"] > 0
         assert engine["HostConfig"]["Memory"] > 0 and engine["HostConfig"]["NanoCpus"] > 0
@@ -158,7 +165,7 @@ def test_three_servers_start_each_with_its_own_engine(hub: Hub, keepalive: KeepA
         df = hub.exec(name, "docker", "run", "--rm", "python:3.11-slim-bookworm", "true")
         assert df.returncode == 0, df.stderr
         size = subprocess.run(["docker", "exec", hub.engine_container(name), "df", "-B1",
-                               "--output=size", "/var/lib/docker"],
+                               "--output=size", ENGINE_DATA],
                               capture_output=True, text=True, check=True).stdout.split()[-1]
         assert 5 * 2**30 < int(size) <= 6 * 2**30
 
@@ -193,16 +200,195 @@ def test_each_learner_sees_only_their_own_engine(hub: Hub) -> None:
         assert own and all(r.split("/")[-2] == name for r in own), namespaces
         others = [o for o in LEARNERS if o != name]
         assert not any(o in " ".join(names + namespaces) for o in others)
-        # another learner's engine refuses this learner's certificates
+        # another learner's engine is not even a name on this learner's network (that
+        # nothing of it is reachable: test_learners_cannot_reach_each_other)
         other = hub.engine_container(others[0])
         refused = hub.exec(name, "docker", "version", env={"DOCKER_HOST": f"tcp://{other}:2376"})
         assert refused.returncode != 0
-        assert re.search(r"certificate|tls|x509", refused.stderr, re.I), refused.stderr
+        assert re.search(r"no such host|lookup", refused.stderr, re.I), refused.stderr
         listing = hub.exec(name, "ls", "/certs").stdout.split()
         assert listing == ["ca", "client", "server"]  # one engine's certificates, no other
     for name in LEARNERS:
         removed = hub.exec(name, "sh", "-ec", f"docker rm {name}-probe; docker rmi {name}/probe")
         assert removed.returncode == 0, removed.stderr
+
+
+# --- isolation: learner engines hold nothing over this machine, learners apart ---------------
+# Every write attempt below writes back the value it just read: harmless were it allowed.
+
+ESCAPE_FLAGS = ("--cap-add", "ALL", "--security-opt", "seccomp=unconfined",
+                "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
+                "-v", "/sys:/hostsys", "-v", "/proc:/hostproc", "-v", "/dev:/hostdev",
+                "-v", "/:/host")
+
+ESCAPE_PROBE = r"""
+import ctypes, errno, json, os, stat, sys
+libc = ctypes.CDLL(None, use_errno=True)
+MS_RDONLY = 1
+
+def rewrite(path):
+    try:
+        with open(path) as f:
+            value = f.read()
+    except OSError as e:
+        return "read " + errno.errorcode[e.errno]
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    return "WRITTEN"
+
+def walk(*roots):
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            yield folder, dirs, files
+
+others, major, minor = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])
+out = {"started": True,
+       "uid_map": open("/proc/self/uid_map").read().split(),
+       "cap_eff": next(l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")),
+       "core_pattern": [rewrite(p) for p in ("/proc/sys/kernel/core_pattern",
+                                             "/hostproc/sys/kernel/core_pattern")],
+       "host_root_is_engine": os.path.exists("/host/usr/local/bin/classroom-engine.sh")}
+libc.syscall(175, None, 0, b"")  # init_module(NULL, 0, ""): checks the capability first
+out["init_module"] = errno.errorcode[ctypes.get_errno()]
+cgroups = ("/sys/fs/cgroup", "/hostsys/fs/cgroup")
+out["release_agents"] = {os.path.join(d, "release_agent"): rewrite(os.path.join(d, "release_agent"))
+                         for d, _, files in walk(*cgroups) if "release_agent" in files}
+os.makedirs("/tmp/cg", exist_ok=True)
+mounted = libc.mount(b"cgroup", b"/tmp/cg", b"cgroup", 0, b"memory") == 0
+out["cgroup_mount"] = "MOUNTED" if mounted else errno.errorcode[ctypes.get_errno()]
+if mounted:
+    out["release_agents"]["/tmp/cg/release_agent"] = rewrite("/tmp/cg/release_agent")
+out["cgroup_dirs"] = sorted({x for _, dirs, _ in walk(*cgroups) for x in dirs})
+out["others_limits"] = [rewrite(f"{root}/{ctl}/docker/{cid}/{name}") for root in cgroups
+                        for cid in others for ctl, name in (("memory", "memory.limit_in_bytes"),
+                                                            ("pids", "pids.max"))]
+out["own_limits"] = {name: [open(f"/sys/fs/cgroup/{ctl}/{name}").read().strip(),
+                            rewrite(f"/sys/fs/cgroup/{ctl}/{name}")]
+                     for ctl, name in (("memory", "memory.limit_in_bytes"), ("pids", "pids.max"))}
+out["block_devices"] = [n for folder in ("/dev", "/hostdev") for n in os.listdir(folder)
+                        if stat.S_ISBLK(os.lstat(os.path.join(folder, n)).st_mode)]
+try:
+    os.mknod("/tmp/disk", stat.S_IFBLK | 0o600, os.makedev(major, minor))
+    out["mknod"] = "MADE"
+except OSError as e:
+    out["mknod"] = errno.errorcode[e.errno]
+os.makedirs("/tmp/disk-mnt", exist_ok=True)
+out["disk_mount"] = {}
+for source in ("/tmp/disk", "/hostdev/vda", "/dev/vda"):  # read-only, unmounted at once
+    if libc.mount(source.encode(), b"/tmp/disk-mnt", b"ext4", MS_RDONLY, None) == 0:
+        out["disk_mount"][source] = "MOUNTED"
+        libc.umount2(b"/tmp/disk-mnt", 0)
+    else:
+        out["disk_mount"][source] = errno.errorcode[ctypes.get_errno()]
+print(json.dumps(out))
+"""
+
+REACH_PROBE = r"""
+import json, socket, sys
+out = {}
+for port in sys.argv[2:]:
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect((sys.argv[1], int(port)))
+        out[port] = "CONNECTED"
+    except OSError as e:
+        out[port] = f"{type(e).__name__}: {e}"
+    finally:
+        s.close()
+print(json.dumps(out))
+"""
+
+
+def container_id(name: str) -> str:
+    return docker("inspect", "-f", "{{.Id}}", name).strip()
+
+
+def test_engines_hold_no_power_over_the_machine(hub: Hub) -> None:
+    """Whatever ann starts in her engine, with every option a learner can give, gets no
+    capability over this machine: it cannot write kernel settings or cgroups, load a
+    module, mount this machine's disk, or see or change any container's limits."""
+    name, other = LEARNERS[0], LEARNERS[1]
+    engine = json.loads(docker("inspect", hub.engine_container(name)))[0]
+    host = engine["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and sorted(host["CapAdd"]) == ["SETGID", "SETUID"]
+    assert host["Privileged"] is False and host["PidsLimit"] > 0 and host["Memory"] > 0
+    assert not [m for m in engine["Mounts"] if m["Source"].startswith(("/sys", "/proc", "/dev"))]
+    others = [container_id(c) for c in (hub.engine_container(other), hub.server_container(other),
+                                        hub.server_container(name))]
+    root = os.stat("/").st_dev
+    probe = hub.exec(name, "docker", "run", "--rm", *ESCAPE_FLAGS, "python:3.11-slim-bookworm",
+                     "python", "-c", ESCAPE_PROBE, ",".join(others),
+                     str(os.major(root)), str(os.minor(root)))
+    assert probe.returncode == 0, probe.stderr
+    out = json.loads(probe.stdout)
+    assert out["started"] and out["host_root_is_engine"], out
+    # every capability in its own user namespace, whose root is an ordinary uid here
+    assert int(out["cap_eff"], 16) & (1 << 21), out["cap_eff"]  # CAP_SYS_ADMIN
+    assert out["uid_map"] != ["0", "0", "4294967295"] and out["uid_map"][1] != "0", out
+    assert out["core_pattern"] == ["EACCES", "EACCES"], out["core_pattern"]
+    assert out["init_module"] in ("EPERM", "ENOSYS"), out["init_module"]  # ENOSYS: no modules
+    assert out["cgroup_mount"] == "EPERM", out["cgroup_mount"]
+    assert "WRITTEN" not in out["release_agents"].values(), out
+    assert not set(out["cgroup_dirs"]) & {*others, *(c[:12] for c in others)}, out["cgroup_dirs"]
+    assert out["others_limits"] and all(r == "read ENOENT" for r in out["others_limits"]), out
+    # the limits it sees are its engine's own, read-only: the learner cannot lift them
+    memory, pids = out["own_limits"]["memory.limit_in_bytes"], out["own_limits"]["pids.max"]
+    assert memory == [str(host["Memory"]), "EROFS"], memory
+    assert pids == [str(host["PidsLimit"]), "EROFS"], pids
+    assert out["block_devices"] == [] and out["mknod"] == "EPERM", out
+    assert "MOUNTED" not in out["disk_mount"].values(), out["disk_mount"]
+    # --privileged asks for a writable /sys, which the engine's user namespace cannot mount
+    privileged = hub.exec(name, "docker", "run", "--rm", "--privileged",
+                          "python:3.11-slim-bookworm", "true")
+    assert privileged.returncode != 0
+    assert re.search(r"sysfs.*operation not permitted", privileged.stderr), privileged.stderr
+    # the learner's server has no way to the machine's engine, nor a capability
+    server = hub.exec(name, "sh", "-c", "grep CapEff /proc/self/status; ls /var/run/docker.sock")
+    assert "CapEff:\t0000000000000000" in server.stdout and server.returncode != 0, server
+
+
+def test_learners_cannot_reach_each_other(hub: Hub) -> None:
+    """Nothing of ben's (engine API, published app, Jupyter server) answers ann's server or
+    the containers ann runs; ben's own server and the hub reach them."""
+    name, other = LEARNERS[0], LEARNERS[1]
+    web = f"{other}-probe-web"
+    started = hub.exec(other, "docker", "run", "-d", "--name", web, "-p", "127.0.0.1::8000",
+                       "python:3.11-slim-bookworm", "python", "-m", "http.server", "8000")
+    assert started.returncode == 0, started.stderr
+    try:
+        app = hub.exec(other, "docker", "port", web, "8000").stdout.split(":")[-1].strip()
+        ip = docker("inspect", "-f",
+                    f'{{{{(index .NetworkSettings.Networks "{NAME}-{other}-net").IPAddress}}}}',
+                    hub.engine_container(other)).strip()
+        ports = ["2376", app, "8888"]
+        deadline = time.monotonic() + 30
+        while True:  # ben's own server reaches all three on its loopback (the app may be slow)
+            own = json.loads(hub.exec(other, "python", "-c", REACH_PROBE, "127.0.0.1",
+                                      *ports).stdout)
+            if set(own.values()) == {"CONNECTED"} or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert set(own.values()) == {"CONNECTED"}, own
+        with socket.create_connection((ip, 8888), timeout=3):  # the hub's way to ben's server
+            pass
+        from_server = hub.exec(name, "python", "-c", REACH_PROBE, ip, *ports)
+        from_container = hub.exec(name, "docker", "run", "--rm", "python:3.11-slim-bookworm",
+                                  "python", "-c", REACH_PROBE, ip, *ports)
+        for attempt in (from_server, from_container):
+            assert attempt.returncode == 0, attempt.stderr
+            outcome = json.loads(attempt.stdout)
+            assert set(outcome) == set(ports), outcome
+            assert all(re.match(r"(TimeoutError|ConnectionRefusedError|OSError)", v)
+                       for v in outcome.values()), outcome
+    finally:
+        hub.exec(other, "docker", "rm", "-f", web)
+
+
+# --- end of the isolation block ---------------------------------------------------------------
 
 
 SOLVE = {
@@ -305,11 +491,12 @@ def test_memory_per_learner(hub: Hub) -> None:
         # what the learner runs is inside their engine's cgroup, so its limits hold for it
         engine = hub.engine_container(name)
         engine_id = docker("inspect", "-f", "{{.Id}}", engine).strip()
-        inner = docker("exec", engine, "sh", "-c",
+        inner = docker("exec", "-u", ENGINE_USER, engine, "sh", "-c",
                        "cat /proc/$(docker inspect -f '{{.State.Pid}}' "
                        f"{name}-hello-2)/cgroup")
         memory_cgroup = next(line for line in inner.splitlines() if ":memory:" in line)
-        assert f"/{engine_id}/" in memory_cgroup, memory_cgroup
+        # the rootless engine makes no cgroups of its own: its containers stay in its own
+        assert re.search(rf"/{engine_id}(/|$)", memory_cgroup), memory_cgroup
         stats = docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
                        hub.server_container(name), hub.engine_container(name))
         sizes[name] = stats.strip().splitlines()
