@@ -9,8 +9,9 @@
 #   status  what runs
 # Settings (environment): LEARNERS (3: servers at once), CLASSROOM_NAME (classroom: the
 # prefix and label of everything made), CLASSROOM_PORT (8000, on CLASSROOM_IP=127.0.0.1),
-# CLASSROOM_SERVER_MEMORY/CPUS (1g/1), CLASSROOM_ENGINE_MEMORY/CPUS (2g/1), CLASSROOM_DISK
-# (10g per engine), CLASSROOM_CULL_TIMEOUT/EVERY (3600/300 s), CLASSROOM_SSL_CERT/KEY.
+# CLASSROOM_SERVER_MEMORY/CPUS (1g/1), CLASSROOM_ENGINE_MEMORY/CPUS/PIDS (2g/1/2048),
+# CLASSROOM_DISK (10g per engine), CLASSROOM_CULL_TIMEOUT/EVERY (3600/300 s),
+# CLASSROOM_SSL_CERT/KEY.
 # Needs root (each engine's disk is a loop-mounted file system) and a running engine with
 # the course's images (`make images`).
 set -euo pipefail
