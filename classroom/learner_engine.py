@@ -264,7 +264,7 @@ def start(plan: Plan, user: str) -> str:
     try:
         container = cli.containers.get(name)
         if container.status != "running":
-            container.remove(force=True, v=False)
+            container.remove(force=True, v=True)  # v: its anonymous volume only
             raise docker.errors.NotFound(name)
     except docker.errors.NotFound:
         disk = mount_disk(plan, user, owner=settings.owner)
@@ -282,10 +282,11 @@ def engine_ip(plan: Plan, user: str) -> str:
 
 def stop(plan: Plan, user: str) -> None:
     """Remove the learner's engine container and network, and release its disk; keep their
-    volumes."""
+    volumes (``v=True`` removes only the anonymous one the stand-in's ``VOLUME
+    /var/lib/docker`` makes, which the rootless engine does not use)."""
     cli = _client()
     with contextlib.suppress(docker.errors.NotFound):
-        cli.containers.get(plan.engine_name(user)).remove(force=True, v=False)
+        cli.containers.get(plan.engine_name(user)).remove(force=True, v=True)
     with contextlib.suppress(docker.errors.NotFound):
         cli.networks.get(plan.learner_network(user)).remove()
     unmount_disk(plan, user)
