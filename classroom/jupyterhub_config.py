@@ -9,7 +9,8 @@
 #   the engine and its network are removed;
 # - jupyterhub-idle-culler stops servers idle for CLASSROOM_CULL_TIMEOUT seconds;
 # - the "progress" service is the instructor's live table of exercise results;
-# - WorkshopAuthenticator: a name + the workshop code; the instructor is the admin.
+# - WorkshopAuthenticator: a name + the workshop code + a password of one's own (the first
+#   login claims the name); the instructor, made before the hub opens, is the admin.
 import asyncio
 import os
 import sys
@@ -38,9 +39,16 @@ c.JupyterHub.hub_ip = env["CLASSROOM_HUB_IP"]
 c.JupyterHub.hub_port = int(env.get("CLASSROOM_HUB_PORT", "8081"))
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env.get('CLASSROOM_PROXY_API_PORT', '8001')}"
 c.ConfigurableHTTPProxy.command = [env.get("CLASSROOM_CHP", "configurable-http-proxy")]
+# Passwords cross the network: off loopback only HTTPS, unless CLASSROOM_ALLOW_HTTP=1
+# (scripts/classroom.sh makes a self-signed certificate when none is given).
 if env.get("CLASSROOM_SSL_CERT") and env.get("CLASSROOM_SSL_KEY"):
     c.JupyterHub.ssl_cert = env["CLASSROOM_SSL_CERT"]
     c.JupyterHub.ssl_key = env["CLASSROOM_SSL_KEY"]
+elif (c.JupyterHub.ip not in ("127.0.0.1", "::1", "localhost")
+      and env.get("CLASSROOM_ALLOW_HTTP") != "1"):
+    sys.exit(f"classroom: refusing plain HTTP on {c.JupyterHub.ip}: learners' passwords "
+             "would cross the network in clear; give CLASSROOM_SSL_CERT and "
+             "CLASSROOM_SSL_KEY, or set CLASSROOM_ALLOW_HTTP=1 to accept that.")
 c.JupyterHub.db_url = f"sqlite:///{plan.state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(plan.state / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(plan.state / "jupyterhub.pid")
@@ -50,9 +58,11 @@ c.JupyterHub.last_activity_interval = int(env.get("CLASSROOM_ACTIVITY_INTERVAL",
 
 # --- who may log in --------------------------------------------------------------------
 c.JupyterHub.authenticator_class = "workshop_auth.WorkshopAuthenticator"
+c.JupyterHub.template_paths = [str(HERE / "templates")]  # the login form's code field
 c.WorkshopAuthenticator.instructor = INSTRUCTOR
+c.WorkshopAuthenticator.claims_dir = str(plan.state / "claims")  # hashed, 0600 each
 c.Authenticator.admin_users = {INSTRUCTOR}
-c.Authenticator.allow_all = True  # the workshop code is the gate
+c.Authenticator.allow_all = True  # the workshop code and each name's password gate
 
 # --- each learner's server ---------------------------------------------------------------
 c.JupyterHub.spawner_class = "learner_spawner.LearnerSpawner"

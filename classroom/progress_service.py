@@ -127,7 +127,8 @@ def main() -> None:
         cookie_secret=os.urandom(32))
     url = os.environ["JUPYTERHUB_SERVICE_URL"]
     port = int(url.rsplit(":", 1)[1].strip("/"))
-    app.listen(port, "127.0.0.1")
+    # loopback beside the hub; Kubernetes: the hub pod's address, for the proxy's pod
+    app.listen(port, os.environ.get("CLASSROOM_PROGRESS_BIND", "127.0.0.1"))
     ioloop.IOLoop.current().start()
 
 

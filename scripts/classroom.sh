@@ -7,11 +7,16 @@
 #           volume, network, mount and process this classroom made; CLEAN=1 also removes
 #           its images and its folder (the progress records)
 #   status  what runs
+#   tls     only decide HTTP or HTTPS for CLASSROOM_IP (and make the certificate), as start does
+#   forget NAME   a learner forgot their password: their next login claims NAME again
 # Settings (environment): LEARNERS (3: servers at once), CLASSROOM_NAME (classroom: the
 # prefix and label of everything made), CLASSROOM_PORT (8000, on CLASSROOM_IP=127.0.0.1),
 # CLASSROOM_SERVER_MEMORY/CPUS (1g/1), CLASSROOM_ENGINE_MEMORY/CPUS/PIDS (2g/1/2048),
 # CLASSROOM_DISK (10g per engine), CLASSROOM_CULL_TIMEOUT/EVERY (3600/300 s),
 # CLASSROOM_SSL_CERT/KEY.
+# Off loopback (CLASSROOM_IP other than 127.0.0.1, ::1, localhost) the hub serves HTTPS only:
+# with CLASSROOM_SSL_CERT/KEY, else with a self-signed certificate made here for that address
+# (its fingerprint is printed: read it to the room); CLASSROOM_ALLOW_HTTP=1 serves plain HTTP.
 # Needs root (each engine's disk is a loop-mounted file system) and a running engine with
 # the course's images (`make images`).
 set -euo pipefail
@@ -102,11 +107,75 @@ secrets() {  # made once per classroom; 0600; never printed
     echo "$file"
 }
 
+loopback() { case "$1" in 127.0.0.1 | ::1 | localhost) return 0 ;; *) return 1 ;; esac; }
+
+self_signed() {  # self_signed ADDRESS: a certificate for it in the state folder (key 0600)
+    local ip=$1 dir="$CLASSROOM_STATE/tls" san
+    local cert="$dir/hub.crt" key="$dir/hub.key"
+    if [[ -s "$cert" && -s "$key" ]] && openssl x509 -noout -checkend 86400 -in "$cert" >/dev/null \
+        && { [[ $ip == 0.0.0.0 || $ip == :: ]] || openssl x509 -noout -checkip "$ip" -in "$cert" | grep -q 'does match'; }; then
+        :  # still good for this address: keep it (learners may have accepted it already)
+    else
+        case "$ip" in
+            0.0.0.0 | ::)  # every address of this machine
+                san="DNS:$(hostname)"
+                for a in $(hostname -I 2>/dev/null); do san="$san,IP:$a"; done ;;
+            *[!0-9.:a-fA-F]*) san="DNS:$ip" ;;
+            *) san="IP:$ip" ;;
+        esac
+        mkdir -p "$dir"
+        chmod 700 "$dir"
+        (
+            umask 077
+            openssl req -x509 -newkey rsa:2048 -nodes -days 30 -sha256 -keyout "$key.new" \
+                -out "$cert.new" -subj "/CN=labkit classroom $CLASSROOM_NAME" \
+                -addext "subjectAltName=$san" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
+        ) || die "openssl could not make a certificate for $ip."
+        chmod 600 "$key.new"
+        mv "$key.new" "$key"
+        mv "$cert.new" "$cert"
+        say "made a self-signed certificate for $ip ($san), valid 30 days: $cert"
+    fi
+    export CLASSROOM_SSL_CERT="$cert" CLASSROOM_SSL_KEY="$key"
+}
+
+tls() {  # HTTP or HTTPS for CLASSROOM_IP: sets SCHEME; exports CLASSROOM_SSL_CERT/KEY for HTTPS
+    local ip="${CLASSROOM_IP:-127.0.0.1}"
+    if [[ -n "${CLASSROOM_SSL_CERT:-}" || -n "${CLASSROOM_SSL_KEY:-}" ]]; then
+        [[ -n "${CLASSROOM_SSL_CERT:-}" && -n "${CLASSROOM_SSL_KEY:-}" ]] \
+            || die "give both CLASSROOM_SSL_CERT and CLASSROOM_SSL_KEY (the certificate and its key), or neither."
+        [[ -r "$CLASSROOM_SSL_CERT" && -r "$CLASSROOM_SSL_KEY" ]] \
+            || die "CLASSROOM_SSL_CERT or CLASSROOM_SSL_KEY names no readable file."
+        SCHEME=https
+    elif loopback "$ip"; then
+        SCHEME=http  # this machine only: nothing crosses a network
+    elif [[ "${CLASSROOM_ALLOW_HTTP:-0}" == 1 ]]; then
+        say "WARNING: plain HTTP on $ip (CLASSROOM_ALLOW_HTTP=1): names, codes and passwords cross the network in clear."
+        SCHEME=http
+    else
+        command -v openssl >/dev/null \
+            || die "refusing plain HTTP on $ip: install openssl (a self-signed certificate is made with it), give CLASSROOM_SSL_CERT and CLASSROOM_SSL_KEY, or set CLASSROOM_ALLOW_HTTP=1 to send passwords in clear."
+        self_signed "$ip"
+        SCHEME=https
+    fi
+    if [[ $SCHEME == https ]]; then
+        say "HTTPS with $CLASSROOM_SSL_CERT; $(openssl x509 -noout -fingerprint -sha256 -in "$CLASSROOM_SSL_CERT" 2>/dev/null || echo 'fingerprint: openssl missing')"
+    fi
+}
+
+forget() {  # forget NAME: the learner's claim goes; their next login claims NAME anew
+    local name=${1:-}
+    [[ -n "$name" ]] || die "usage: $0 forget NAME"
+    [[ -x "$HUB_VENV/bin/python" ]] || die "no hub here yet ($HUB_VENV): nothing to forget."
+    "$HUB_VENV/bin/python" "$ROOT/classroom/workshop_auth.py" forget "$CLASSROOM_STATE/claims" "$name"
+}
+
 start() {
     [[ $(id -u) -eq 0 ]] || die "run as root: each learner's engine gets a disk of its own (a loop mount)."
     docker info >/dev/null 2>&1 || die "no Docker Engine answers: run 'make engine' first."
     if alive "$PIDFILE"; then say "already running (pid $(cat "$PIDFILE")): make classroom-stop first."; return 0; fi
     mkdir -p "$CLASSROOM_STATE/progress" "$CLASSROOM_STATE/disks"
+    tls  # before anything is built: a refusal comes at once
     hub_venv
     proxy
     images
@@ -130,9 +199,7 @@ start() {
             >>"$CLASSROOM_STATE/hub.log" 2>&1 </dev/null
     ) &
     echo $! >"$PIDFILE"
-    local scheme=http
-    [[ -n "${CLASSROOM_SSL_CERT:-}" ]] && scheme=https
-    local url="$scheme://${CLASSROOM_IP:-127.0.0.1}:$PORT"
+    local url="$SCHEME://${CLASSROOM_IP:-127.0.0.1}:$PORT"
     for _ in $(seq 1 120); do
         curl -fsk -o /dev/null "$url/hub/health" 2>/dev/null && break
         kill -0 $! 2>/dev/null || { tail -20 "$CLASSROOM_STATE/hub.log" >&2; die "the hub stopped at start; its log is above."; }
@@ -140,7 +207,7 @@ start() {
     done
     curl -fsk -o /dev/null "$url/hub/health" || die "the hub did not answer within 60 s: $CLASSROOM_STATE/hub.log"
     say "hub up at $url/ for $CLASSROOM_LEARNERS learners (log: $CLASSROOM_STATE/hub.log)"
-    say "learners: any name + the workshop code (CLASSROOM_WORKSHOP_CODE in $file)"
+    say "learners: a name of their own + the workshop code (CLASSROOM_WORKSHOP_CODE in $file) + a password they choose at their first login (forgotten: $0 forget NAME)"
     say "instructor: '${CLASSROOM_INSTRUCTOR:-instructor}' + CLASSROOM_INSTRUCTOR_PASSWORD (same file); progress: $url/services/progress/"
 }
 
@@ -212,5 +279,7 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    tls) tls ;;
+    forget) forget "${2:-}" ;;
+    *) echo "usage: $0 start|stop|status|tls|forget NAME" >&2; exit 2 ;;
 esac

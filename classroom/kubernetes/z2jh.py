@@ -1,11 +1,11 @@
-"""What the Zero to JupyterHub chart (4.x) makes of values.yaml, for the keys it uses here.
+"""What the Zero to JupyterHub chart (4.4.0) makes of values.yaml, for the keys it uses here.
 
 The chart's hub reads its Helm values and sets KubeSpawner's traits from them (the chart's
 ``jupyterhub_config.py``). ``spawner_config`` does the same for the keys
 ``classroom/kubernetes/values.yaml`` uses, so a test can render the very pod KubeSpawner
 would create from that file, with no cluster. A ``singleuser`` key it does not know is an
 error (``UnknownValue``), never silently dropped, and ``KNOWN_PATHS`` lists every values
-path the classroom may use, each one checked against the chart's 4.1.0 values and schema.
+path the classroom may use, each one checked against the chart's 4.4.0 values.
 """
 
 from __future__ import annotations
@@ -18,6 +18,23 @@ import yaml
 from traitlets.config import Config
 
 VALUES = Path(__file__).with_name("values.yaml")
+ROOT = Path(__file__).resolve().parents[2]
+
+#: The chart release README.md installs, and the JupyterHub its hub image carries (the
+#: chart's images/hub/requirements.txt at that tag). The learner image for Kubernetes is
+#: built with that jupyterhub (Dockerfile.learner's JUPYTERHUB_VERSION): no chart release
+#: ships JupyterHub 6 yet, while the one-machine classroom runs requirements-hub.txt's 6.x.
+CHART_VERSION = "4.4.0"
+CHART_JUPYTERHUB = "5.5.0"
+
+#: hub.extraFiles.<key> -> the repository file helm is given for it
+#: (``--set-file hub.extraFiles.<key>.stringData=<file>``).
+EXTRA_FILES: dict[str, str] = {
+    "workshop-auth": "classroom/workshop_auth.py",
+    "login-template": "classroom/templates/login.html",
+    "progress-service": "classroom/progress_service.py",
+    "learner-progress": "labkit/learner_progress.py",
+}
 
 #: singleuser.<path> -> the KubeSpawner trait the chart sets from it, value unchanged.
 SINGLEUSER_TRAITS: dict[str, str] = {
@@ -50,9 +67,15 @@ SINGLEUSER_SPECIAL = (
 )
 
 #: Every values path the classroom may set (a path and everything under it), from the
-#: chart's 4.1.0 values.yaml; hub.config.<Class> takes any trait of that class.
+#: chart's 4.4.0 values.yaml; hub.config.<Class> takes any trait of that class.
 KNOWN_PATHS = (
     "hub.config",
+    "hub.extraFiles",
+    "hub.extraEnv",
+    "hub.services",
+    "hub.loadRoles",
+    "hub.service.extraPorts",
+    "hub.networkPolicy.ingress",
     *(f"singleuser.{key}" for key in (*SINGLEUSER_TRAITS, *SINGLEUSER_SPECIAL)),
     "scheduling.userScheduler.enabled",
     "scheduling.podPriority.enabled",
@@ -198,3 +221,29 @@ def culler_command(values: dict) -> list[str]:
     if cull.get("maxAge"):
         cmd.append(f"--max-age={cull['maxAge']}")
     return cmd
+
+
+def set_files(values: dict, root: Path = ROOT) -> dict:
+    """``values`` with each hub.extraFiles entry's content, as helm's --set-file gives it."""
+    out = copy.deepcopy(values)
+    for key, entry in (get(out, "hub.extraFiles") or {}).items():
+        entry["stringData"] = (root / EXTRA_FILES[key]).read_text()
+    return out
+
+
+def set_file_flags() -> list[str]:
+    """The --set-file flags README.md's helm commands carry, one per hub.extraFiles entry."""
+    return [f"--set-file hub.extraFiles.{key}.stringData={path}"
+            for key, path in EXTRA_FILES.items()]
+
+
+def hub_services(values: dict) -> list[dict]:
+    """c.JupyterHub.services as the chart's hub makes it from hub.services (a dict there)."""
+    return [{"name": key, **copy.deepcopy(service)}
+            for key, service in (get(values, "hub.services") or {}).items()]
+
+
+def hub_roles(values: dict) -> list[dict]:
+    """c.JupyterHub.load_roles as the chart's hub makes it from hub.loadRoles."""
+    return [{"name": key, **copy.deepcopy(role)}
+            for key, role in (get(values, "hub.loadRoles") or {}).items()]

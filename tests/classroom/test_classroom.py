@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "classroom"))
 from hubclient import Hub, KeepAlive, first_cell_notebook  # noqa: E402
 
 LEARNERS = ("ann", "ben", "cat")
+PASSWORDS = {name: secrets.token_urlsafe(12) for name in LEARNERS}  # each chosen at login
 # every notebook of the course, in order, 00 first: as each learner goes through it
 STEPS = tuple(sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")))
 NAME = f"labkit-classroom-{secrets.token_hex(3)}"
@@ -104,23 +105,28 @@ def labelled(kind: str, label: str) -> list[str]:
 
 
 def test_workshop_code_logs_in_and_a_wrong_one_does_not(hub: Hub, secrets_env: dict) -> None:
-    def login(name: str, code: str) -> requests.Response:
-        s = requests.Session()
-        s.trust_env = False
-        s.get(f"{hub.url}/hub/login", timeout=30)
-        return s.post(f"{hub.url}/hub/login", allow_redirects=False, timeout=60,
-                      data={"username": name, "password": code,
-                            "_xsrf": s.cookies.get("_xsrf", "")})
-
-    wrong = login("mallory", "not-the-code")
+    """Each learner logs in through the login form: their name, the workshop code, and a
+    password of their own, which makes the name theirs; nobody else gets in with it."""
+    code = secrets_env["CLASSROOM_WORKSHOP_CODE"]
+    form = hub.session.get(f"{hub.url}/hub/login", timeout=30).text
+    assert 'name="code"' in form and 'name="password"' in form
+    wrong = hub.login("mallory", "mallorys-password", code="not-the-code")
     assert wrong.status_code == 403
     assert hub.api("GET", "/users/mallory").status_code == 404
-    right = login(LEARNERS[0], secrets_env["CLASSROOM_WORKSHOP_CODE"])
-    assert right.status_code == 302, right.text[:300]
-    assert hub.user(LEARNERS[0])["name"] == LEARNERS[0]
-    assert login("instructor", secrets_env["CLASSROOM_WORKSHOP_CODE"]).status_code == 403
-    assert login("instructor", secrets_env["CLASSROOM_INSTRUCTOR_PASSWORD"]).status_code == 302
+    for name in LEARNERS:
+        right = hub.login(name, PASSWORDS[name], code=code)
+        assert right.status_code == 302, right.text[:300]
+        assert hub.user(name)["name"] == name
+    # someone else with a learner's name and the room's code, another password: refused
+    taken = hub.login(LEARNERS[0], "someone-elses-password", code=code)
+    assert taken.status_code == 403 and "is taken" in taken.text, taken.text[:300]
+    assert hub.login(LEARNERS[0], PASSWORDS[LEARNERS[0]], code=code).status_code == 302
+    # the instructor: their own password, made before the hub opened; nobody claims the name
+    assert hub.login("instructor", "a-claim-on-the-name", code=code).status_code == 403
+    assert hub.login("instructor", code, code=code).status_code == 403
+    assert hub.login("instructor", secrets_env["CLASSROOM_INSTRUCTOR_PASSWORD"]).status_code == 302
     assert hub.user("instructor")["admin"] is True
+    assert all(not hub.user(name)["admin"] for name in LEARNERS)
 
 
 def test_three_servers_start_each_with_its_own_engine(hub: Hub, keepalive: KeepAlive,

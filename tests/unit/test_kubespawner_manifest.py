@@ -6,19 +6,25 @@ configuration as the Zero to JupyterHub chart's hub does, and KubeSpawner's own
 listens on, which rendering never contacts). The checks read that pod: the engine sidecar,
 the volumes and who mounts them, the notebook's environment, the limits, the security
 settings; and every field must be one of the Kubernetes API's (kubernetes_asyncio's models).
+The hub's side is checked too: the workshop authenticator it ships (the instructor made
+before the hub opens), the progress service and its role, and the JupyterHub versions of
+the chart and of the learner image.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import re
+import runpy
 import sys
 from pathlib import Path
 from unittest.mock import Mock
 
+import jupyterhub
 import kubernetes_asyncio.client.models as k8s_models
 import kubernetes_asyncio.config.kube_config as kube_config
-import nativeauthenticator
 import pytest
 from jupyterhub.app import JupyterHub
 from jupyterhub.auth import Authenticator
@@ -26,6 +32,8 @@ from jupyterhub.objects import Hub, Server
 from jupyterhub_idle_culler import IdleCuller
 from kubernetes_asyncio.client import ApiClient
 from kubespawner import KubeSpawner
+from tornado import web
+from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
 from labkit import config as labkit_config
@@ -169,15 +177,33 @@ def test_engine_serves_tls_into_the_pods_own_cert_volume(engine: dict) -> None:
     assert mounts["docker-data"]["mountPath"] == "/var/lib/docker"
 
 
-def test_engine_is_the_only_privileged_container(pod: dict, engine: dict) -> None:
-    assert engine["securityContext"]["privileged"] is True
-    assert engine["securityContext"]["runAsUser"] == 0
-    others = [c for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
-              if c["name"] != "engine"]
-    assert others, "the pod has no container besides the engine"
-    for container in others:
+def test_no_container_is_privileged_and_the_engine_is_rootless(pod: dict, engine: dict) -> None:
+    containers = pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
+    assert {c["name"] for c in containers} == {"engine", "notebook"}
+    for container in containers:
         context = container.get("securityContext") or {}
         assert context.get("privileged") is not True, container["name"]
+        assert context.get("runAsUser") != 0, container["name"]
+        assert context.get("runAsNonRoot") is True, container["name"]
+    context = engine["securityContext"]
+    assert context["privileged"] is False
+    assert context["runAsUser"] == 1000 and context["runAsGroup"] == 1000
+    # every capability dropped but the two newuidmap/newgidmap (setuid) use to map the
+    # rootless engine's user IDs; setuid needs privilege escalation allowed
+    assert context["capabilities"] == {"drop": ["ALL"], "add": ["SETUID", "SETGID"]}
+    assert context["allowPrivilegeEscalation"] is True
+    # what the engine's own containers need: no seccomp/AppArmor filter, an unmasked /proc,
+    # which Kubernetes accepts only in a pod with a user namespace of its own
+    assert context["seccompProfile"] == {"type": "Unconfined"}
+    assert context["appArmorProfile"] == {"type": "Unconfined"}
+    assert context["procMount"] == "Unmasked"
+    assert pod["spec"]["hostUsers"] is False
+    assert "runtimeClassName" not in pod["spec"]  # Sysbox is the documented alternative
+
+
+def test_the_rootless_engine_keeps_its_data_in_the_pods_volume(engine: dict) -> None:
+    mounts = {m["name"]: m["mountPath"] for m in engine["volumeMounts"]}
+    assert engine["args"] == [f"--data-root={mounts['docker-data']}"]
 
 
 def test_engine_limits_cpu_memory_and_disk(engine: dict) -> None:
@@ -250,9 +276,20 @@ def test_a_misspelt_chart_path_is_refused(values: dict) -> None:
         z2jh.spawner_config(typo)
 
 
+def _load_workshop_auth():
+    spec = importlib.util.spec_from_file_location(
+        "workshop_auth", ROOT / z2jh.EXTRA_FILES["workshop-auth"])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+workshop_auth = _load_workshop_auth()
 HUB_CLASSES = {"JupyterHub": JupyterHub, "Authenticator": Authenticator,
-               "NativeAuthenticator": nativeauthenticator.NativeAuthenticator,
+               "WorkshopAuthenticator": workshop_auth.WorkshopAuthenticator,
                "KubeSpawner": KubeSpawner}
+CHART_CONFIG_DIR = "/usr/local/etc/jupyterhub"  # on the chart's hub's Python path
 
 
 def test_hub_config_sets_real_traits(values: dict) -> None:
@@ -261,12 +298,135 @@ def test_hub_config_sets_real_traits(values: dict) -> None:
         assert set(traits) <= known, f"{app}: {sorted(set(traits) - known)}"
 
 
-def test_hub_authenticates_with_native_authenticator(values: dict) -> None:
+def test_the_hub_ships_the_repositorys_files(values: dict) -> None:
+    files = values["hub"]["extraFiles"]
+    assert set(files) == set(z2jh.EXTRA_FILES)
+    for key, source in z2jh.EXTRA_FILES.items():
+        assert (ROOT / source).is_file(), source
+        assert Path(files[key]["mountPath"]).name == Path(source).name
+    filled = z2jh.set_files(values)
+    assert filled["hub"]["extraFiles"]["workshop-auth"]["stringData"] == (
+        ROOT / "classroom" / "workshop_auth.py").read_text()
+    readme = (KUBE / "README.md").read_text()
+    for flag in z2jh.set_file_flags():  # every helm command in the README gives them all
+        assert readme.count(flag) == len(re.findall(
+            r"helm (?:upgrade --install|template) workshop ", readme)) == 2, flag
+    # the authenticator is importable where the hub looks; its login page where it renders
+    mount = files["workshop-auth"]["mountPath"]
+    assert str(Path(mount).parent) == CHART_CONFIG_DIR
     name = values["hub"]["config"]["JupyterHub"]["authenticator_class"]
-    assert import_item(name) is nativeauthenticator.NativeAuthenticator
-    native = values["hub"]["config"]["NativeAuthenticator"]
-    assert native["open_signup"] is False
-    assert values["hub"]["config"]["Authenticator"]["admin_users"] == ["instructor"]
+    assert name == f"{Path(mount).stem}.WorkshopAuthenticator"
+    templates = values["hub"]["config"]["JupyterHub"]["template_paths"]
+    assert files["login-template"]["mountPath"] == f"{templates[0]}/login.html"
+
+
+def hub_env_from_secret(values: dict) -> dict[str, tuple[str, str]]:
+    return {name: (ref["valueFrom"]["secretKeyRef"]["name"],
+                   ref["valueFrom"]["secretKeyRef"]["key"])
+            for name, ref in values["hub"]["extraEnv"].items()}
+
+
+def test_the_instructor_exists_before_the_hub_opens_and_nobody_signs_up_as_it(
+        values: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = z2jh.spawner_config(values)
+    assert import_item(config.JupyterHub.authenticator_class).__name__ == "WorkshopAuthenticator"
+    assert "NativeAuthenticator" not in config and "signup" not in str(values).lower()
+    assert config.Authenticator.admin_users == ["instructor"]
+    assert config.WorkshopAuthenticator.instructor == "instructor"
+    assert config.WorkshopAuthenticator.claims_dir.startswith("/srv/jupyterhub/")  # hub's PVC
+    secret = hub_env_from_secret(values)
+    assert secret == {"CLASSROOM_WORKSHOP_CODE": ("workshop-secrets", "workshop-code"),
+                      "CLASSROOM_INSTRUCTOR_PASSWORD": ("workshop-secrets",
+                                                        "instructor-password")}
+    readme = (KUBE / "README.md").read_text()
+    assert re.search(r"kubectl .*create secret generic workshop-secrets", readme)
+    assert "--from-literal=workshop-code=" in readme
+    assert "--from-literal=instructor-password=" in readme
+    # the hub's authenticator, configured from the values, with the Secret's values
+    monkeypatch.setenv("CLASSROOM_WORKSHOP_CODE", "the-code")
+    monkeypatch.setenv("CLASSROOM_INSTRUCTOR_PASSWORD", "the-instructors-password")
+    local = Config(config)
+    local.WorkshopAuthenticator.claims_dir = str(tmp_path / "claims")
+    auth = workshop_auth.WorkshopAuthenticator(config=local)
+
+    def login(name: str, password: str, code: str = "the-code") -> str | None:
+        try:
+            return asyncio.run(auth.authenticate(None, {"username": name, "code": code,
+                                                        "password": password}))
+        except web.HTTPError:
+            return None
+
+    assert login("instructor", "first-come-first-admin") is None
+    assert login("instructor", "the-instructors-password", code="") == "instructor"
+    assert login("ada", "adas-password") == "ada"
+    assert login("ada", "not-adas-password") is None
+
+
+def one_machine_roles() -> dict[str, dict]:
+    """The roles classroom/jupyterhub_config.py gives (loaded as the hub loads it)."""
+    c = Config()
+    env = {"CLASSROOM_NAME": "k", "CLASSROOM_STATE": "/nonexistent",
+           "CLASSROOM_HUB_IP": "172.17.0.1"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("CLASSROOM_")]:
+            mp.delenv(key)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        runpy.run_path(str(ROOT / "classroom" / "jupyterhub_config.py"),
+                       init_globals={"get_config": lambda: c})
+    return {role["name"]: role for role in c.JupyterHub.load_roles}
+
+
+def test_the_progress_service_runs_in_the_hub_with_its_role(values: dict) -> None:
+    services = {s["name"]: s for s in z2jh.hub_services(values)}
+    progress = services["progress"]
+    files = values["hub"]["extraFiles"]
+    script = files["progress-service"]["mountPath"]
+    assert progress["command"] == ["python3", script]
+    # progress_service.py reads labkit's learner_progress.py from ../labkit beside it
+    assert files["learner-progress"]["mountPath"] == str(
+        Path(script).parent.parent / "labkit" / "learner_progress.py")
+    port = int(progress["url"].rsplit(":", 1)[1])
+    assert progress["url"] == f"http://hub:{port}"  # the hub's Service: the proxy's way in
+    assert progress["environment"]["CLASSROOM_PROGRESS_BIND"] == "0.0.0.0"
+    assert progress["environment"]["CLASSROOM_PROGRESS_DIR"]
+    assert progress["oauth_no_confirm"] is True
+    assert [p["port"] for p in values["hub"]["service"]["extraPorts"]] == [port]
+    assert values["hub"]["networkPolicy"]["ingress"][0]["ports"] == [{"port": port}]
+    # the same roles as the one-machine classroom's hub
+    roles = {r["name"]: r for r in z2jh.hub_roles(values)}
+    here = one_machine_roles()
+    for name in ("progress", "instructor"):
+        assert sorted(roles[name]["scopes"]) == sorted(here[name]["scopes"]), name
+    assert roles["progress"]["services"] == ["progress"]
+    assert roles["instructor"]["users"] == values["hub"]["config"]["Authenticator"][
+        "admin_users"]
+
+
+def _pin(text: str, package: str) -> str:
+    found = re.findall(rf"^{package}==(\S+)$", text, re.M)
+    assert len(found) == 1, (package, found)
+    return found[0]
+
+
+def test_jupyterhub_versions_are_in_step(values: dict) -> None:
+    hub = _pin((ROOT / "classroom" / "requirements-hub.txt").read_text(), "jupyterhub")
+    # the learner image takes the hub's pin unless given the chart's
+    script = (ROOT / "scripts" / "classroom.sh").read_text()
+    assert "grep -E '^jupyterhub==' \"$ROOT/classroom/requirements-hub.txt\"" in script
+    dockerfile = (ROOT / "classroom" / "Dockerfile.learner").read_text()
+    assert re.search(r"^ARG JUPYTERHUB_VERSION=$", dockerfile, re.M)
+    assert 'jupyterhub==$JUPYTERHUB_VERSION/" /opt/course/requirements-learner.txt' in dockerfile
+    # Kubernetes: one chart release everywhere, and the learner image built with its hub's
+    readme = (KUBE / "README.md").read_text()
+    versions = set(re.findall(r"jupyterhub/jupyterhub --version (\S+)", readme))
+    assert versions == {z2jh.CHART_VERSION}
+    assert f"--build-arg JUPYTERHUB_VERSION={z2jh.CHART_JUPYTERHUB}" in readme
+    header = (KUBE / "values.yaml").read_text().splitlines()[0]
+    assert z2jh.CHART_VERSION in header and f"JupyterHub {z2jh.CHART_JUPYTERHUB}" in header
+    # no chart ships the one-machine hub's major version yet: hence the build argument
+    assert hub.split(".")[0] != z2jh.CHART_JUPYTERHUB.split(".")[0]
+    assert hub.split(".")[0] == jupyterhub.__version__.split(".")[0]  # what this test ran
 
 
 def test_idle_culler_command_is_one_the_culler_accepts(values: dict) -> None:

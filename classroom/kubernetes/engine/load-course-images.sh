@@ -3,10 +3,13 @@
 # a second run in the same container does nothing;
 # with --check, succeeds only when that is done and the engine answers (the startupProbe,
 # which holds the notebook container back until then). Talks to the engine over its unix
-# socket inside this container: the TLS port is for the notebook.
+# socket inside this container: the TLS port is for the notebook. A rootless engine's
+# socket is in its user's runtime folder, a root engine's in /var/run.
 set -eu
 unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH
-export DOCKER_HOST=unix:///var/run/docker.sock
+socket="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/docker.sock"
+[ "$(id -u)" != 0 ] || socket=/var/run/docker.sock
+export DOCKER_HOST="unix://$socket"
 bundle=/opt/labkit/course-images.tar
 done_file=/run/labkit-course-images-loaded
 
