@@ -20,6 +20,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,15 +202,16 @@ def test_bad_lines_are_skipped_and_counted_not_fatal(folder: Path, serve: Any) -
         line("2", "yes"),
         line("2", True, failed="wrong"),
         line("99", True),
+        line("4", False, stamp="yesterday"),  # would be "stuck since yesterday": no age
         "not json\n", "[1, 2]\n",
     ]).encode() + b"\xff\xfe\n" + line("3", False, failed=["no container"]).encode())
     status, _, body = serve(folder).get()
     assert status == 200
-    assert "10 bad lines skipped" in html_row(body, "eve")
+    assert "11 bad lines skipped" in html_row(body, "eve")
     rows = serve(folder).api()
     assert_others_fine(rows)
     eve = rows["eve"]
-    assert eve["skipped_lines"] == 10 and eve["passed"] == [] and eve["stuck_on"] == "3"
+    assert eve["skipped_lines"] == 11 and eve["passed"] == [] and eve["stuck_on"] == "3"
     assert eve["server"] == "stopped"  # a folder without a hub user still has a row
 
 
@@ -331,3 +333,164 @@ def test_not_root_keeps_its_user() -> None:
     if os.geteuid() == 0:
         pytest.skip("run as root: the drop itself is tested above")
     assert view.drop_privileges("nobody") is False
+
+
+# --------------------------------------------------------------------------- the service
+class StandInHub:
+    """The hub's REST API as the service uses it: who a token is, and the users."""
+
+    def __init__(self, users: list[dict[str, Any]], tokens: dict[str, dict[str, Any]]) -> None:
+        from tornado import httpserver, netutil, web
+
+        class User(web.RequestHandler):
+            def get(self) -> None:
+                token = self.request.headers.get("Authorization", "").removeprefix("token ")
+                if token not in tokens:
+                    raise web.HTTPError(403)
+                self.finish(tokens[token])
+
+        class Users(web.RequestHandler):
+            def get(self) -> None:
+                if self.request.headers.get("Authorization") != "token service-token":
+                    raise web.HTTPError(403)
+                self.set_header("Content-Type", "application/json")
+                self.finish(json.dumps(users))
+
+        class Token(web.RequestHandler):  # the last step of the OAuth login
+            def post(self) -> None:
+                if self.get_body_argument("code") != "the-code":
+                    raise web.HTTPError(400)
+                self.finish({"access_token": "instructor-token", "token_type": "Bearer"})
+
+        app = web.Application([("/hub/api/user", User), ("/hub/api/users", Users),
+                               ("/hub/api/oauth2/token", Token)])
+        sockets = netutil.bind_sockets(0, "127.0.0.1")
+        self.api_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/hub/api"
+        self.loop = asyncio.new_event_loop()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self.loop)
+            httpserver.HTTPServer(app).add_sockets(sockets)
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def browser_login(port: int, prefix: str) -> int:
+    """A browser's visit: sent to the hub's login, back with a code, then the page."""
+    import http.client
+    import urllib.parse
+
+    cookies: dict[str, str] = {}
+
+    def visit(path: str) -> http.client.HTTPResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", path, headers={
+            "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+        response = connection.getresponse()
+        response.read()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, value = header.split(";")[0].partition("=")
+            cookies[name.strip()] = value.strip()
+        assert "Content-Security-Policy" in response.headers
+        return response
+
+    first = visit(prefix)
+    assert first.status == 302, first.status
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(first.headers["Location"]).query)
+    state = query["state"][0]
+    back = visit(f"{prefix}oauth_callback?code=the-code&state={urllib.parse.quote(state)}")
+    assert back.status == 302, back.status
+    return visit(prefix).status
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_ids(pid: int) -> tuple[int, int]:
+    """The real uid and gid of a process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    uid = re.search(r"^Uid:\s+(\d+)", status, re.M)
+    gid = re.search(r"^Gid:\s+(\d+)", status, re.M)
+    assert uid and gid
+    return int(uid.group(1)), int(gid.group(1))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the service drops root: it needs root to start")
+def test_the_service_started_as_root_serves_the_table_as_nobody(folder: Path,
+                                                                 tmp_path: Path) -> None:
+    """progress_service.py itself, as the hub starts it (root, its environment), with a
+    stand-in for the hub's API: it answers as nobody, with the rows, escaped, and the
+    headers; the learners' folders are theirs (uid 1000, umask 022)."""
+    learner_file(folder, "eve", line("5", False, failed=[XSS]) + "not json\n")
+    for path in folder.rglob("*"):
+        os.chown(path, LEARNER_UID, LEARNER_UID)
+    tmp_path.chmod(0o700)  # the folders above the progress folder: closed to nobody
+    hub = StandInHub(
+        [{"name": "instructor", "admin": True}, {"name": "ann", "servers": {}},
+         {"name": "ben", "servers": {}}, {"name": "eve", "servers": {}}],
+        {"instructor-token": {"kind": "user", "name": "instructor",
+                              "scopes": ["access:services!service=progress"]},
+         "ben-token": {"kind": "user", "name": "ben", "scopes": []}})
+    port = free_port()
+    prefix = "/services/progress/"
+    env = {**os.environ, "CLASSROOM_PROGRESS_DIR": str(folder),
+           "JUPYTERHUB_API_URL": hub.api_url, "JUPYTERHUB_API_TOKEN": "service-token",
+           "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
+           "JUPYTERHUB_SERVICE_PREFIX": prefix, "JUPYTERHUB_SERVICE_NAME": "progress",
+           "JUPYTERHUB_CLIENT_ID": "service-progress",
+           "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps(["access:services!service=progress"]),
+           "JUPYTERHUB_OAUTH_CALLBACK_URL": prefix + "oauth_callback"}
+    service = subprocess.Popen([sys.executable, str(ROOT / "classroom" / "progress_service.py")],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}{prefix}"
+
+    def get(path: str, token: str) -> tuple[int, dict[str, str], str]:
+        request = urllib.request.Request(base + path,
+                                         headers={"Authorization": f"token {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read().decode()
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, headers, body = get("", "instructor-token")
+                break
+            except OSError:
+                assert service.poll() is None and time.monotonic() < deadline, (
+                    service.stdout.read().decode() if service.stdout else "")
+                time.sleep(0.2)
+        nobody = pwd.getpwnam("nobody")
+        assert process_ids(service.pid) == (nobody.pw_uid, nobody.pw_gid)
+        assert status == 200, body
+        assert "<img" not in body and "&lt;img src=x" in body
+        assert "1 bad line skipped" in html_row(body, "eve")
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        status, headers, body = get("api", "instructor-token")
+        assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
+        rows = {row["user"]: row for row in json.loads(body)["learners"]}
+        assert rows["ann"]["passed"] == ["2", "3"] and rows["ben"]["stuck_on"] == "4"
+        assert rows["eve"]["skipped_lines"] == 1 and rows["eve"]["stuck_on"] == "5"
+        assert get("api", "ben-token")[0] == 403  # a learner's token: not theirs to read
+        assert browser_login(port, prefix) == 200  # the OAuth path a browser takes
+        assert service.poll() is None
+    finally:
+        service.terminate()
+        output = service.communicate(timeout=10)[0].decode()
+        hub.stop()
+    assert "Traceback" not in output, output
