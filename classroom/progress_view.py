@@ -104,7 +104,8 @@ def not_read(who: Any) -> str:
     if who.skipped:
         parts.append(f"{who.skipped} bad line{'s' if who.skipped != 1 else ''} skipped")
     if who.truncated:
-        parts.append(f"file truncated: only its first {progress.MAX_BYTES >> 20} MiB read")
+        parts.append(f"file too long: only its first {progress.MAX_BYTES >> 20} MiB "
+                     f"or {progress.MAX_LINES} lines read")
     return "; ".join(parts)
 
 

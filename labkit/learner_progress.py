@@ -43,7 +43,8 @@ TIME_SHAPE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")  # TIME_
 EXERCISES = ("2", "3", "4", "5", "6", "7", "9")
 # A learner's name as the classroom's authenticator accepts it (classroom/workshop_auth.py).
 LEARNER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,29}")
-MAX_BYTES = 1 << 20  # read at most this much of one learner's file
+MAX_BYTES = 1 << 20  # read at most this much of one learner's file,
+MAX_LINES = 5000  # and at most this many lines of it (a class makes a few dozen each)
 MAX_FAILED = 10  # findings kept per line, each at most MAX_TEXT characters
 MAX_TEXT = 300
 
@@ -72,7 +73,6 @@ def record(check: object, environ: dict[str, str] | None = None) -> dict[str, An
     return line
 
 
-
 @dataclass
 class LearnerFile:
     """What was read of one learner's file: the lines that hold, and what was not read."""
@@ -80,7 +80,7 @@ class LearnerFile:
     user: str
     lines: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0  # lines that were not a valid record
-    truncated: bool = False  # the file is larger than MAX_BYTES: only its start was read
+    truncated: bool = False  # more than MAX_BYTES or MAX_LINES: only its start was read
     problem: str | None = None  # why nothing was read (a link, a FIFO, unreadable...)
 
 
@@ -116,9 +116,13 @@ def valid_line(item: object) -> dict[str, Any] | None:
 
 
 def parse(data: bytes, user: str) -> LearnerFile:
-    """The records in ``data`` (one learner's file), each line on its own."""
+    """The records in ``data`` (one learner's file), each line on its own; at most
+    :data:`MAX_LINES` lines (blank ones included) are looked at."""
     out = LearnerFile(user)
-    for raw in data.splitlines():
+    lines = data.split(b"\n", MAX_LINES)
+    if len(lines) > MAX_LINES:
+        out.truncated = bool(lines.pop().strip())
+    for raw in lines:
         if not raw.strip():
             continue
         try:
@@ -194,7 +198,7 @@ def read_learner(folder_fd: int, user: str, limit: int = MAX_BYTES) -> LearnerFi
         out.problem = f"not read ({what})"
         return out
     parsed = parse(data, user)
-    parsed.truncated = truncated
+    parsed.truncated = parsed.truncated or truncated
     return parsed
 
 
@@ -233,7 +237,7 @@ class Learner:
     last_failed: list[str] = field(default_factory=list)
     last_seen: str | None = None
     skipped: int = 0  # lines of their file that were not valid records
-    truncated: bool = False  # their file is larger than what is read of it
+    truncated: bool = False  # their file is longer than what is read of it
     problem: str | None = None  # why their file was not read
 
     @property

@@ -227,7 +227,18 @@ def test_a_huge_file_is_read_only_up_to_its_cap(folder: Path, serve: Any) -> Non
     assert eve["truncated"] and eve["passed"] == []  # the pass after 5 MiB is not read
     assert eve["attempts"]["2"] <= progress.MAX_BYTES // len(one)
     assert eve["skipped_lines"] == 0  # no half line at the cut
-    assert "file truncated: only its first 1 MiB read" in html_row(serve(folder).get()[2], "eve")
+    assert "file too long: only its first 1 MiB" in html_row(serve(folder).get()[2], "eve")
+
+
+def test_a_file_of_many_short_lines_is_read_only_up_to_its_cap(folder: Path, serve: Any) -> None:
+    """Half a million one-byte lines are within 1 MiB, but each costs a JSON parse."""
+    learner_file(folder, "eve", "1\n" * ((1 << 20) // 2 - 1) + line("2", True))
+    t0 = time.monotonic()
+    rows = serve(folder).api()
+    assert time.monotonic() - t0 < 1
+    assert_others_fine(rows)
+    assert rows["eve"]["truncated"] and rows["eve"]["skipped_lines"] == progress.MAX_LINES
+    assert rows["eve"]["passed"] == []
 
 
 def test_a_fifo_is_not_read_and_does_not_block(folder: Path, serve: Any) -> None:
