@@ -83,7 +83,8 @@ PAGE = template.Template("""<!doctype html>
 
 
 def age(stamp: str | None, now: datetime | None = None) -> str:
-    """How long ago ``stamp`` (an ISO time, UTC) was, in minutes or hours; '' when unknown."""
+    """How long ago ``stamp`` (an ISO time, UTC) was, in minutes or hours; '' when unknown
+    or in the future."""
     if not stamp:
         return ""
     try:
@@ -92,6 +93,8 @@ def age(stamp: str | None, now: datetime | None = None) -> str:
             then = then.replace(tzinfo=UTC)
         minutes = int(((now or datetime.now(UTC)) - then).total_seconds() // 60)
     except (ValueError, TypeError, OverflowError):
+        return ""
+    if minutes < 0:  # a time to come (the learner's clock, or their editor)
         return ""
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
