@@ -12,9 +12,12 @@ or not, last activity). Those files are the learners' own: see :mod:`progress_vi
 they are read and shown (escaped, under a policy that runs no script).
 
 Started by the hub as root, the service opens the progress folder, then becomes ``nobody``
-(``CLASSROOM_PROGRESS_USER``) before it reads anything: the learners' folders and files
-(owner 1000, made with umask 022) are readable by any user; a learner who closes theirs
-only hides their own row.
+(``CLASSROOM_PROGRESS_USER``; no other groups, and it cannot become root again) before it
+reads any record: the learners' folders and files (owner 1000, made with umask 022) are
+readable by any user, and the folders above need not be (see
+:func:`progress_view.open_folder`). A learner who closes theirs only hides their own row.
+Modules it needs later are imported before the drop: the hub's Python may live where
+``nobody`` cannot read.
 """
 
 from __future__ import annotations

@@ -184,8 +184,13 @@ class ApiPage(ProgressHandler):
 
 
 def open_folder(path: str | Path) -> int:
-    """The progress folder, opened (call it before :func:`drop_privileges`: the folders above
-    it may be closed to ``nobody``; below it, the learners' files are world-readable)."""
+    """The progress folder, opened: call it before :func:`drop_privileges`.
+
+    What ``nobody`` then needs: nothing on the folders above it; search (x) on the folder
+    itself (it is listed through this descriptor: 0711 is enough); read and search on each
+    learner's folder and read on their file (0755 and 0644, as uid 1000 with umask 022
+    makes them). A learner who closes theirs hides only their own row ("not read").
+    """
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 

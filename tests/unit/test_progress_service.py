@@ -294,7 +294,7 @@ def test_the_service_reads_as_nobody_through_the_folder_it_opened(tmp_path: Path
     closed = tmp_path / "state"
     closed.mkdir(mode=0o700)
     top = closed / "progress"
-    top.mkdir(mode=0o755)
+    top.mkdir(mode=0o711)  # listed through the folder opened as root; entered as nobody
     old = os.umask(0o022)
     try:
         learner_file(top, "ann", line("2", True))
@@ -448,6 +448,7 @@ def test_the_service_started_as_root_serves_the_table_as_nobody(folder: Path,
     for path in folder.rglob("*"):
         os.chown(path, LEARNER_UID, LEARNER_UID)
     tmp_path.chmod(0o700)  # the folders above the progress folder: closed to nobody
+    folder.chmod(0o711)  # the progress folder: listed through the open folder, entered
     hub = StandInHub(
         [{"name": "instructor", "admin": True}, {"name": "ann", "servers": {}},
          {"name": "ben", "servers": {}}, {"name": "eve", "servers": {}}],
