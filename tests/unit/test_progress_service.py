@@ -439,6 +439,8 @@ def process_ids(pid: int) -> tuple[int, int]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the service drops root: it needs root to start")
+@pytest.mark.skipif(importlib.util.find_spec("jupyterhub") is None,
+                    reason="jupyterhub is not installed (the venv's `classroom` extra brings it)")
 def test_the_service_started_as_root_serves_the_table_as_nobody(folder: Path,
                                                                  tmp_path: Path) -> None:
     """progress_service.py itself, as the hub starts it (root, its environment), with a
