@@ -65,3 +65,53 @@ def test_an_exercise_check_records_its_verdict(tmp_path, monkeypatch) -> None:
     assert check.passed is None
     line = json.loads(target.read_text())
     assert (line["user"], line["exercise"], line["passed"]) == ("ben", "6", None)
+
+
+def test_the_known_exercises_are_the_courses() -> None:
+    """learner_progress's list (it cannot import the checks: standard library only) names
+    exactly the exercises the course's checks report, in the course's order."""
+    import re
+    from pathlib import Path
+
+    labkit = Path(progress.__file__).parent
+    found = set()
+    for module in ("exercises.py", "experiments.py"):
+        found |= set(re.findall(r"(?:Check|_not_attempted)\(\"(\w+)\"",
+                                (labkit / module).read_text()))
+    assert set(progress.EXERCISES) == found
+    assert list(progress.EXERCISES) == sorted(progress.EXERCISES, key=progress.order)
+
+
+def test_what_record_writes_is_what_read_accepts(tmp_path) -> None:
+    folder = tmp_path / "ann"
+    folder.mkdir()
+    env = {progress.ENV: str(folder / progress.FILE_NAME), "LABKIT_USER": "ann"}
+    written = [progress.record(verdict(ex, ok, "wrong"), env)
+               for ex in progress.EXERCISES for ok in (None, False, True)]
+    assert all(progress.valid_line(line) for line in written)
+    (file,) = progress.read_all(tmp_path)
+    assert (file.skipped, file.truncated, file.problem) == (0, False, None)
+    assert len(file.lines) == len(written) == len(progress.read(tmp_path))
+
+
+def test_only_well_formed_records_count() -> None:
+    good = {"time": "2030-01-02T03:04:05Z", "exercise": "5", "passed": False,
+            "failed": ["x" * 1000] * 50}
+    clean = progress.valid_line(good)
+    assert clean and len(clean["failed"]) == progress.MAX_FAILED
+    assert all(len(text) == progress.MAX_TEXT for text in clean["failed"])
+    for bad in ({**good, "exercise": "<b>"}, {**good, "exercise": 5},
+                {**good, "passed": "no"}, {**good, "passed": 0},
+                {**good, "time": "2030-02-30T00:00:00Z"}, {**good, "time": "2030-1-2T3:4:5Z"},
+                {**good, "time": None}, {**good, "failed": "wrong"}, {**good, "failed": [1]},
+                [good], "text"):
+        assert progress.valid_line(bad) is None, bad
+    parsed = progress.parse(b"\n".join([json.dumps(good).encode(), b"{", b"\xff",
+                                        b"[" * 100000, b""]), "ann")
+    assert (len(parsed.lines), parsed.skipped) == (1, 3)
+    assert parsed.lines[0]["user"] == "ann"
+
+
+def test_summary_counts_what_it_cannot_use() -> None:
+    rows = progress.summary([{"user": "ann", "exercise": "2", "passed": True, "time": "?"}])
+    assert rows[0].skipped == 1 and rows[0].passed == {}
