@@ -261,6 +261,10 @@ def start(plan: Plan, user: str) -> str:
     progress = plan.progress_dir(user)
     progress.mkdir(parents=True, exist_ok=True)
     os.chown(progress, 1000, 1000)  # the learner image's user
+    # the progress service reads it as nobody: it may enter the folder of folders (not list
+    # it) and read each learner's folder, whatever the hub's umask
+    os.chmod(progress.parent, 0o711)
+    os.chmod(progress, 0o755)
     try:
         container = cli.containers.get(name)
         if container.status != "running":

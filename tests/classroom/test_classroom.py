@@ -39,6 +39,7 @@ CULL_TIMEOUT = 45
 # the rootless engine's user and data folder (classroom/engine/Dockerfile)
 ENGINE_USER = "rootless"
 ENGINE_DATA = "/home/rootless/.local/share/docker"
+VOLUMES_BEFORE: set[str] = set()  # the engine's volumes before the classroom started
 MEASURED: dict = {"learners": len(LEARNERS)}
 
 
@@ -69,6 +70,7 @@ def env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def hub(env: dict[str, str]) -> Hub:
+    VOLUMES_BEFORE.update(docker("volume", "ls", "-q").split())
     t0 = time.monotonic()
     started = classroom("start", env)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -538,6 +540,8 @@ def test_stopping_leaves_nothing(hub: Hub, env: dict[str, str]) -> None:
     label = f"org.labkit.classroom={NAME}"
     assert labelled("container", label) == []
     assert labelled("volume", label) == []
+    # nor any volume without the label (an image's anonymous VOLUME, say)
+    assert set(docker("volume", "ls", "-q").split()) <= VOLUMES_BEFORE
     assert labelled("network", label) == []
     state = ROOT / ".cache/classroom" / NAME
     assert not any(os.path.ismount(p) for p in (state / "disks").glob("*"))
