@@ -74,6 +74,7 @@ c.DockerSpawner.use_internal_ip = True  # the engine's address: LearnerSpawner.g
 c.DockerSpawner.remove = True  # the home volume keeps the learner's work
 c.DockerSpawner.mem_limit = env.get("CLASSROOM_SERVER_MEMORY", "1g").upper()  # e.g. 1G
 c.DockerSpawner.cpu_limit = float(env.get("CLASSROOM_SERVER_CPUS", "1"))
+c.DockerSpawner.extra_host_config = {"pids_limit": int(env.get("CLASSROOM_SERVER_PIDS", "512"))}
 c.DockerSpawner.extra_create_kwargs = {
     "labels": {learner_engine.LABEL: NAME, f"{learner_engine.LABEL}.role": "server",
                f"{learner_engine.LABEL}.user": "{username}"}}

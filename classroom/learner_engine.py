@@ -71,6 +71,7 @@ class Plan:
     engine_cpus: float
     engine_pids: int
     disk_bytes: int
+    progress_bytes: int
 
     @classmethod
     def from_env(cls) -> Plan:
@@ -84,6 +85,7 @@ class Plan:
             engine_cpus=float(os.environ.get("CLASSROOM_ENGINE_CPUS", "1")),
             engine_pids=int(os.environ.get("CLASSROOM_ENGINE_PIDS", "2048")),
             disk_bytes=_bytes(os.environ.get("CLASSROOM_DISK", "10g")),
+            progress_bytes=_bytes(os.environ.get("CLASSROOM_PROGRESS_DISK", "16m")),
         )
 
     def labels(self, user: str, role: str) -> dict[str, str]:
@@ -109,6 +111,9 @@ class Plan:
 
     def progress_dir(self, user: str) -> Path:
         return self.state / "progress" / user
+
+    def progress_disk(self, user: str) -> Path:
+        return self.state / "progress-disks" / f"{user}.ext4"
 
 
 def _bytes(text: str) -> int:
@@ -145,6 +150,25 @@ def mount_disk(plan: Plan, user: str, owner: int = 0) -> Path:
             _run("mkfs.ext4", "-q", "-F", "-L", f"{user}-engine", str(image))
         _run("mount", "-o", "loop", str(image), str(mount))
     os.chown(mount, owner, owner)
+    return mount
+
+
+def mount_progress(plan: Plan, user: str) -> Path:
+    """The learner's progress folder: an ext4 file system of ``progress_bytes`` of its own
+    (a learner writes that file as they like: filling it fills nothing else). It stays
+    mounted while the classroom runs, so the instructor's table keeps a culled learner's
+    records; the file is kept until ``make classroom-stop CLEAN=1``."""
+    image, mount = plan.progress_disk(user), plan.progress_dir(user)
+    mount.mkdir(parents=True, exist_ok=True)
+    if not _mounted(mount):
+        image.parent.mkdir(mode=0o700, exist_ok=True)
+        if not image.exists():
+            with open(image, "wb") as f:
+                f.truncate(plan.progress_bytes)
+            _run("mkfs.ext4", "-q", "-F", "-L", f"{user}-progress", str(image))
+        _run("mount", "-o", "loop,nodev,nosuid,noexec", str(image), str(mount))
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(mount / "lost+found")
     return mount
 
 
@@ -258,8 +282,7 @@ def start(plan: Plan, user: str) -> str:
             cli.volumes.get(volume)
         except docker.errors.NotFound:
             cli.volumes.create(volume, labels=plan.labels(user, "volume"))
-    progress = plan.progress_dir(user)
-    progress.mkdir(parents=True, exist_ok=True)
+    progress = mount_progress(plan, user)
     os.chown(progress, 1000, 1000)  # the learner image's user
     # the progress service reads it as nobody: it may enter the folder of folders (not list
     # it) and read each learner's folder, whatever the hub's umask

@@ -12,7 +12,8 @@
 # Settings (environment): LEARNERS (3: servers at once), CLASSROOM_NAME (classroom: the
 # prefix and label of everything made), CLASSROOM_PORT (8000, on CLASSROOM_IP=127.0.0.1),
 # CLASSROOM_SERVER_MEMORY/CPUS (1g/1), CLASSROOM_ENGINE_MEMORY/CPUS/PIDS (2g/1/2048),
-# CLASSROOM_DISK (10g per engine), CLASSROOM_CULL_TIMEOUT/EVERY (3600/300 s),
+# CLASSROOM_DISK (10g per engine), CLASSROOM_PROGRESS_DISK (16m per learner's records),
+# CLASSROOM_CULL_TIMEOUT/EVERY (3600/300 s),
 # CLASSROOM_SSL_CERT/KEY.
 # Off loopback (CLASSROOM_IP other than 127.0.0.1, ::1, localhost) the hub serves HTTPS only:
 # with CLASSROOM_SSL_CERT/KEY, else with a self-signed certificate made here for that address
@@ -258,6 +259,10 @@ stop() {
         rmdir "$mount"
     done
     rm -f "$CLASSROOM_STATE"/disks/*.ext4
+    # the progress folders are file systems of their own too; their files keep the records
+    for mount in "$CLASSROOM_STATE"/progress/*/; do
+        if [[ -d "$mount" ]] && mountpoint -q "$mount"; then umount "$mount"; fi
+    done
     ids=$(docker volume ls -q --filter "label=$LABEL")
     [[ -z "$ids" ]] || { docker volume rm $ids >/dev/null; say "removed $(wc -w <<<"$ids") volumes"; }
     ids=$(docker network ls -q --filter "label=$LABEL")  # the hub's and each learner's

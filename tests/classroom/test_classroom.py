@@ -72,14 +72,17 @@ def env() -> dict[str, str]:
 def hub(env: dict[str, str]) -> Hub:
     VOLUMES_BEFORE.update(docker("volume", "ls", "-q").split())
     t0 = time.monotonic()
-    started = classroom("start", env)
-    assert started.returncode == 0, started.stdout + started.stderr
-    MEASURED["classroom_start_s"] = round(time.monotonic() - t0, 1)
-    state = ROOT / ".cache/classroom" / NAME
-    secret = dict(line.split("=", 1) for line in
-                  (state / "secrets.env").read_text().split())
-    yield Hub(f"http://127.0.0.1:{env['CLASSROOM_PORT']}", secret["CLASSROOM_ADMIN_TOKEN"], NAME)
-    classroom("stop", env | {"CLEAN": "1"})
+    try:
+        started = classroom("start", env)
+        assert started.returncode == 0, started.stdout + started.stderr
+        MEASURED["classroom_start_s"] = round(time.monotonic() - t0, 1)
+        state = ROOT / ".cache/classroom" / NAME
+        secret = dict(line.split("=", 1) for line in
+                      (state / "secrets.env").read_text().split())
+        yield Hub(f"http://127.0.0.1:{env['CLASSROOM_PORT']}", secret["CLASSROOM_ADMIN_TOKEN"],
+                  NAME)
+    finally:  # also when the start failed half-way: nothing of it is left running
+        classroom("stop", env | {"CLEAN": "1"})
     out = ROOT / "artifacts"
     out.mkdir(exist_ok=True)
     (out / "classroom-measurements.json").write_text(json.dumps(MEASURED, indent=2) + "\n")
@@ -524,6 +527,18 @@ def tagged_processes(state: Path) -> list[str]:
         except OSError:  # ended meanwhile
             continue
     return found
+
+
+def test_a_learner_fills_only_their_own_progress_disk(hub: Hub) -> None:
+    """The progress folder (a learner writes there as they like) is a file system of its
+    own, of CLASSROOM_PROGRESS_DISK; the server has a pids limit."""
+    name = LEARNERS[1]
+    filled = hub.exec(name, "sh", "-c", "dd if=/dev/zero of=/srv/progress/fill bs=1M count=64; "
+                      "s=$?; rm -f /srv/progress/fill; exit $s")
+    assert filled.returncode != 0
+    assert "No space left on device" in filled.stderr, filled.stderr
+    server = json.loads(docker("inspect", hub.server_container(name)))[0]
+    assert server["HostConfig"]["PidsLimit"] == 512
 
 
 def test_the_hub_tags_everything_it_starts(hub: Hub) -> None:
