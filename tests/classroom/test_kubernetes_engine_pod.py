@@ -1,13 +1,14 @@
 """The Kubernetes learner pod's two containers, run for real on the engine of DOCKER_HOST.
 
-classroom/kubernetes/engine is built with a one-image bundle and started as the pod's
-`engine` sidecar would be (TLS certificates in a volume of their own). Its postStart script
-loads the bundle and its startupProbe (`--check`) passes only afterwards. Then a second
-container joins its network namespace, as the `notebook` container shares the pod's: user
-1000, no capabilities, the certificates read-only. That container talks TLS to
+classroom/kubernetes/engine is built on the rootless engine (classroom/engine) with a one-
+image bundle and started as the pod's `engine` sidecar would be (no capability but SETUID
+and SETGID; TLS certificates and the engine's data in volumes of their own). Its postStart
+script loads the bundle and its startupProbe (`--check`) passes only afterwards. Then a
+second container joins its network namespace, as the `notebook` container shares the pod's:
+user 1000, no capabilities, the certificates read-only. That container talks TLS to
 tcp://localhost:2376. A port it publishes on 127.0.0.1 answers there and nowhere else, and
-the engine's TLS port turns away a client without the pod's client certificate.
-Everything carries a namespace label of its own and is removed at the end.
+the engine's TLS port turns away a client without the pod's client certificate. Everything
+carries a namespace label of its own and is removed at the end.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ pytestmark = pytest.mark.integration
 
 ENGINE_DIR = Path(__file__).resolve().parents[2] / "classroom" / "kubernetes" / "engine"
 SCRIPT = "/usr/local/bin/load-course-images.sh"
-#: What the pod's engine needs from its node (privileged in Kubernetes): the flags
-#: scripts/dind.sh uses, which work where CAP_SYS_RESOURCE cannot be granted. The docker
-#: CLI runs it: `systempaths=unconfined` is a CLI option, not an API one.
-DIND_FLAGS = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-              "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-              "--security-opt", "systempaths=unconfined", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"]
+ROOTLESS_DIR = ENGINE_DIR.parents[1] / "engine"
+#: What the pod's rootless engine gets (values.yaml): no capability but SETUID and SETGID,
+#: no seccomp or AppArmor filter, an unmasked /proc, /dev/net/tun; no host cgroup tree.
+#: The docker CLI runs it: `systempaths=unconfined` is a CLI option, not an API one.
+ROOTLESS_FLAGS = ["--cap-drop", "ALL", "--cap-add", "SETUID", "--cap-add", "SETGID",
+                  "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                  "--security-opt", "systempaths=unconfined", "--device", "/dev/net/tun"]
+ROOTLESS_DATA = "/home/rootless/.local/share/docker"
 NOTEBOOK_ENV = {"DOCKER_HOST": "tcp://localhost:2376", "DOCKER_TLS_VERIFY": "1",
                 "DOCKER_CERT_PATH": "/certs/client"}
 PROBE = """
@@ -84,12 +87,17 @@ def pod(cli: docker.DockerClient, labels: dict[str, str],
     bundle.export_bundle(context / "course-images.tar", images=[config.REGISTRY_IMAGE],
                          client=cli)
     tag = f"labkit-kube-engine-test:{labels[config.LABEL_NAMESPACE]}"
+    rootless = f"labkit-kube-rootless-test:{labels[config.LABEL_NAMESPACE]}"
     flt = {"label": [f"{k}={v}" for k, v in labels.items()]}
     try:
+        # the rootless engine (classroom/engine), then the pod's engine image on it
+        cli.images.build(path=str(ROOTLESS_DIR), tag=rootless, labels=labels, rm=True,
+                         buildargs={"ENGINE": config.DIND_IMAGE})
         image, _ = cli.images.build(path=str(context), tag=tag, labels=labels, rm=True,
-                                    buildargs={"ENGINE": config.DIND_IMAGE})
+                                    buildargs={"ENGINE": rootless})
         certs = cli.volumes.create(labels=labels)
-        container = cli.containers.get(start_engine(image.id, labels, certs.name))
+        data = cli.volumes.create(labels=labels)
+        container = cli.containers.get(start_engine(image.id, labels, certs.name, data.name))
         yield container
     finally:
         for container in cli.containers.list(all=True, filters=flt):
@@ -97,21 +105,19 @@ def pod(cli: docker.DockerClient, labels: dict[str, str],
         for volume in cli.volumes.list(filters=flt):
             _quietly(volume.remove, force=True)
         _quietly(cli.images.remove, tag, force=True)
+        _quietly(cli.images.remove, rootless, force=True)
 
 
-def start_engine(image: str, labels: dict[str, str], certs: str) -> str:
-    """``docker run`` the engine container; its id."""
+def start_engine(image: str, labels: dict[str, str], certs: str, data: str) -> str:
+    """``docker run`` the engine container as the pod runs it; its id."""
     base = ["docker", "run", "-d", "-e", "DOCKER_TLS_CERTDIR=/certs",
-            "--mount", f"type=volume,src={certs},dst=/certs"]
+            "--mount", f"type=volume,src={certs},dst=/certs",
+            "--mount", f"type=volume,src={data},dst={ROOTLESS_DATA}"]
     base += [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
-    flags = DIND_FLAGS
-    for _ in range(2):
-        done = subprocess.run([*base, *flags, image], capture_output=True, text=True)
-        if done.returncode == 0:
-            return done.stdout.strip()
-        # Inside DinD, CAP_SYS_RESOURCE is already gone: ALL is what is left.
-        flags = [f for f in DIND_FLAGS if f not in ("--cap-drop", "SYS_RESOURCE")]
-    pytest.fail(f"docker run of the engine failed: {done.stderr.strip()}", pytrace=False)
+    done = subprocess.run([*base, *ROOTLESS_FLAGS, image], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"docker run of the engine failed: {done.stderr.strip()}", pytrace=False)
+    return done.stdout.strip()
 
 
 def sidecar_run(cli: docker.DockerClient, pod, labels: dict[str, str], image: str,
@@ -173,6 +179,21 @@ def test_engine_refuses_a_client_without_the_pods_certificate(cli, pod, labels) 
     assert wait_loaded(pod) == 0
     pod.reload()
     address = pod.attrs["NetworkSettings"]["IPAddress"]
-    answer = sidecar_run(cli, pod, labels, config.BASE_IMAGE,
-                         ["python3", "-c", PROBE, address, "tls"], network="bridge")
-    assert answer in ("SSLError", "ConnectionResetError"), answer
+    # from outside the pod the rootless engine's TLS port is not even open (rootlesskit
+    # forwards it to the pod's loopback only); inside the pod, no certificate, no answer
+    outside = sidecar_run(cli, pod, labels, config.BASE_IMAGE,
+                          ["python3", "-c", PROBE, address, "tls"], network="bridge")
+    assert outside in ("ConnectionRefusedError", "TimeoutError"), outside
+    inside = sidecar_run(cli, pod, labels, config.BASE_IMAGE,
+                         ["python3", "-c", PROBE, "127.0.0.1", "tls"])
+    assert inside in ("SSLError", "ConnectionResetError"), inside
+
+
+def test_the_pods_engine_is_rootless(pod) -> None:
+    assert wait_loaded(pod) == 0
+    info = pod.exec_run(["setpriv", "--reuid=rootless", "--regid=rootless", "--init-groups",
+                         "docker", "info", "--format", "{{json .SecurityOptions}}"])
+    assert info.exit_code == 0, info.output.decode()
+    assert "rootless" in info.output.decode()
+    uid_map = pod.exec_run(["sh", "-c", "cat /proc/$(pgrep -xn dockerd)/uid_map"])
+    assert uid_map.output.split()[:3] == [b"0", b"1000", b"1"], uid_map.output
