@@ -22,6 +22,7 @@ Modules it needs later are imported before the drop: the hub's Python may live w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -75,7 +76,8 @@ def main() -> None:
     port = int(url.rsplit(":", 1)[1].strip("/"))
     # loopback beside the hub; Kubernetes: the hub pod's address, for the proxy's pod
     app.listen(port, os.environ.get("CLASSROOM_PROGRESS_BIND", "127.0.0.1"))
-    ioloop.IOLoop.current().start()
+    with contextlib.suppress(KeyboardInterrupt):  # how the hub first asks it to stop
+        ioloop.IOLoop.current().start()
 
 
 if __name__ == "__main__":
