@@ -71,15 +71,21 @@ c.DockerSpawner.pull_policy = "never"  # built here from the stand-ins; nothing 
 c.DockerSpawner.prefix = NAME
 c.DockerSpawner.name_template = "{prefix}-{username}-server"
 c.DockerSpawner.use_internal_ip = True  # the engine's address: LearnerSpawner.get_ip_and_port
-c.DockerSpawner.remove = True  # the home volume keeps the learner's work
+c.DockerSpawner.remove = True  # the home disk keeps the learner's work
 c.DockerSpawner.mem_limit = env.get("CLASSROOM_SERVER_MEMORY", "1g").upper()  # e.g. 1G
 c.DockerSpawner.cpu_limit = float(env.get("CLASSROOM_SERVER_CPUS", "1"))
-c.DockerSpawner.extra_host_config = {"pids_limit": int(env.get("CLASSROOM_SERVER_PIDS", "512"))}
+# The server writes only to its home and progress disks (learner_engine) and a bounded /tmp:
+# its own layer is read-only, so nothing a learner writes lands on this machine's disk.
+c.DockerSpawner.extra_host_config = {
+    "pids_limit": int(env.get("CLASSROOM_SERVER_PIDS", "512")),
+    "read_only": True,
+    "tmpfs": {"/tmp": f"size={env.get('CLASSROOM_SERVER_TMP', '256m')},mode=1777"},
+}
 c.DockerSpawner.extra_create_kwargs = {
     "labels": {learner_engine.LABEL: NAME, f"{learner_engine.LABEL}.role": "server",
                f"{learner_engine.LABEL}.user": "{username}"}}
 c.DockerSpawner.volumes = {
-    f"{NAME}-{{username}}-home": "/home/learner",
+    str(plan.home_dir("{username}")): "/home/learner",
     str(plan.state / "progress" / "{username}"): "/srv/progress",
 }
 c.DockerSpawner.read_only_volumes = {f"{NAME}-{{username}}-certs": "/certs"}

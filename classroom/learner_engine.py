@@ -31,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tarfile
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +74,8 @@ class Plan:
     engine_pids: int
     disk_bytes: int
     progress_bytes: int
+    home_bytes: int
+    learner_image: str
 
     @classmethod
     def from_env(cls) -> Plan:
@@ -86,6 +90,8 @@ class Plan:
             engine_pids=int(os.environ.get("CLASSROOM_ENGINE_PIDS", "2048")),
             disk_bytes=_bytes(os.environ.get("CLASSROOM_DISK", "10g")),
             progress_bytes=_bytes(os.environ.get("CLASSROOM_PROGRESS_DISK", "16m")),
+            home_bytes=_bytes(os.environ.get("CLASSROOM_HOME_DISK", "2g")),
+            learner_image=os.environ.get("CLASSROOM_LEARNER_IMAGE", f"{name}-learner:latest"),
         )
 
     def labels(self, user: str, role: str) -> dict[str, str]:
@@ -100,8 +106,11 @@ class Plan:
     def certs_volume(self, user: str) -> str:
         return f"{self.classroom}-{user}-certs"
 
-    def home_volume(self, user: str) -> str:
-        return f"{self.classroom}-{user}-home"
+    def home_disk(self, user: str) -> Path:
+        return self.state / "disks" / f"{user}.home.ext4"  # '.': in no learner's name
+
+    def home_dir(self, user: str) -> Path:
+        return self.state / "disks" / f"{user}.home"
 
     def disk_file(self, user: str) -> Path:
         return self.state / "disks" / f"{user}.ext4"
@@ -170,6 +179,51 @@ def mount_progress(plan: Plan, user: str) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(mount / "lost+found")
     return mount
+
+
+def mount_home(plan: Plan, user: str, cli: docker.DockerClient) -> Path:
+    """The learner's home in their server: an ext4 file system of ``home_bytes`` of its own
+    (so their work, and whatever they write there, fills nothing else), made at their first
+    start with what the course image has in /home/learner (the notebooks). It stays mounted
+    while the classroom runs, so a culled learner who comes back finds their work."""
+    image, mount = plan.home_disk(user), plan.home_dir(user)
+    mount.mkdir(parents=True, exist_ok=True)
+    if _mounted(mount):
+        return mount
+    new = not image.exists()
+    if new:
+        with open(image, "wb") as f:
+            f.truncate(plan.home_bytes)
+        _run("mkfs.ext4", "-q", "-F", "-L", f"{user}-home", str(image))
+    _run("mount", "-o", "loop,nodev,nosuid", str(image), str(mount))
+    if new:
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(mount / "lost+found")
+        _copy_home(cli, plan.learner_image, mount)
+    return mount
+
+
+def _copy_home(cli: docker.DockerClient, image: str, mount: Path) -> None:
+    """/home/learner of ``image`` into ``mount``, owners and modes kept."""
+    container = cli.containers.create(image, command=["true"], network_disabled=True)
+    try:
+        stream, _ = container.get_archive("/home/learner")
+        with tempfile.TemporaryFile() as tar:
+            for chunk in stream:
+                tar.write(chunk)
+            tar.seek(0)
+            with tarfile.open(fileobj=tar) as archive:
+                members = []
+                for member in archive.getmembers():  # "learner/x" → "x"
+                    head, _, rest = member.name.partition("/")
+                    if head == "learner" and rest:
+                        member.name = rest
+                        members.append(member)
+                archive.extractall(mount, members=members, filter="tar")
+    finally:
+        container.remove(force=True)
+    os.chown(mount, 1000, 1000)  # the learner image's user
+    os.chmod(mount, 0o755)
 
 
 def unmount_disk(plan: Plan, user: str) -> None:
@@ -277,11 +331,11 @@ def start(plan: Plan, user: str) -> str:
     cli = _client()
     settings = engine_settings(isolation(cli))
     name = plan.engine_name(user)
-    for volume in (plan.certs_volume(user), plan.home_volume(user)):
-        try:
-            cli.volumes.get(volume)
-        except docker.errors.NotFound:
-            cli.volumes.create(volume, labels=plan.labels(user, "volume"))
+    try:
+        cli.volumes.get(plan.certs_volume(user))
+    except docker.errors.NotFound:
+        cli.volumes.create(plan.certs_volume(user), labels=plan.labels(user, "volume"))
+    mount_home(plan, user, cli)
     progress = mount_progress(plan, user)
     os.chown(progress, 1000, 1000)  # the learner image's user
     # the progress service reads it as nobody: it may enter the folder of folders (not list

@@ -144,8 +144,9 @@ def test_three_servers_start_each_with_its_own_engine(hub: Hub, keepalive: KeepA
         hub.start_server(name)
         ready = hub.wait_ready(name)
         keepalive.add(name, hub.token_for(name, [f"access:servers!user={name}"]))
-        docker("cp", str(first), f"{hub.server_container(name)}:/tmp/first-cell.ipynb")
-        done = hub.exec(name, "jupyter", "execute", "/tmp/first-cell.ipynb")
+        # into the home disk: the server's own layer is read-only, and docker cp reaches no tmpfs
+        docker("cp", str(first), f"{hub.server_container(name)}:/home/learner/first-cell.ipynb")
+        done = hub.exec(name, "jupyter", "execute", "/home/learner/first-cell.ipynb")
         assert done.returncode == 0, done.stderr[-2000:]
         return {"ready_s": round(ready, 1), "first_cell_s": round(time.monotonic() - t0, 1)}
 
@@ -529,16 +530,25 @@ def tagged_processes(state: Path) -> list[str]:
     return found
 
 
-def test_a_learner_fills_only_their_own_progress_disk(hub: Hub) -> None:
-    """The progress folder (a learner writes there as they like) is a file system of its
-    own, of CLASSROOM_PROGRESS_DISK; the server has a pids limit."""
+def test_a_learner_fills_only_their_own_disks(hub: Hub) -> None:
+    """What a learner's server writes lands on file systems of their own: the progress
+    folder (CLASSROOM_PROGRESS_DISK), the home (CLASSROOM_HOME_DISK), a bounded /tmp; the
+    server's own layer is read-only; it has a pids limit."""
     name = LEARNERS[1]
+    for path, most in (("/home/learner", 2 * 2**30), ("/tmp", 256 * 2**20)):
+        df = hub.exec(name, "df", "-B1", "--output=size,target", path)
+        size, target = df.stdout.split()[-2:]
+        assert target == path and int(size) <= most, df.stdout
+    assert hub.exec(name, "test", "-d", "/home/learner/course").returncode == 0
+    refused = hub.exec(name, "touch", "/opt/x")
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr, refused.stderr
     filled = hub.exec(name, "sh", "-c", "dd if=/dev/zero of=/srv/progress/fill bs=1M count=64; "
                       "s=$?; rm -f /srv/progress/fill; exit $s")
     assert filled.returncode != 0
     assert "No space left on device" in filled.stderr, filled.stderr
     server = json.loads(docker("inspect", hub.server_container(name)))[0]
     assert server["HostConfig"]["PidsLimit"] == 512
+    assert server["HostConfig"]["ReadonlyRootfs"] is True
 
 
 def test_the_hub_tags_everything_it_starts(hub: Hub) -> None:
