@@ -110,7 +110,8 @@ badges:
 # A classroom on this machine (scripts/classroom.sh, classroom/): JupyterHub with one Docker
 # engine per learner, e.g. `make classroom LEARNERS=30`; `make classroom-stop` removes all of
 # it (CLEAN=1: its images and records too). `make test-classroom`: three learners through the
-# hub's REST API (tests/classroom/, its own classroom; 5-13 min, plus 4.5 min to build the course image the first time).
+# hub's REST API through every notebook (tests/classroom/, its own classroom; about 9 min,
+# plus 4.5 min to build the course image the first time).
 .PHONY: classroom classroom-stop classroom-status test-classroom
 LEARNERS ?= 3
 classroom: images
