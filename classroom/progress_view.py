@@ -31,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import tied
 from tornado import template, web
 
 
@@ -206,7 +207,7 @@ def drop_privileges(user: str = "nobody") -> bool:
     import pwd
 
     entry = pwd.getpwnam(user)
-    parent, death_signal = os.getppid(), _death_signal()
+    parent, signum = os.getppid(), tied.death_signal()
     os.setgroups([])
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
@@ -216,32 +217,6 @@ def drop_privileges(user: str = "nobody") -> bool:
         pass
     else:
         raise RuntimeError(f"still able to become root after switching to {user}")
-    if death_signal:
-        _set_death_signal(death_signal)
-        if os.getppid() != parent:  # the hub ended meanwhile
-            sys.exit(0)
+    if signum:
+        tied.set_death_signal(signum, parent)
     return True
-
-
-_PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
-
-
-def _death_signal() -> int:
-    """The signal this process gets when its parent dies (0: none; Linux only)."""
-    if sys.platform != "linux":
-        return 0
-    import ctypes
-
-    value = ctypes.c_int(0)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_GET_PDEATHSIG, ctypes.byref(value), 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_GET_PDEATHSIG)")
-    return value.value
-
-
-def _set_death_signal(signum: int) -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")

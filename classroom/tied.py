@@ -14,7 +14,32 @@ import os
 import signal
 import sys
 
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
+
+
+def _prctl(option: int, arg: object) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, arg, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option})")
+
+
+def death_signal() -> int:
+    """The signal this process gets when its parent dies (0: none, or not Linux)."""
+    if sys.platform != "linux":
+        return 0
+    value = ctypes.c_int(0)
+    _prctl(PR_GET_PDEATHSIG, ctypes.byref(value))
+    return value.value
+
+
+def set_death_signal(signum: int, parent: int) -> None:
+    """``signum`` to this process when its parent exits; exit now if ``parent`` (its parent
+    when the caller looked) has already gone. The kernel forgets it on a change of user."""
+    if sys.platform != "linux":
+        return
+    _prctl(PR_SET_PDEATHSIG, signum)
+    if os.getppid() != parent:
+        sys.exit(0)
 
 
 def tie_to_parent() -> None:
@@ -22,13 +47,7 @@ def tie_to_parent() -> None:
     parent = os.getppid()
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    if sys.platform != "linux":
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
-    if os.getppid() != parent:  # the parent died before the tie was made
-        sys.exit(0)
+    set_death_signal(signal.SIGTERM, parent)
 
 
 def main(argv: list[str]) -> None:
