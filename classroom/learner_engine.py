@@ -147,17 +147,30 @@ def _mounted(path: Path) -> bool:
     return os.path.ismount(path)
 
 
+def _loop_fs(image: Path, mount: Path, size: int, label: str, options: str = "") -> bool:
+    """An ext4 file system of ``size`` bytes in the sparse file ``image``, mounted at
+    ``mount`` (kept if it already is); True when it was made just now (then empty)."""
+    mount.mkdir(parents=True, exist_ok=True)
+    if _mounted(mount):
+        return False
+    image.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    made = not image.exists()
+    if made:
+        with open(image, "wb") as f:
+            f.truncate(size)
+        _run("mkfs.ext4", "-q", "-F", "-L", label, str(image))
+    _run("mount", "-o", ",".join(filter(None, ("loop", options))), str(image), str(mount))
+    if made:
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(mount / "lost+found")
+    return made
+
+
 def mount_disk(plan: Plan, user: str, owner: int = 0) -> Path:
     """The engine's data: an ext4 file system of ``disk_bytes`` (sparse file), its root
     directory owned by ``owner`` (the rootless engine's uid 1000)."""
-    image, mount = plan.disk_file(user), plan.disk_mount(user)
-    mount.mkdir(parents=True, exist_ok=True)
-    if not _mounted(mount):
-        if not image.exists():
-            with open(image, "wb") as f:
-                f.truncate(plan.disk_bytes)
-            _run("mkfs.ext4", "-q", "-F", "-L", f"{user}-engine", str(image))
-        _run("mount", "-o", "loop", str(image), str(mount))
+    mount = plan.disk_mount(user)
+    _loop_fs(plan.disk_file(user), mount, plan.disk_bytes, f"{user}-engine")
     os.chown(mount, owner, owner)
     return mount
 
@@ -167,17 +180,9 @@ def mount_progress(plan: Plan, user: str) -> Path:
     (a learner writes that file as they like: filling it fills nothing else). It stays
     mounted while the classroom runs, so the instructor's table keeps a culled learner's
     records; the file is kept until ``make classroom-stop CLEAN=1``."""
-    image, mount = plan.progress_disk(user), plan.progress_dir(user)
-    mount.mkdir(parents=True, exist_ok=True)
-    if not _mounted(mount):
-        image.parent.mkdir(mode=0o700, exist_ok=True)
-        if not image.exists():
-            with open(image, "wb") as f:
-                f.truncate(plan.progress_bytes)
-            _run("mkfs.ext4", "-q", "-F", "-L", f"{user}-progress", str(image))
-        _run("mount", "-o", "loop,nodev,nosuid,noexec", str(image), str(mount))
-        with contextlib.suppress(FileNotFoundError):
-            os.rmdir(mount / "lost+found")
+    mount = plan.progress_dir(user)
+    _loop_fs(plan.progress_disk(user), mount, plan.progress_bytes, f"{user}-progress",
+             "nodev,nosuid,noexec")
     return mount
 
 
@@ -186,19 +191,8 @@ def mount_home(plan: Plan, user: str, cli: docker.DockerClient) -> Path:
     (so their work, and whatever they write there, fills nothing else), made at their first
     start with what the course image has in /home/learner (the notebooks). It stays mounted
     while the classroom runs, so a culled learner who comes back finds their work."""
-    image, mount = plan.home_disk(user), plan.home_dir(user)
-    mount.mkdir(parents=True, exist_ok=True)
-    if _mounted(mount):
-        return mount
-    new = not image.exists()
-    if new:
-        with open(image, "wb") as f:
-            f.truncate(plan.home_bytes)
-        _run("mkfs.ext4", "-q", "-F", "-L", f"{user}-home", str(image))
-    _run("mount", "-o", "loop,nodev,nosuid", str(image), str(mount))
-    if new:
-        with contextlib.suppress(FileNotFoundError):
-            os.rmdir(mount / "lost+found")
+    mount = plan.home_dir(user)
+    if _loop_fs(plan.home_disk(user), mount, plan.home_bytes, f"{user}-home", "nodev,nosuid"):
         _copy_home(cli, plan.learner_image, mount)
     return mount
 
