@@ -7,12 +7,12 @@ engine never collide: set ``LABKIT_USER`` to a different value for each.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .learner_progress import is_learner_name
 
 LABEL_MANAGED = "org.labkit.managed"
 LABEL_NAMESPACE = "org.labkit.namespace"
@@ -23,9 +23,6 @@ LABEL_STANDIN = "org.labkit.standin"
 BASE_IMAGE = "python:3.11-slim-bookworm"
 REGISTRY_IMAGE = "registry:2"
 DIND_IMAGE = "docker:dind"
-
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
-
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
@@ -46,7 +43,7 @@ class Settings:
     show_commands: bool = True
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.user):
+        if not is_learner_name(self.user):
             raise ConfigError(
                 f"LABKIT_USER={self.user!r} is not a valid name: it names your containers, "
                 "images and registry user.",
