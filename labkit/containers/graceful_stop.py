@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 import pandas as pd
 
-from labkit.containers.run import stop
-from labkit.engine import client as engine
-from labkit.engine.settings import LABEL_ROLE, settings
+from labkit import engine
+from labkit.containers.apps import stop
+from labkit.engine import LABEL_ROLE, settings
 
 COLUMNS = ["name", "role", "seconds", "exit_code", "killed", "command"]
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import ContainerFailed
+from labkit.engine import ContainerFailed, DockerCommand
+from labkit.engine import docker as docker_cmd
 
 #: Run by the container's ``python``: where it is, its version, its Flask.
 PROBE = ("import json, sys, importlib.util as u; s = u.find_spec('flask'); "
@@ -64,7 +63,7 @@ def host_facts() -> dict[str, Any]:
 
 
 def compare(app: Any) -> RuntimeComparison:
-    """Ask the container ``app`` (a running :class:`labkit.containers.run.RunningApp`) and
+    """Ask the container ``app`` (a running :class:`labkit.containers.apps.RunningApp`) and
     this notebook's Python which Python and Flask they use."""
     container = app.container
     code, out = container.exec_run(["python", "-c", PROBE])
@@ -87,6 +86,6 @@ def compare(app: Any) -> RuntimeComparison:
 def _in_image(app: Any, path: str) -> bool:
     """True when ``path`` is in the files of the container's image (a new, unstarted
     container from it: nothing the running one did counts)."""
-    from labkit.images.one_file import read_file
+    from labkit.images import read_file
 
     return read_file(app.container.image.id, path, client=app.client) is not None

@@ -1,6 +1,6 @@
 """Progress observers: how a long operation (a build, a push) tells someone what it does.
 
-Domain code (:mod:`labkit.images.build`, :mod:`labkit.registry.push`) returns data and
+Domain code (:mod:`labkit.images.builder`, :mod:`labkit.registry.publish`) returns data and
 reports progress to an observer; it draws nothing. The rendering layer (:mod:`labkit.render.builds`,
 :mod:`labkit.render.pushes`) registers the default renderers that ``show=True`` uses:
 live widgets in a notebook, plain lines elsewhere. ``import labkit`` registers them.
@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 if TYPE_CHECKING:
     from labkit.engine.commands import DockerCommand
     from labkit.engine.errors import LabkitError
-    from labkit.images.build import BuildResult
-    from labkit.images.build_stream import BuildEvent
-    from labkit.registry.push_stream import LayerProgress, PushStream
+    from labkit.images import BuildEvent, BuildResult
+    from labkit.registry import LayerProgress, PushStream
 
 
 class BuildObserver(Protocol):

@@ -23,15 +23,14 @@ import docker
 import docker.errors
 import pandas as pd
 
-from labkit.course.exercises import Check
-from labkit.course.workspace import DOCKERFILE, HELLO, WORKSPACE, app_source
-from labkit.engine import client as engine
-from labkit.engine.settings import BASE_IMAGE
-from labkit.images.build_cache import remove_replaced
+from labkit import engine
+from labkit.course import DOCKERFILE, HELLO, WORKSPACE, Check, app_source
+from labkit.engine import BASE_IMAGE
+from labkit.images import remove_replaced
 
 if TYPE_CHECKING:
-    from labkit.engine.commands import DockerCommand
-    from labkit.images.build import BuildResult
+    from labkit.engine import DockerCommand
+    from labkit.images import BuildResult
 
 LAB_ORDER = "lab-order"
 COPY_FIRST = "copy-first"
@@ -195,9 +194,9 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
     Rounds alternate between the Dockerfiles so that a slow moment of the machine or the
     network does not hit one of them only. A round's image is removed once the next round
     replaces it (it would only pile up, untagged); the warm-up images stay as the cache of
-    the next run. ``build`` defaults to :func:`labkit.images.build.build` (a test may pass its own).
+    the next run. ``build`` defaults to :func:`labkit.images.build` (a test may pass its own).
     """
-    from labkit.images import build as images
+    from labkit import images
 
     cli = client or engine.client()
     build = build or images.build

@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 import docker
 import pandas as pd
 
-from labkit.engine import client as engine
-from labkit.engine.errors import LabkitError
-from labkit.images.build_stream import BuildStep
-from labkit.images.one_file import read_file
+from labkit import engine
+from labkit.engine import LabkitError
+from labkit.images import BuildStep, read_file
 
 COLUMNS = ["step", "instruction", "layers", "first", "second", "identical"]
 

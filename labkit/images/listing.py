@@ -9,21 +9,20 @@ from typing import Any
 import docker
 import pandas as pd
 
-from labkit.engine import client as engine
-from labkit.engine import disk as system
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.settings import (
+from labkit import engine
+from labkit.engine import (
     BASE_IMAGE,
     DIND_IMAGE,
     LABEL_NAMESPACE,
     LABEL_ROLE,
     LABEL_STANDIN,
     REGISTRY_IMAGE,
+    DockerCommand,
+    boundary,
+    human_size,
     settings,
 )
-from labkit.engine.sizes import human_size
-from labkit.engine.translate import boundary
+from labkit.engine import docker as docker_cmd
 
 COURSE_BASE_IMAGES = (BASE_IMAGE, REGISTRY_IMAGE, DIND_IMAGE)
 
@@ -88,7 +87,7 @@ def list_images(client: docker.DockerClient | None = None,
     """
     cli = client or engine.client()
     namespace = None if all_course else settings().namespace
-    frame = images_frame(system.images(cli), namespace)
+    frame = images_frame(engine.images(cli), namespace)
     frame.attrs["command"] = list_images_command()
     return frame
 

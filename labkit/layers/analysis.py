@@ -38,24 +38,20 @@ import docker
 import pandas as pd
 from docker.utils import parse_repository_tag
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.images.archive import (  # noqa: F401
-    _BUFSIZE,
-    OPAQUE,
-    WHITEOUT,
-    _read_archive,
-    _resolve,
+from labkit.engine import DockerCommand
+from labkit.engine import docker as docker_cmd
+from labkit.images import (
+    BUFSIZE,
+    ByteStream,
     chain_ids,
     instruction_of,
-    read_layer_tar,
+    read_archive,
+    resolve_image,
 )
-from labkit.images.archive_stream import ByteStream, ImageArchiveError, iter_tar  # noqa: F401
 from labkit.layers import memo as layer_cache
 
 # Reading the saved archive and the lifecycle join live in their own modules; their names
 # stay importable from here.
-from labkit.layers.life import lifecycle  # noqa: F401
 from labkit.layers.memo import RawImage
 
 FILE_COLUMNS = ["layer", "path", "kind", "change", "size_bytes", "lower_layer", "lower_bytes",
@@ -262,9 +258,9 @@ def read_raw(source: IO[bytes] | Iterable[bytes], image: str = "") -> RawImage:
     """What a saved image (a file object, or an iterator of tar chunks) holds, streamed once."""
     if hasattr(source, "read"):
         fileobj = source
-        source = iter(lambda: fileobj.read(_BUFSIZE), b"")
-    arc = _read_archive(ByteStream(source))
-    layout, config, paths, config_id = _resolve(arc, image)
+        source = iter(lambda: fileobj.read(BUFSIZE), b"")
+    arc = read_archive(ByteStream(source))
+    layout, config, paths, config_id = resolve_image(arc, image)
     diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
     history = [h for h in config.get("history", []) if not h.get("empty_layer")]
     if len(history) != len(paths):
@@ -317,7 +313,7 @@ def one_image(image: str) -> str:
 
 
 def analyze(image: str, client: docker.DockerClient | None = None,
-            chunk_size: int = _BUFSIZE, cache: bool = True) -> ImageLayers:
+            chunk_size: int = BUFSIZE, cache: bool = True) -> ImageLayers:
     """Analyse the layers of a local image, streamed from ``docker image save``.
 
     The image is saved once: later calls for the same image ID in this process return the
@@ -326,8 +322,8 @@ def analyze(image: str, client: docker.DockerClient | None = None,
     reads the image. Equivalent: ``docker image save IMAGE | tar -t`` and the same for
     every layer tar.
     """
-    from labkit.engine.client import client as default_client
-    from labkit.images.build import get_image
+    from labkit.engine import client as default_client
+    from labkit.images import get_image
 
     cli = client or default_client()
     img = get_image(image, client=cli)

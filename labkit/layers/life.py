@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.images.archive_stream import ImageArchiveError
+from labkit.images import ImageArchiveError
 
 # ---------------------------------------------------------------- the lifecycle join
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import docker
 import pandas as pd
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.images.archive import chain_ids, instruction_of
+from labkit.engine import DockerCommand
+from labkit.engine import docker as docker_cmd
+from labkit.images import chain_ids, instruction_of
 from labkit.layers.analysis import ImageLayers, analyze
 
 TABLE_COLUMNS = ["image", "position", "instruction", "size_bytes", "diff_id", "chain_id",
@@ -94,8 +94,8 @@ def stack(image: str, client: docker.DockerClient | None = None) -> ImageStack:
     When the history cannot be matched to the layers one to one, the sizes are read from
     the image itself (:func:`labkit.layers.analysis.analyze`).
     """
-    from labkit.engine.client import client as default_client
-    from labkit.images.build import get_image
+    from labkit.engine import client as default_client
+    from labkit.images import get_image
 
     cli = client or default_client()
     img = get_image(image, client=cli)

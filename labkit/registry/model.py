@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from docker.auth import INDEX_NAME, INDEX_URL, resolve_index_name
 
-from labkit.engine.commands import DockerCommand
+from labkit.engine import DockerCommand
 
 # --------------------------------------------------------------------------- data
 

@@ -18,13 +18,11 @@ import docker.errors
 import pandas as pd
 from docker.utils import parse_repository_tag
 
-from labkit.engine import client as engine
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import RegistryError
-from labkit.engine.settings import LABEL_NAMESPACE, settings
+from labkit import engine
+from labkit.engine import LABEL_NAMESPACE, DockerCommand, RegistryError, settings
+from labkit.engine import docker as docker_cmd
 from labkit.registry.model import Registry
-from labkit.registry.server import _resolve, credentials
+from labkit.registry.server import credentials, resolve_registry
 
 #: The engine's last word on a layer, as ``docker pull`` prints it, and what it means.
 FINAL_STATUS = {"Already exists": "already here", "Pull complete": "downloaded",
@@ -128,7 +126,7 @@ def pull(reference: str, registry: Registry | str | None = None,
     Raises :class:`RegistryError` naming what went wrong (not found, refused, no registry).
     """
     cli = client or engine.client()
-    reg = _resolve(registry, client)
+    reg = resolve_registry(registry, client)
     user, password = credentials(reg)
     repo, tag = parse_repository_tag(reference)
     tag = tag or "latest"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.engine.commands import DockerCommand
+from labkit.engine import DockerCommand
 
 #: bytes_pushed: the last byte count the engine reported sending (None: not reported);
 #: bytes_total: the layer size the engine announced for the upload.

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit.engine.sizes import human_size
+from labkit.engine import human_size
 from labkit.render.builds import in_notebook, result_html
 
 if TYPE_CHECKING:
-    from labkit.cleanup.labelled import CleanupReport
+    from labkit.cleanup import CleanupReport
 
 
 def cleanup_summary(report: CleanupReport) -> str:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from labkit.engine.observers import register_push_renderer
-from labkit.engine.sizes import human_size
+from labkit.engine import human_size, register_push_renderer
 from labkit.render.builds import StaticOutput, in_notebook, result_html
 
 if TYPE_CHECKING:
-    from labkit.registry.push_stream import LayerProgress, PushResult, PushStream
+    from labkit.registry import LayerProgress, PushResult, PushStream
 
 
 def progress_text(stream: PushStream) -> str:

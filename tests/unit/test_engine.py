@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.engine import client as engine
+from labkit.engine import connection as engine
 from labkit.engine.commands import docker as docker_cmd
 from labkit.engine.errors import EngineIncompatible
-from labkit.images.build import build_command
+from labkit.images.builder import build_command
 
 
 @pytest.mark.parametrize(("server", "minimum", "chosen"), [
@@ -113,7 +113,7 @@ REMOTE = {"DOCKER_HOST": "tcp://192.0.2.10:2376"}
 
 
 def test_ports_bind_loopback_unless_opted_in(monkeypatch):
-    from labkit.engine import settings as config
+    from labkit.engine import config
 
     monkeypatch.setattr(config, "_current", config.Settings(user="u1"))
     assert engine.bind_ip(REMOTE) == "127.0.0.1"
@@ -122,7 +122,7 @@ def test_ports_bind_loopback_unless_opted_in(monkeypatch):
 
 
 def test_a_remote_engine_without_the_opt_in_says_how_to_reach_its_ports(monkeypatch):
-    from labkit.engine import settings as config
+    from labkit.engine import config
     from labkit.engine.errors import PortsUnreachable
 
     monkeypatch.setattr(config, "_current", config.Settings(user="u1"))

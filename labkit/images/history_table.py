@@ -11,14 +11,16 @@ import docker
 import docker.errors
 import pandas as pd
 
-from labkit.engine import client as engine
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import ImageMissing
-from labkit.engine.settings import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE
-from labkit.engine.sizes import human_size
-
-TAIL_LINES = 15
+from labkit import engine
+from labkit.engine import (
+    LABEL_MANAGED,
+    LABEL_NAMESPACE,
+    LABEL_ROLE,
+    DockerCommand,
+    ImageMissing,
+    human_size,
+)
+from labkit.engine import docker as docker_cmd
 
 
 def clean_created_by(created_by: str, comment: str = "") -> str:

@@ -17,14 +17,25 @@ import pandas as pd
 import requests
 from docker.models.containers import Container
 
+from labkit import engine
 from labkit.containers import failures
-from labkit.engine import client as engine
-from labkit.engine.commands import CommandOutput, DockerCommand
-from labkit.engine.errors import ContainerFailed, ImageMissing, LabkitError
-from labkit.engine.settings import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE, settings
-from labkit.engine.text import strip_ansi
-from labkit.engine.translate import boundary, invalid_name, is_invalid_name, translate
-from labkit.engine.wait import wait_until
+from labkit.engine import (
+    LABEL_MANAGED,
+    LABEL_NAMESPACE,
+    LABEL_ROLE,
+    CommandOutput,
+    ContainerFailed,
+    DockerCommand,
+    ImageMissing,
+    LabkitError,
+    boundary,
+    invalid_name,
+    is_invalid_name,
+    settings,
+    strip_ansi,
+    translate,
+    wait_until,
+)
 
 POLL_INTERVAL = 0.05
 #: ``docker container diff`` kinds, as the engine's API numbers them.
@@ -40,12 +51,10 @@ def http_session() -> requests.Session:
 
 
 # The docker commands equivalent to each call (labkit.containers.commands).
-from labkit.containers.commands import (  # noqa: E402, F401
+from labkit.containers.commands import (  # noqa: E402
     diff_command,
-    exec_command,
     list_command,
     logs_command,
-    remove_command,
     run_command,
     stop_command,
 )
@@ -175,11 +184,11 @@ def run(
 ) -> RunningApp:
     """Run ``image`` detached with ``port`` published on a free host port; wait until it answers.
 
-    ``image`` is a name or a :class:`labkit.images.build.BuildResult`. A labkit container of the
+    ``image`` is a name or a :class:`labkit.images.builder.BuildResult`. A labkit container of the
     same name is replaced (re-running a notebook works); anyone else's is left alone. One
     that the engine cannot start is removed; one that exits or never answers is stopped and
     kept for ``docker container logs`` (:mod:`labkit.containers.failures`). Ports a remote
-    engine publishes must be reachable (:func:`labkit.engine.client.require_reachable`), else
+    engine publishes must be reachable (:func:`labkit.engine.connection.require_reachable`), else
     nothing runs.
     """
     cli = client or engine.client()

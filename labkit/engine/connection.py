@@ -13,14 +13,14 @@ from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERS
 from docker.utils import kwargs_from_env
 
 from labkit.engine import contexts
+from labkit.engine.config import settings
+from labkit.engine.error_translation import boundary
 from labkit.engine.errors import (
     EngineIncompatible,
     EngineInsecure,
     EngineUnavailable,
     PortsUnreachable,
 )
-from labkit.engine.settings import settings
-from labkit.engine.translate import boundary
 
 #: The newest API version this docker-py speaks, and the oldest the course needs
 #: (Docker 20.10 speaks 1.41; the course uses nothing newer than that).
