@@ -8,10 +8,9 @@ never by name, never anything the learner made outside the course. The prepared 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 from docker.errors import APIError, NotFound
 
 from labkit import engine
@@ -22,9 +21,14 @@ from labkit.engine import (
     LABEL_STANDIN,
     REGISTRY_IMAGE,
     DockerCommand,
+    html_of,
     settings,
+    show_result,
 )
 from labkit.engine import docker as docker_cmd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = ("container", "image", "volume", "network")
 ITEM_COLUMNS = ["kind", "name", "id", "bytes", "outcome"]
@@ -79,9 +83,7 @@ class CleanupReport:
         return self.items[self.items["outcome"].str.startswith("kept")]
 
     def _repr_html_(self) -> str:
-        from labkit.render.cleanup import cleanup_html
-
-        return cleanup_html(self)
+        return html_of(self)
 
 
 def _client(client: docker.DockerClient | None) -> docker.DockerClient:
@@ -242,6 +244,7 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
 
     Safe to repeat. ``show`` displays the report in a notebook.
     """
+    import pandas as pd
     cli = _client(client)
     filters = settings().label_filters()
     rows: list[dict[str, Any]] = []
@@ -261,9 +264,7 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
         removed={(r["kind"], r["full_id"]): r["namespace"] for r in rows
                  if r["outcome"] == "removed"})
     if show:
-        from labkit.render.cleanup import render_cleanup
-
-        render_cleanup(report)
+        show_result(report)
     return report
 
 
@@ -284,6 +285,7 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
     namespace, detail. The frame's
     ``attrs["command"]`` is the command previewed.
     """
+    import pandas as pd
     cli = _client(client)
     df = engine.df(cli)  # one call: containers with sizes, images, volumes, build cache
     containers = df.get("Containers") or []

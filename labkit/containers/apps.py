@@ -9,16 +9,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import pandas as pd
 import requests
 from docker.models.containers import Container
 
 from labkit import engine
 from labkit.containers import failures
+from labkit.containers.commands import (
+    diff_command,
+    list_command,
+    logs_command,
+    run_command,
+    stop_command,
+)
 from labkit.engine import (
     LABEL_MANAGED,
     LABEL_NAMESPACE,
@@ -29,6 +35,7 @@ from labkit.engine import (
     ImageMissing,
     LabkitError,
     boundary,
+    html_of,
     invalid_name,
     is_invalid_name,
     settings,
@@ -36,6 +43,9 @@ from labkit.engine import (
     translate,
     wait_until,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POLL_INTERVAL = 0.05
 #: ``docker container diff`` kinds, as the engine's API numbers them.
@@ -49,15 +59,6 @@ def http_session() -> requests.Session:
     session.trust_env = False
     return session
 
-
-# The docker commands equivalent to each call (labkit.containers.commands).
-from labkit.containers.commands import (  # noqa: E402
-    diff_command,
-    list_command,
-    logs_command,
-    run_command,
-    stop_command,
-)
 
 #: A container's log text that also carries the ``docker container logs`` line.
 ContainerLogs = CommandOutput
@@ -151,10 +152,7 @@ class RunningApp:
         return diff(self.id, client=self.client)
 
     def _repr_html_(self) -> str:
-        from labkit.render.builds import card_html
-
-        return card_html(f"container {self.name}", {"image": self.image, "id": self.id[:12]},
-                         self.command, links={"app": self.url})
+        return html_of(self)
 
     def __enter__(self) -> RunningApp:
         return self
@@ -324,6 +322,7 @@ def remove(ref: Any, client: docker.DockerClient | None = None) -> None:
 
 def diff_frame(changes: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
     """Shape the engine's change list: columns path, kind (added/changed/deleted), letter."""
+    import pandas as pd
     rows = []
     for change in changes or []:
         kind = DIFF_KINDS.get(int(change.get("Kind", -1)), "unknown")
@@ -355,6 +354,7 @@ def _ports_text(ports: Iterable[Mapping[str, Any]] | None) -> str:
 
 def containers_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Shape the engine's container list: name, image, status, state, ports, id, role."""
+    import pandas as pd
     rows = [
         {
             "name": (e.get("Names") or ["?"])[0].lstrip("/"),

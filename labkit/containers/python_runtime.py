@@ -11,12 +11,13 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from labkit.engine import ContainerFailed, DockerCommand
+from labkit.engine import ContainerFailed, DockerCommand, html_of
 from labkit.engine import docker as docker_cmd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Run by the container's ``python``: where it is, its version, its Flask.
 PROBE = ("import json, sys, importlib.util as u; s = u.find_spec('flask'); "
@@ -38,6 +39,7 @@ class RuntimeComparison:
 
     def table(self) -> pd.DataFrame:
         """One row per question: the host's answer and the container's."""
+        import pandas as pd
         def shown(value: Any) -> str:  # this machine's own folders are not worth printing
             text = str(value) if value else "not installed"
             return text.replace(sys.prefix, "(this notebook's Python)", 1)
@@ -51,7 +53,7 @@ class RuntimeComparison:
         return f"$ {self.command}\n" + str(self.table().to_string(index=False))
 
     def _repr_html_(self) -> str:
-        return f"<pre>$ {self.command}</pre>" + str(self.table().to_html(index=False))
+        return html_of(self)
 
 
 def host_facts() -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Notebook helpers: set-up, "make sure the earlier steps ran", and the small helpers the
 steps' cells call. The lab's files are in :mod:`labkit.course.workspace`, the fact checks in
 :mod:`labkit.course.fact_checks`, step 1's app without Docker in
-:mod:`labkit.course.local_app`; their names
-stay importable from here (the notebooks say ``course.expect(...)``, ``course.WORKSPACE``).
+:mod:`labkit.course.local_app`; the notebooks reach all of them through :mod:`labkit.course`
+(``course.expect(...)``, ``course.WORKSPACE``).
 
 Every notebook starts with ``course.setup()`` and, from step 2 on, ``course.ensure(N)``,
 so that a learner can open any step directly and "Restart Kernel and Run All" works
@@ -70,11 +70,11 @@ def setup(quiet: bool = False) -> None:
     except ImportError:  # pragma: no cover - outside IPython
         shell = None
     if shell is not None:
+        from labkit import render  # the course is the top layer: it may set up the drawing
         from labkit.engine import RAW_ERRORS
-        from labkit.render.builds import enable_command_tables
 
         shell.set_custom_exc((LabkitError, *RAW_ERRORS), _short_error)
-        enable_command_tables(shell)
+        render.builds.enable_command_tables(shell)
     here = Path.cwd()
     own = workspace_owner.enter(here)  # another learner's workspace/ here: this one gets its own
     if own is not None:

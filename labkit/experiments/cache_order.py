@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
-import pandas as pd
 
 from labkit import engine
 from labkit.course import DOCKERFILE, HELLO, WORKSPACE, Check, app_source
@@ -29,6 +28,8 @@ from labkit.engine import BASE_IMAGE
 from labkit.images import remove_replaced
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from labkit.engine import DockerCommand
     from labkit.images import BuildResult
 
@@ -74,6 +75,7 @@ def measure(dockerfile: str, round_no: int, result: BuildResult) -> Round:
 
 def rounds_frame(rounds: Iterable[Round]) -> pd.DataFrame:
     """One row per round: dockerfile, round, rebuilt_steps, rebuilt, seconds, build_seconds."""
+    import pandas as pd
     return pd.DataFrame(
         [{"dockerfile": r.dockerfile, "round": r.round, "rebuilt_steps": len(r.rebuilt),
           "rebuilt": ", ".join(r.rebuilt), "seconds": round(r.seconds, 3),
@@ -85,6 +87,7 @@ def rounds_frame(rounds: Iterable[Round]) -> pd.DataFrame:
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Per Dockerfile: rounds, median_seconds, rebuilt_steps and rebuilt (when every round
     agrees; else the most frequent), and same_every_round."""
+    import pandas as pd
     rows = []
     for name, group in frame.groupby("dockerfile", sort=False):
         rebuilt = group["rebuilt"].mode().iloc[0]
@@ -164,6 +167,7 @@ def write_dockerfiles(folder: Path | str = FOLDER,
 
 def compare_dockerfiles(dockerfiles: dict[str, str] | None = None) -> pd.DataFrame:
     """The Dockerfiles side by side: one column each, one row per line."""
+    import pandas as pd
     columns = {name: [ln for ln in text.splitlines() if ln.strip()]
                for name, text in (dockerfiles or DOCKERFILES).items()}
     height = max((len(lines) for lines in columns.values()), default=0)

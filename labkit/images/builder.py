@@ -13,11 +13,10 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import pandas as pd
 
 from labkit import engine
 from labkit.engine import (
@@ -33,15 +32,15 @@ from labkit.engine import (
     settings,
 )
 from labkit.engine import docker as docker_cmd
-
-# The build stream parser and the history live in their own modules; their names stay
-# importable from here.
 from labkit.images.build_stream import (
     TAIL_LINES,
     BuildStep,
     BuildStreamParser,
     parse_error_to_build_failed,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # --------------------------------------------------------------------------- build
 
@@ -85,6 +84,7 @@ class BuildResult:
 
     def table(self) -> pd.DataFrame:
         """One row per step: step, instruction, status, cached, seconds, image_id, added."""
+        import pandas as pd
         return pd.DataFrame(
             [
                 {

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import pandas as pd
 
 from labkit import engine
 from labkit.engine import (
@@ -21,6 +20,9 @@ from labkit.engine import (
     human_size,
 )
 from labkit.engine import docker as docker_cmd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def clean_created_by(created_by: str, comment: str = "") -> str:
@@ -41,6 +43,7 @@ def clean_created_by(created_by: str, comment: str = "") -> str:
 
 def history_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Shape the engine's history entries (newest first) as a DataFrame."""
+    import pandas as pd
     rows = []
     for entry in entries:
         image_id = str(entry.get("Id") or "")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 
 from labkit import engine
 from labkit.engine import (
@@ -23,6 +22,9 @@ from labkit.engine import (
     settings,
 )
 from labkit.engine import docker as docker_cmd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COURSE_BASE_IMAGES = (BASE_IMAGE, REGISTRY_IMAGE, DIND_IMAGE)
 
@@ -55,6 +57,7 @@ def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
 
 def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) -> pd.DataFrame:
     """Shape the engine's image list: one row per tag of a course image, newest first."""
+    import pandas as pd
     rows = []
     for entry in entries:
         if not _course_image(entry, namespace):

@@ -32,10 +32,9 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 from docker.utils import parse_repository_tag
 
 from labkit.engine import DockerCommand
@@ -49,10 +48,10 @@ from labkit.images import (
     resolve_image,
 )
 from labkit.layers import memo as layer_cache
-
-# Reading the saved archive and the lifecycle join live in their own modules; their names
-# stay importable from here.
 from labkit.layers.memo import RawImage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILE_COLUMNS = ["layer", "path", "kind", "change", "size_bytes", "lower_layer", "lower_bytes",
                 "kept"]
@@ -109,6 +108,7 @@ class ImageLayers:
 
     def layers_table(self) -> pd.DataFrame:
         """One row per layer, bottom first (LAYER_COLUMNS)."""
+        import pandas as pd
         rows = [{c: getattr(layer, "index" if c == "layer" else c) for c in LAYER_COLUMNS}
                 for layer in self.layers]
         return pd.DataFrame(rows, columns=LAYER_COLUMNS)
@@ -123,6 +123,7 @@ class ImageLayers:
 
     def waste_table(self) -> pd.DataFrame:
         """Paths whose copies are not all kept: copies, their bytes, kept and wasted bytes."""
+        import pandas as pd
         df = self.files[self.files["kind"] == "file"]
         kept = df["size_bytes"].where(df["kept"], 0)
         g = df.assign(kept_bytes=kept).groupby("path", sort=False)
@@ -278,6 +279,7 @@ def read_raw(source: IO[bytes] | Iterable[bytes], image: str = "") -> RawImage:
 
 def from_raw(raw: RawImage, image: str = "", image_id: str = "") -> ImageLayers:
     """The analysis of an image from what its archive holds (the layers replayed)."""
+    import pandas as pd
     stats, (rows, visible_bytes) = _replay(raw.entries)
     chains = chain_ids(raw.diff_ids)
     layers = [

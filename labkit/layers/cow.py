@@ -12,10 +12,9 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 from docker.models.containers import Container
 from docker.utils import decode_json_header
 
@@ -23,6 +22,9 @@ from labkit import engine
 from labkit.engine import ContainerFailed, DockerCommand, settings
 from labkit.engine import docker as docker_cmd
 from labkit.layers.analysis import ImageLayers, analyze
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = {0: "changed", 1: "added", 2: "deleted"}
 DIFF_COLUMNS = ["path", "change", "size_bytes", "lower_layer", "lower_bytes",
@@ -71,6 +73,7 @@ def diff(container: str | Container, analysis: ImageLayers | None = None,
     container (regular files only), and the ``lower_layer`` it came from with that copy's
     size and instruction. ``analysis`` is the image's layer analysis (computed if omitted).
     """
+    import pandas as pd
     cli = _cli(client)
     ctr = _container(container, cli)
     if analysis is None:
@@ -175,6 +178,8 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
     disk, and a network interface per container is most of a start's time in DinD). Every
     container is labelled ``cow-demo`` and removed again, even on failure.
     """
+    import pandas as pd
+
     from labkit.images import get_image
 
     cli = _cli(client)

@@ -28,16 +28,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import docker
-import pandas as pd
 
 from labkit import engine
 from labkit.engine import DockerCommand, ImageMissing, PrepareError
 from labkit.engine import docker as docker_cmd
 from labkit.offline.base_image import build_base as build_layered_base
 from labkit.offline.base_image import follow_build, standin_labels
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RECIPES = Path(__file__).resolve().parents[2] / "images"
 
@@ -99,6 +101,7 @@ def _find(client: docker.DockerClient, name: str) -> docker.models.images.Image 
 
 def image_status(client: docker.DockerClient | None = None) -> pd.DataFrame:
     """Which course images the engine has: image, role, present, standin, id, size (bytes)."""
+    import pandas as pd
     cli = _client(client)
     rows = []
     for spec in COURSE_IMAGES:
@@ -124,6 +127,7 @@ def prepare(*, offline: bool | None = None, trust_host_ca: bool | None = None,
     (``LABKIT_OFFLINE=1``) nothing is pulled. When a pull fails, a stand-in is
     built instead and the progress says why.
     """
+    import pandas as pd
     settings = engine.settings()
     offline = settings.offline if offline is None else offline
     trust = settings.trust_host_ca if trust_host_ca is None else trust_host_ca

@@ -4,10 +4,9 @@ an index or manifest list followed to this platform's image).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 import requests
 from docker.utils import parse_repository_tag
 
@@ -15,6 +14,9 @@ from labkit import engine
 from labkit.engine import RegistryError
 from labkit.registry.model import Registry
 from labkit.registry.server import PASSWORD_HINT, START_HINT, api_session, resolve_registry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # --------------------------------------------------------------------------- HTTP API queries
 
@@ -156,6 +158,7 @@ def parse_manifest(body: dict[str, Any], digest: str | None = None) -> dict[str,
 
 def manifest_frame(info: dict[str, Any]) -> pd.DataFrame:
     """The manifest's layers as a DataFrame (digest, compressed size)."""
+    import pandas as pd
     return pd.DataFrame(info["layers"], columns=["digest", "size", "media_type"])
 
 

@@ -1,5 +1,5 @@
-"""The registry, as a learner uses it: log in, tag, push; the server and the queries are in
-:mod:`labkit.registry.server` and :mod:`labkit.registry.api`, re-exported here.
+"""The registry, as a learner uses it: log in, tag, push (the server is in
+:mod:`labkit.registry.server`, the HTTP queries in :mod:`labkit.registry.api`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from labkit.engine import docker as docker_cmd
 from labkit.images import get_image
 from labkit.registry.model import LoginResult, Registry, TaggedName
 from labkit.registry.password import PASSWORD_ENV
-
-# The server, the push stream and the HTTP queries live in their own modules; their names
-# stay importable from here (the notebooks say `registry.manifest(...)`).
 from labkit.registry.push_stream import LayerProgress, PushResult, PushStream
 from labkit.registry.server import (
     PASSWORD_HINT,
