@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit import prepare
 from testbed import concurrency, dind, engines
 
 
@@ -173,3 +174,7 @@ def test_the_summary_gives_result_wall_time_and_slowest_notebook(tmp_path: Path)
 
 def test_a_learner_without_a_report_has_no_slowest_notebook(tmp_path: Path) -> None:
     assert concurrency.slowest_notebook(tmp_path / "none.xml") == ("?", 0.0)
+
+
+def test_a_session_loads_every_image_the_course_prepares() -> None:
+    assert set(dind.COURSE_IMAGES) == {image.name for image in prepare.COURSE_IMAGES}
