@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             rc = rc or exc.returncode
         except SystemExit as exc:
             rc = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
+            rc = 130
         finally:
             if host_engine_ours:
                 subprocess.run([str(ROOT / "scripts" / "engine.sh"), "stop"], check=False)

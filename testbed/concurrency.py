@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             rc = 1 if failed else 0
         except dind.DindError as exc:
             print(exc, file=sys.stderr)
+        except KeyboardInterrupt:
+            rc = 130
+        except SystemExit as exc:  # SIGTERM
+            rc = exc.code if isinstance(exc.code, int) else 1
         finally:
             print("concurrency: stopping the DinD engine of this run", flush=True)
             session.stop()

@@ -191,6 +191,10 @@ def store_on_own_engine(spec: engines.EngineSpec, out: Path | None) -> int:
             rc = subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
     except dind.DindError as exc:
         print(exc, file=sys.stderr)
+    except KeyboardInterrupt:
+        rc = 130
+    except SystemExit as exc:  # SIGTERM
+        rc = exc.code if isinstance(exc.code, int) else 1
     finally:
         print("notebooks: stopping the DinD engine of this run", flush=True)
         session.stop()
