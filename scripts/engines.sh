@@ -86,7 +86,7 @@ build() {
     fi
     need_mmdebstrap
     [[ $(id -u) -eq 0 ]] || mode=unshare
-    mirror=$("$BIN/python" -c 'from labkit.prepare import debian_mirror; print(debian_mirror())')
+    mirror=$("$BIN/python" -c 'from labkit.offline.debian_rootfs import debian_mirror; print(debian_mirror())')
     say "building $name from Debian $suite's docker.io ($mirror, mmdebstrap --mode=$mode)"
     local log
     log=$(mktemp)

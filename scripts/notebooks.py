@@ -28,7 +28,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from labkit.terminal import strip_ansi
+from labkit.engine.text import strip_ansi
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -86,7 +86,7 @@ def prune_widget_state(nb: Any) -> None:
 
 def engine_stamp(spec: str, run_id: str) -> dict[str, str]:
     """What the outputs came from: the run, the engine's version and image store."""
-    from labkit import engine
+    from labkit.engine import client as engine
 
     facts = engine.info()
     return {"run": run_id, "engine": facts.version, "api": facts.api_version,
