@@ -7,7 +7,7 @@
 #   three learners at once on one engine → a classroom of three on JupyterHub.
 #
 # The engine matrix (LABKIT_ENGINES, `make test ENGINES="..."`; one: `make test ENGINE=...`),
-# each built from Debian's packages by scripts/engines.sh, never pulled:
+# each built from Debian's packages by testbed/engines.py, never pulled:
 #   20.10                    the oldest engine we support (Debian bookworm), overlay2
 #   28.5+api1.44             a current engine (forky) refusing APIs below 1.44, as Engine 29
 #   28.5+containerd+api1.44  the same on the containerd image store: Docker 29's default
@@ -47,7 +47,7 @@ finish() {
     local rc=$?
     trap - EXIT INT TERM
     echo "==> stopping what this run started"
-    scripts/dind.sh stop || true
+    "$BIN/python" -m testbed.dind stop || true
     scripts/engine.sh stop || true
     printf '%s\n' "${TIMES[@]}"
     if [[ $rc -eq 0 && -n "$NOT_RUN" ]]; then
@@ -113,7 +113,7 @@ for spec in "${ENGINES[@]}"; do
     else
         export LABKIT_ENGINE=$spec
     fi
-    step "DinD engine $spec" scripts/dind.sh start
+    step "DinD engine $spec" "$BIN/python" -m testbed.dind start
     step "integration tests ($spec)" in_dind "$BIN/pytest" -q -m integration tests/integration
     if have_notebooks; then
         step "notebooks in order (nbval, $spec)" in_dind "$BIN/pytest" "${NBVAL[@]}" \
@@ -126,7 +126,7 @@ for spec in "${ENGINES[@]}"; do
     if [[ -d tests/browser && "$spec" == "$FULL" && -z "$NOT_RUN" ]]; then
         step "browser test ($spec)" in_dind "$BIN/pytest" -q tests/browser
     fi
-    step "stop DinD engine $spec" scripts/dind.sh stop
+    step "stop DinD engine $spec" "$BIN/python" -m testbed.dind stop
 done
 
 # Many learners at once on one engine: the short form of `make test-concurrency` (three
@@ -136,7 +136,7 @@ done
 # Both start and stop what they need on the engine above; not with a CI service's engine.
 if [[ -z "${LABKIT_DIND_HOST:-}" ]]; then
     step "three learners at once on one engine" \
-        env LEARNERS=3 NOTEBOOKS="00 01 02 07" scripts/concurrency.sh
+        "$BIN/python" -m testbed.concurrency --learners 3 --notebooks "00 01 02 07"
     if [[ $(id -u) -eq 0 ]]; then
         step "classroom (JupyterHub, three learners; Kubernetes engine pod)" \
             "$BIN/pytest" -q -p no:cacheprovider tests/classroom

@@ -1,19 +1,10 @@
-"""bench/notebooks.py: how an executed notebook's cell times are read and reported."""
+"""testbed.notebooks: how an executed notebook's cell times are read and reported."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import nbformat
 
-SPEC = importlib.util.spec_from_file_location(
-    "bench_notebooks", Path(__file__).resolve().parents[2] / "bench" / "notebooks.py")
-assert SPEC and SPEC.loader
-bench = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = bench  # dataclasses look their module up
-SPEC.loader.exec_module(bench)
+from testbed import notebooks as bench
 
 
 def executed(seconds: list[float], markdown: str = "", tags: list[str] | None = None):
