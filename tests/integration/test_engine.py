@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import docker
 import pytest
 
+from labkit import engine
 from labkit.engine import config
-from labkit.engine import connection as engine
 from labkit.engine.errors import EngineIncompatible
 
 DIND_FLAGS = dict(

@@ -9,7 +9,7 @@ import pytest
 
 from labkit import cli, engine
 from labkit import offline as prepare
-from labkit.engine.connection import EngineInfo
+from labkit.engine.engine_info import EngineInfo
 from labkit.engine.errors import EngineUnavailable, PrepareError
 
 INFO = EngineInfo(host="tcp://10.0.0.5:2376", version="20.10.24", api_version="1.41",
