@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A classroom on this machine: JupyterHub + configurable-http-proxy + DockerSpawner, one
-# Docker engine per learner (see classroom/ and the README's "Instructors" section).
+# Docker engine per learner (see classroom/ and docs/INSTRUCTORS.md).
 #   start   build what is missing (the hub's venv, the proxy, the learner and engine images,
 #           offline from the course's stand-ins), then start the hub in the background
 #   stop    stop the hub (which stops every server and engine), then remove every container,

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from labkit import engine
+from labkit.engine import client as engine
 from testbed import dind, engines
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,8 +45,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from labkit import engine
-from labkit.terminal import strip_ansi
+from labkit.engine import client as engine
+from labkit.engine.text import strip_ansi
 from testbed import dind, engines
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -151,7 +151,7 @@ def _oldest_engine() -> str:
 def test_github_runs_a_job_on_the_oldest_supported_engine() -> None:
     oldest = _oldest_engine()
     assert oldest == "20.10"
-    assert "Docker 20.10" in (ROOT / "README.md").read_text()
+    assert "Docker 20.10" in (ROOT / "docs" / "ENGINES.md").read_text()
     jobs = [name for name, job in _workflow()["jobs"].items()
             if _make_runs(job) == [f"make ci ENGINE={oldest}"]]
     assert len(jobs) == 1, jobs

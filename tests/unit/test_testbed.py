@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import prepare
+from labkit.offline import prepare
 from testbed import bench, concurrency, dind, engines
 
 

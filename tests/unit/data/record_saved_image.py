@@ -23,7 +23,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from labkit import engine
+from labkit.engine import client as engine
 
 #: (layer, path in the image, content): what the recorded image holds, layer by layer.
 FILES = [
