@@ -181,7 +181,8 @@ class Runner:
         Jobs are taken in the order given by whichever lane is free. With ``width`` 1 (or a
         single job) this is :meth:`row`, output on the terminal.
         """
-        if width <= 1 or len(jobs) <= 1:
+        live = [job for job in jobs if any(runs(stage) for stage in job)]
+        if width <= 1 or len(live) <= 1:  # nothing side by side: on the terminal
             return self.row([s for job in jobs for s in job])
         self.log_dir.mkdir(parents=True, exist_ok=True)
         todo: queue.Queue[Sequence[Stage]] = queue.Queue()
@@ -242,6 +243,11 @@ class Runner:
         if first is not None:
             return first.returncode
         return 1 if any(r.status == "NOT RUN" for r in self.results) else 0
+
+
+def runs(stage: Stage) -> bool:
+    """True for a stage that has something to run (not skipped, not NOT RUN)."""
+    return stage.action is not None and stage.skip is None and stage.not_run is None
 
 
 def environment(extra: Env | None) -> dict[str, str]:

@@ -166,10 +166,10 @@ def notebooks() -> list[Path]:
     return sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def scratch_notebooks(spec: str) -> Path:
+def scratch_notebooks(spec: str, scratch: Path = SCRATCH) -> Path:
     """A fresh copy of notebooks/ (and what lies beside them) for nbval on ``spec``: its
     own workspace/, never the one `make lab` uses."""
-    base = SCRATCH / f"nbval-{spec.replace('+', '-')}"
+    base = scratch / f"nbval-{spec.replace('+', '-')}"
     shutil.rmtree(base, ignore_errors=True)
     target = base / "notebooks"
     shutil.copytree(ROOT / "notebooks", target, ignore=shutil.ignore_patterns(
