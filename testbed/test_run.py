@@ -91,9 +91,12 @@ class Plan:
     offline: bool
     trust_host_ca: bool
     lanes: int
+    scratch: Path = SCRATCH  # nbval's copies of the notebooks, and the stage logs
+
 
     @classmethod
-    def from_environ(cls, env: Mapping[str, str], quick: bool, lanes: int | None) -> Plan:
+    def from_environ(cls, env: Mapping[str, str], quick: bool, lanes: int | None,
+                     scratch: Path = SCRATCH) -> Plan:
         """The plan for ``env`` (LABKIT_ENGINES, LABKIT_FULL_ENGINE, LABKIT_DIND_HOST, ...)."""
         service = bool(env.get("LABKIT_DIND_HOST"))
         if service:
@@ -113,6 +116,7 @@ class Plan:
             offline=env.get("LABKIT_OFFLINE", "0") == "1",
             trust_host_ca=env.get("LABKIT_TRUST_HOST_CA", "1") == "1",
             lanes=1 if service else (lanes or int(env.get("LABKIT_TEST_LANES", "3"))),
+            scratch=scratch,
         )
 
 
@@ -166,7 +170,7 @@ def notebooks() -> list[Path]:
     return sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def scratch_notebooks(spec: str, scratch: Path = SCRATCH) -> Path:
+def scratch_notebooks(spec: str, scratch: Path) -> Path:
     """A fresh copy of notebooks/ (and what lies beside them) for nbval on ``spec``: its
     own workspace/, never the one `make lab` uses."""
     base = scratch / f"nbval-{spec.replace('+', '-')}"
@@ -257,7 +261,7 @@ def engine_job(plan: Plan, spec: str) -> list[Stage]:
                          [pytest(), "-q", "-p", "no:cacheprovider", "-m", "integration",
                           "tests/integration"], env=in_dind(state)))
     if notebooks():
-        copy = scratch_notebooks(spec)
+        copy = scratch_notebooks(spec, plan.scratch)
         job.append(nbval(spec, state, copy))
         if spec == plan.full and not plan.quick:
             job.append(nbval(spec, state, copy, reverse=True))
@@ -332,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LABKIT_OFFLINE", "0")
     os.environ.setdefault("LABKIT_TRUST_HOST_CA", "1")
     plan = Plan.from_environ(os.environ, args.quick, args.lanes)
-    runner = Runner(SCRATCH / "logs", t0=args.since)
+    runner = Runner(plan.scratch / "logs", t0=args.since)
     if args.since is not None:
         runner.record(Result("venv", "ok", time.time() - args.since))
     shutil.rmtree(runner.log_dir, ignore_errors=True)

@@ -131,15 +131,18 @@ sys.exit(run.finish())
 
 
 # ---------------------------------------------------------------------- the plan
-def plan(env: dict[str, str], quick: bool = False) -> test_run.Plan:
-    return test_run.Plan.from_environ(env, quick, None)
+@pytest.fixture
+def plan(tmp_path: Path):  # noqa: ANN201 - a plan factory whose scratch folder is tmp_path
+    def make(env: dict[str, str], quick: bool = False) -> test_run.Plan:
+        return test_run.Plan.from_environ(env, quick, None, scratch=tmp_path / "scratch")
+    return make
 
 
 def stages(jobs: list[list[Stage]]) -> dict[str, Stage]:
     return {stage.name: stage for job in jobs for stage in job}
 
 
-def test_with_a_ci_service_engine_the_host_stages_are_skipped_with_the_reason() -> None:
+def test_with_a_ci_service_engine_the_host_stages_are_skipped_with_the_reason(plan) -> None:
     the_plan = plan({"LABKIT_DIND_HOST": "tcp://docker:2376"})
     assert the_plan.engines == (test_run.SERVICE,)
     assert the_plan.lanes == 1
@@ -151,7 +154,7 @@ def test_with_a_ci_service_engine_the_host_stages_are_skipped_with_the_reason() 
     assert by_name["integration tests (service)"].action is not None
 
 
-def test_the_full_engine_runs_first_with_the_reversed_notebooks_and_the_browser() -> None:
+def test_the_full_engine_runs_first_with_the_reversed_notebooks_and_the_browser(plan) -> None:
     the_plan = plan({"LABKIT_ENGINES": "20.10 28.5+containerd+api1.44"})
     jobs = test_run.matrix(the_plan)
     assert jobs[0][0].name == "start DinD engine 28.5+containerd+api1.44"
@@ -164,7 +167,7 @@ def test_the_full_engine_runs_first_with_the_reversed_notebooks_and_the_browser(
     assert not any("reversed" in n or "browser" in n for n in other)
 
 
-def test_the_quick_run_is_one_engine_and_says_what_it_leaves_out() -> None:
+def test_the_quick_run_is_one_engine_and_says_what_it_leaves_out(plan) -> None:
     the_plan = plan({"LABKIT_ENGINES": "20.10 28.5+api1.44"}, quick=True)
     assert the_plan.engines == (test_run.QUICK_ENGINE,)
     by_name = stages(test_run.matrix(the_plan))
@@ -173,7 +176,7 @@ def test_the_quick_run_is_one_engine_and_says_what_it_leaves_out() -> None:
     assert not any("reversed" in n or "browser" in n for n in by_name)
 
 
-def test_without_root_the_classroom_is_not_run_and_says_why() -> None:
+def test_without_root_the_classroom_is_not_run_and_says_why(plan) -> None:
     by_name = stages([test_run.host_job(replace(plan({}), root=False))])
     assert "needs root" in (by_name["classroom (JupyterHub, three learners; Kubernetes "
                                     "engine pod)"].not_run or "")
@@ -191,7 +194,7 @@ def test_nbval_runs_a_scratch_copy_as_its_own_learner_on_the_dind_engine(
     state.mkdir()
     (state / "env").write_text("DOCKER_HOST=tcp://10.0.0.2:2376\nDOCKER_TLS_VERIFY=1\n")
     monkeypatch.setenv("DOCKER_CONTEXT", "elsewhere")
-    copy = test_run.scratch_notebooks("28.5", scratch=tmp_path / "scratch")
+    copy = test_run.scratch_notebooks("28.5", tmp_path / "scratch")
     names = sorted(p.name for p in copy.iterdir())
     assert names == sorted(p.name for p in (ROOT / "notebooks").iterdir()
                            if p.name not in {"workspace", "learners", ".ipynb_checkpoints"})
