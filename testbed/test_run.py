@@ -258,8 +258,8 @@ def engine_job(plan: Plan, spec: str) -> list[Stage]:
                          skip="make test-quick leaves them to make test"))
     else:
         job.append(Stage(f"integration tests ({spec})",
-                         [pytest(), "-q", "-p", "no:cacheprovider", "-m", "integration",
-                          "tests/integration"], env=in_dind(state)))
+                         [pytest(), "-q", "-p", "no:cacheprovider", "--durations=20",
+                          "-m", "integration", "tests/integration"], env=in_dind(state)))
     if notebooks():
         copy = scratch_notebooks(spec, plan.scratch)
         job.append(nbval(spec, state, copy))
