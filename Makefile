@@ -13,7 +13,7 @@ TRUST_HOST_CA ?= 1
 OFFLINE ?= 0
 
 # The engines `make test` runs the integration tests and notebooks on (see testbed/test_run.py;
-# `make test ENGINE=28.5+containerd` picks one). Specs: scripts/engines.sh list.
+# `make test ENGINE=28.5+containerd` picks one). Specs: python -m testbed.engines list.
 ENGINES ?= 20.10 28.5+api1.44 28.5+containerd+api1.44
 ifdef ENGINE
 ENGINES := $(ENGINE)
@@ -33,7 +33,7 @@ help:
 	@echo "make lab | test | test-quick | bench | lint | venv | engine | engine-stop | images | registry | doctor"
 	@echo "make test-concurrency LEARNERS=N   N learners at once on one engine of its own"
 	@echo "make notebooks   regenerate every notebook's stored outputs from one clean run on a"
-	@echo "                 DinD engine of its own (ENGINE=SPEC, default 28.5+containerd+api1.44;"
+	@echo "                 DinD engine of its own (ENGINE=SPEC, default: python -m testbed.engines;"
 	@echo "                 OUT=DIR writes them elsewhere)"
 
 venv:
@@ -54,11 +54,13 @@ registry: images
 doctor: venv
 	$(BIN)/labkit doctor
 
+# A DinD engine for the tests (python -m testbed.dind --help): LABKIT_ENGINE=SPEC,
+# LABKIT_DIND_STATE=DIR, LABKIT_DIND_HOST for a CI service's engine.
 dind: images
-	@scripts/dind.sh start
+	@$(BIN)/python -m testbed.dind start
 
-dind-stop:
-	@scripts/dind.sh stop
+dind-stop: venv
+	@$(BIN)/python -m testbed.dind stop
 
 lab:
 	@scripts/lab.sh
@@ -79,33 +81,35 @@ ci:
 	@scripts/ci.sh
 
 # N learners at once on ONE engine of its own, each its own LABKIT_USER, each running every
-# notebook in order under nbval; pass/fail and wall time per learner (scripts/concurrency.sh).
-# Not part of `make test` (time). ENGINE=SPEC picks the engine (default 28.5+containerd+api1.44).
+# notebook in order under nbval; pass/fail and wall time per learner (testbed/concurrency.py).
+# Not part of `make test` (time). ENGINE=SPEC picks the engine (default: testbed.engines').
 LEARNERS ?= 8
 .PHONY: test-concurrency
 test-concurrency: images
-	@LEARNERS="$(LEARNERS)" ENGINE="$(or $(ENGINE),28.5+containerd+api1.44)" \
-		NOTEBOOKS="$(NOTEBOOKS)" scripts/concurrency.sh
+	@$(BIN)/python -m testbed.concurrency --learners "$(LEARNERS)" \
+		$(if $(ENGINE),--engine "$(ENGINE)") --notebooks "$(NOTEBOOKS)"
 
 # The lab's steps through labkit vs the docker CLI (and the cached rebuild against its goal),
 # layer analysis vs `docker save`, and the warm course's cell times against its goals,
 # on the oldest and the newest engine of the matrix, each a DinD engine of its own that is
-# removed afterwards (e.g. make bench BENCH_ARGS="--rounds 3"; see scripts/bench.sh).
+# removed afterwards (e.g. make bench BENCH_ARGS="--rounds 3"; python -m testbed.bench --help).
 BENCH_ARGS ?=
 bench: venv
-	@scripts/bench.sh $(BENCH_ARGS)
+	@$(BIN)/python -m testbed.bench $(BENCH_ARGS)
 
-# ruff over the repository, and mypy (strict on labkit; [tool.mypy] in pyproject.toml).
+# ruff over the repository, and mypy (strict on labkit and testbed; [tool.mypy] in pyproject.toml).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 # Every notebook's stored outputs from one clean run, in order, on a fresh DinD engine of its
-# own that is removed afterwards (scripts/notebooks.sh). ENGINE=SPEC picks the engine (default
-# 28.5+containerd+api1.44); OUT=DIR writes the executed notebooks there instead of notebooks/.
+# own that is removed afterwards (python -m testbed.notebooks store). ENGINE=SPEC picks the
+# engine (default: testbed.engines'); OUT=DIR writes the executed notebooks there instead of
+# notebooks/.
 .PHONY: notebooks
 notebooks: images
-	@ENGINE="$(or $(ENGINE),28.5+containerd+api1.44)" OUT="$(OUT)" scripts/notebooks.sh
+	@$(BIN)/python -m testbed.notebooks store $(if $(ENGINE),--engine "$(ENGINE)") \
+		$(if $(OUT),--out "$(OUT)")
 
 # The README's Codespaces and Binder badges for this repository's GitHub path: from the
 # origin remote, or `make badges REPO=owner/name` (scripts/badges.py; its --check runs in tests).

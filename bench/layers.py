@@ -4,7 +4,7 @@ Builds a labelled image of about 1 GB (the base plus two random 400 MB layers wr
 same file, so 400 MB are wasted), measures for it and for the largest course image:
 
 - the floor: ``docker image save IMAGE > /dev/null`` (median of the rounds);
-- ``labkit.layers.analyze(IMAGE)`` in a fresh child process: wall time, and the child's
+- ``labkit.layers.analysis.analyze(IMAGE)`` in a fresh child process: wall time, and the child's
   peak resident memory (VmHWM), with the same child's memory after its imports alone.
 
 Targets: analysis ≤ 2 × the floor, and peak memory < 150 MB whatever the image size.
@@ -25,8 +25,8 @@ import time
 
 import docker
 
-from labkit import engine
-from labkit.config import BASE_IMAGE, DIND_IMAGE, REGISTRY_IMAGE, settings
+from labkit.engine import client as engine
+from labkit.engine.settings import BASE_IMAGE, DIND_IMAGE, REGISTRY_IMAGE, settings
 
 CHILD = r"""
 import json, sys, time

@@ -1,5 +1,5 @@
 # JupyterHub for a classroom on one machine: scripts/classroom.sh starts it with the
-# CLASSROOM_* environment below (see the README's "Instructors" section).
+# CLASSROOM_* environment below (see docs/INSTRUCTORS.md).
 #
 # - DockerSpawner (learner_spawner.py): each learner's server is a container of the course
 #   image, with CPU and memory limits, in the network namespace of the learner's engine;

@@ -7,7 +7,7 @@ instructor only (the hub's OAuth; scope ``access:services!service=progress``):
 - ``/services/progress/api``   the same as JSON (what the classroom test reads).
 
 The rows come from the exercise results each learner's course appends to its own file
-(:mod:`labkit.learner_progress`), joined with the hub's own word on each learner's server (running
+(:mod:`labkit.learners.records`), joined with the hub's own word on each learner's server (running
 or not, last activity). Those files are the learners' own: see :mod:`progress_view` for how
 they are read and shown (escaped, under a policy that runs no script).
 

@@ -3,7 +3,7 @@
 Everything here treats the learners' records as hostile (they write them, from inside their
 own containers):
 
-- the records are read by :mod:`labkit.learner_progress` (no links, no FIFOs, bounded size,
+- the records are read by :mod:`labkit.learners.records` (no links, no FIFOs, bounded size,
   known exercises only, each bad line skipped and counted);
 - the page comes from one tornado template, which escapes every ``{{ value }}`` (tornado's
   autoescape, on by default; the template has no ``{% raw %}``, a test checks it), and is
@@ -36,12 +36,13 @@ from tornado import template, web
 
 
 def load_progress() -> ModuleType:
-    """labkit's learner_progress module by its path: it is standard library only, while the
-    labkit package itself needs the course's dependencies, which the hub does not have."""
+    """labkit's learner records module (labkit/learners/records.py) by its path: it is
+    standard library only, while the labkit package itself needs the course's dependencies,
+    which the hub does not have."""
     name = "labkit_learner_progress"
     if name in sys.modules:
         return sys.modules[name]
-    path = Path(__file__).resolve().parent.parent / "labkit" / "learner_progress.py"
+    path = Path(__file__).resolve().parent.parent / "labkit" / "learners" / "records.py"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -117,7 +118,7 @@ def rows(users: dict[str, dict[str, Any]], learners: list[Any]) -> list[dict[str
     """One row per learner: the hub's view of their server, and their exercise results.
 
     ``users`` is the hub's (name -> user model), ``learners`` what
-    :func:`labkit.learner_progress.learners` read; admins (the instructor) have no row.
+    :func:`labkit.learners.records.learners` read; admins (the instructor) have no row.
     """
     by_name = {who.user: who for who in learners}
     out = []

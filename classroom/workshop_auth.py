@@ -34,7 +34,7 @@ from jupyterhub.auth import Authenticator
 from tornado import web
 from traitlets import Integer, Unicode
 
-# labkit's learner-name rule (LABKIT_USER; labkit.learner_progress.LEARNER_NAME), written
+# labkit's learner-name rule (LABKIT_USER; labkit.learners.records.LEARNER_NAME), written
 # again because the hub has no labkit; a unit test holds the two together
 NAME = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,29}\Z")  # \Z: no trailing newline
 #: scrypt's cost: 2**14 * 8 * 128 bytes = 16 MiB of memory and ~50 ms per check.

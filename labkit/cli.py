@@ -11,9 +11,10 @@ from typing import Any
 import docker
 import pandas as pd
 
-from . import config, engine
-from .boundary import RAW_ERRORS, translate
-from .errors import EngineIncompatible, EngineUnavailable, LabkitError
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine.errors import EngineIncompatible, EngineUnavailable, LabkitError
+from labkit.engine.translate import RAW_ERRORS, translate
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Check:
 
 def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
     """Everything the course needs, checked against the engine (raises EngineUnavailable)."""
-    from .prepare import image_status
+    from labkit.offline.prepare import image_status
 
     cli = client or engine.connect()
     info = engine.info(cli)
@@ -62,7 +63,7 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
 
 
 def _registry_check(cli: docker.DockerClient) -> Check:
-    from .registry import registry_status
+    from labkit.registry.push import registry_status
 
     st: dict[str, Any] = registry_status(client=cli)
     if not st.get("local", True):
@@ -119,10 +120,10 @@ class ByteProgress:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .prepare import prepare
+    from labkit.offline.prepare import prepare
 
     if args.from_bundle:
-        from .bundle import load_bundle
+        from labkit.offline.bundle import load_bundle
 
         def stage(text: str) -> None:
             print(f"{args.from_bundle}: {text}", flush=True)
@@ -140,7 +141,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from .bundle import checksum_path, export_bundle
+    from labkit.offline.bundle import checksum_path, export_bundle
 
     done = export_bundle(args.file, on_progress=ByteProgress("saving"))
     print(f"wrote {done.path} ({done.size / 1e6:,.0f} MB) and {checksum_path(done.path).name}: "
@@ -151,7 +152,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from .registry import registry_status, start_registry, stop_registry
+    from labkit.registry.push import registry_status, start_registry, stop_registry
 
     if args.action == "start":
         reg = start_registry()
@@ -171,7 +172,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def _write_password() -> int:
     """The registry password, for a pipe into ``docker login --password-stdin`` only."""
-    from .registry import credentials, current_registry
+    from labkit.registry.push import credentials, current_registry
 
     if sys.stdout.isatty():
         print("labkit: the password goes into a pipe, never onto a screen: "
@@ -183,7 +184,7 @@ def _write_password() -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from .cleanup import clean, preview_system_prune
+    from labkit.cleanup.labelled import clean, preview_system_prune
 
     if args.preview:
         print("A plain `docker system prune` would remove (nothing removed):")
@@ -235,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labkit`` console script; returns the exit status.
 
     Every labkit error, and every raw docker-py or connection error (translated by
-    :func:`labkit.boundary.translate`), is printed as its message and fix, without a
+    :func:`labkit.engine.translate.translate`), is printed as its message and fix, without a
     traceback. Anything else, a missing dependency (ImportError) included, is a bug or a
     broken install and keeps its traceback.
     """

@@ -6,7 +6,7 @@
 #
 # Everywhere   A DinD engine given to the job is named by LABKIT_DIND_HOST, and its client
 #              certificates by LABKIT_DIND_CERT_PATH (waited for: a service writes them as
-#              it starts). scripts/dind.sh turns them into DOCKER_HOST & co. for the steps
+#              it starts). python -m testbed.dind turns them into DOCKER_HOST & co. for the steps
 #              that talk to that engine only. DOCKER_TLS_VERIFY / DOCKER_CERT_PATH without
 #              DOCKER_HOST are refused: the docker CLI and docker-py would then look for the
 #              engine of every step at tcp://localhost:2376.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A classroom on this machine: JupyterHub + configurable-http-proxy + DockerSpawner, one
-# Docker engine per learner (see classroom/ and the README's "Instructors" section).
+# Docker engine per learner (see classroom/ and docs/INSTRUCTORS.md).
 #   start   build what is missing (the hub's venv, the proxy, the learner and engine images,
 #           offline from the course's stand-ins), then start the hub in the background
 #   stop    stop the hub (which stops every server and engine), then remove every container,
@@ -212,30 +212,6 @@ start() {
     say "instructor: '${CLASSROOM_INSTRUCTOR:-instructor}' + CLASSROOM_INSTRUCTOR_PASSWORD (same file); progress: $url/services/progress/"
 }
 
-tagged() {  # the pids of the processes that carry this classroom's hub tag
-    local environ
-    for environ in /proc/[0-9]*/environ; do
-        grep -qzxF "CLASSROOM_HUB_TAG=$CLASSROOM_STATE" "$environ" 2>/dev/null \
-            && { environ=${environ#/proc/}; echo "${environ%/environ}"; }
-    done
-    return 0
-}
-
-reap() {  # end every process of this classroom's hub: SIGTERM, then SIGKILL after 10 s
-    local pids
-    pids=$(tagged)
-    [[ -z "$pids" ]] && return 0
-    say "ending what the hub left running (pids $(echo $pids))"
-    kill -TERM $pids 2>/dev/null || true
-    for _ in $(seq 1 20); do [[ -z "$(tagged)" ]] && return 0; sleep 0.5; done
-    pids=$(tagged)
-    [[ -z "$pids" ]] && return 0
-    say "still running after SIGTERM: pids $(echo $pids); SIGKILL"
-    kill -KILL $pids 2>/dev/null || true
-    for _ in $(seq 1 20); do [[ -z "$(tagged)" ]] && return 0; sleep 0.5; done
-    die "processes of the hub still run after SIGKILL: $(echo $(tagged))"
-}
-
 stop() {
     if alive "$PIDFILE"; then
         local pid
@@ -247,7 +223,7 @@ stop() {
     fi
     # What the hub started (proxy, services: some in sessions of their own) carries its tag
     # in its environment: end whatever of it is left, by pid, SIGKILL after 10 s.
-    reap
+    python3 "$ROOT/classroom/reaper.py" "$CLASSROOM_STATE"
     rm -f "$CLASSROOM_STATE/jupyterhub.pid" "$PIDFILE" "$CLASSROOM_STATE/jupyterhub-proxy.pid"
     local ids
     ids=$(docker ps -aq --filter "label=$LABEL")

@@ -12,11 +12,11 @@
      engine of its own (state in .cache/dind-test-SPEC) → integration tests → the notebooks
      in order (nbval); on the full engine (LABKIT_FULL_ENGINE, default the last one) also
      the notebooks again in reverse order and the browser test; and, on this machine's
-     engine, three learners at once (scripts/concurrency.sh) then the classroom
-     (tests/classroom, needs root). The full engine's job and the classroom's start first:
-     they are the longest.
+     engine, a DinD session's own test (tests/testbed), three learners at once
+     (testbed.concurrency) and the classroom (tests/classroom, needs root). The full
+     engine's job and the host's start first: they are the longest.
 
-The engine matrix, each built from Debian's packages by scripts/engines.sh, never pulled:
+The engine matrix, each built from Debian's packages by testbed.engines, never pulled:
   20.10                    the oldest engine supported (Debian bookworm), overlay2
   28.5+api1.44             a current engine (forky) refusing APIs below 1.44, as Engine 29
   28.5+containerd+api1.44  the same on the containerd image store (Docker 29's default for
@@ -62,12 +62,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from testbed import engines
 from testbed.stages import Env, Interrupted, Result, Runner, Stage, environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / ".cache" / "test-run"
 DEFAULT_ENGINES = ("20.10", "28.5+api1.44", "28.5+containerd+api1.44")
-QUICK_ENGINE = "28.5+containerd+api1.44"
+QUICK_ENGINE = engines.DEFAULT_SPEC
 SERVICE = "service"  # the engine named by LABKIT_DIND_HOST
 NBVAL_USER = "nbval"
 NBVAL_OPTIONS = ("-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-sanitize-with",
@@ -124,7 +125,7 @@ class Plan:
 def dind(action: str, state: Path, spec: str) -> Stage:
     """The one place that starts or stops a DinD engine (``state`` holds its env file)."""
     engine = None if spec == SERVICE else spec
-    return Stage(f"{action} DinD engine {spec}", [str(ROOT / "scripts" / "dind.sh"), action],
+    return Stage(f"{action} DinD engine {spec}", [sys.executable, "-m", "testbed.dind", action],
                  env={"LABKIT_DIND_STATE": str(state), "LABKIT_ENGINE": engine})
 
 
@@ -158,9 +159,9 @@ def engine_images(specs: Sequence[str]) -> list[Stage]:
     seen: dict[str, str] = {}
     for spec in specs:
         if spec != SERVICE:
-            seen.setdefault(spec.split("+", 1)[0], spec)
+            seen.setdefault(engines.parse(spec).version, spec)
     return [Stage(f"engine image {version}",
-                  [str(ROOT / "scripts" / "engines.sh"), "build", spec])
+                  [sys.executable, "-m", "testbed.engines", "build", spec])
             for version, spec in seen.items()]
 
 
@@ -273,19 +274,24 @@ def engine_job(plan: Plan, spec: str) -> list[Stage]:
 
 
 def host_job(plan: Plan) -> list[Stage]:
-    """Many learners at once, then the classroom: both on this machine's engine."""
+    """A DinD session's own test, many learners at once, then the classroom: all three on
+    this machine's engine, each starting and stopping engines of its own."""
+    session = "DinD engine session (tests/testbed)"
     concurrency = "three learners at once on one engine"
     classroom = "classroom (JupyterHub, three learners; Kubernetes engine pod)"
+    why = None
     if plan.quick:
         why = "make test-quick leaves it to make test"
-        return [Stage(concurrency, skip=why), Stage(classroom, skip=why)]
-    if plan.service:
+    elif plan.service:
         why = ("LABKIT_DIND_HOST is set: it starts engines of its own on this machine's "
                "engine, and this job's only engine is the CI service's")
-        return [Stage(concurrency, skip=why), Stage(classroom, skip=why)]
+    if why is not None:
+        return [Stage(session, skip=why), Stage(concurrency, skip=why),
+                Stage(classroom, skip=why)]
     return [
-        Stage(concurrency, [str(ROOT / "scripts" / "concurrency.sh")],
-              env={"LEARNERS": "3", "NOTEBOOKS": "00 01 02 07"}),
+        Stage(session, [pytest(), "-q", "-p", "no:cacheprovider", "tests/testbed"]),
+        Stage(concurrency, [sys.executable, "-m", "testbed.concurrency", "--learners", "3",
+                            "--notebooks", "00 01 02 07"]),
         Stage(classroom, [pytest(), "-q", "-p", "no:cacheprovider", "tests/classroom"],
               not_run=None if plan.root else (
                   "the classroom test needs root (each learner's engine disk is a loop "

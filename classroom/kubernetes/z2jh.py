@@ -33,7 +33,7 @@ EXTRA_FILES: dict[str, str] = {
     "workshop-auth": "classroom/workshop_auth.py",
     "login-template": "classroom/templates/login.html",
     "progress-service": "classroom/progress_service.py",
-    "learner-progress": "labkit/learner_progress.py",
+    "learner-progress": "labkit/learners/records.py",
 }
 
 #: singleuser.<path> -> the KubeSpawner trait the chart sets from it, value unchanged.

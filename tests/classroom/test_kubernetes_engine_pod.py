@@ -23,8 +23,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import bundle, config, engine
-from labkit.errors import EngineUnavailable
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine.errors import EngineUnavailable
+from labkit.offline import bundle
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,10 @@ from types import SimpleNamespace
 import docker
 import pytest
 
-from labkit import config, course, engine
-from labkit.errors import EngineUnavailable
+from labkit.course import notebook as course
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine.errors import EngineUnavailable
 
 APP_PY = course.app_source(course.HELLO)
 DOCKERFILE = course.DOCKERFILE

@@ -26,8 +26,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import config, containers, engine, images
-from labkit.errors import (
+from labkit.containers import run as containers
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine.errors import (
     AppError,
     BuildFailed,
     ConfigError,
@@ -38,6 +40,7 @@ from labkit.errors import (
     InvalidName,
     LabkitError,
 )
+from labkit.images import build as images
 
 SUFFIX = "bad"
 BASE = config.BASE_IMAGE

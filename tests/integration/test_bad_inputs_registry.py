@@ -15,8 +15,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import cleanup, config, containers, engine, images, registry, state
-from labkit.errors import RegistryError
+from labkit.cleanup import labelled as cleanup
+from labkit.containers import run as containers
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine.errors import RegistryError
+from labkit.images import build as images
+from labkit.registry import password as state
+from labkit.registry import push as registry
 
 SUFFIX = "badreg"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import bundle, config
-from labkit.errors import PrepareError
+from labkit.engine import settings as config
+from labkit.engine.errors import PrepareError
+from labkit.offline import bundle
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 import docker
 import pytest
 
-from labkit import cleanup, config, registry
+from labkit.cleanup import labelled as cleanup
+from labkit.engine import settings as config
+from labkit.registry import push as registry
 
 pytestmark = pytest.mark.integration
 SUFFIX = "cln"

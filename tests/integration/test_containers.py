@@ -7,9 +7,13 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from labkit import config, containers, course, engine, images
-from labkit.errors import ContainerFailed, LabkitError
-from labkit.wait import wait_until
+from labkit.containers import run as containers
+from labkit.course import notebook as course
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine.errors import ContainerFailed, LabkitError
+from labkit.engine.wait import wait_until
+from labkit.images import build as images
 
 pytestmark = pytest.mark.integration
 

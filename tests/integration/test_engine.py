@@ -9,8 +9,9 @@ from urllib.parse import urlparse
 import docker
 import pytest
 
-from labkit import config, engine
-from labkit.errors import EngineIncompatible
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine.errors import EngineIncompatible
 
 DIND_FLAGS = dict(
     cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],

@@ -9,8 +9,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import cleanup, containers, course, engine, exercises, registry
-from labkit.config import BASE_IMAGE, LABEL_NAMESPACE, Settings
+from labkit.cleanup import labelled as cleanup
+from labkit.containers import run as containers
+from labkit.course import exercises
+from labkit.course import notebook as course
+from labkit.engine import client as engine
+from labkit.engine.settings import BASE_IMAGE, LABEL_NAMESPACE, Settings
+from labkit.registry import push as registry
 
 SUFFIX = "ex"
 

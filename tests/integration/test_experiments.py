@@ -11,8 +11,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import config, experiments
-from labkit.experiments import COPY_FIRST, LAB_ORDER
+from labkit.engine import settings as config
+from labkit.experiments import cache_order as experiments
+from labkit.experiments.cache_order import COPY_FIRST, LAB_ORDER
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import docker
 import pytest
 
-from labkit import course, images, registry
+from labkit.course import notebook as course
+from labkit.images import build as images
+from labkit.registry import push as registry
 
 CHANGED = "hello beautiful world!"
 

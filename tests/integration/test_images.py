@@ -9,8 +9,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import config, course, images
-from labkit.errors import BuildFailed, ImageMissing
+from labkit.course import notebook as course
+from labkit.engine import settings as config
+from labkit.engine.errors import BuildFailed, ImageMissing
+from labkit.images import build as images
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import cow, layer_cache, layers, sharing
-from labkit.config import BASE_IMAGE, settings
+from labkit.engine.settings import BASE_IMAGE, settings
+from labkit.layers import analysis as layers
+from labkit.layers import cow, sharing
+from labkit.layers import memo as layer_cache
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 import pytest
 
-from labkit import cleanup, config, others, system
-from labkit.config import BASE_IMAGE, LABEL_NAMESPACE
+from labkit.cleanup import labelled as cleanup
+from labkit.cleanup import shared_engine as others
+from labkit.engine import disk as system
+from labkit.engine import settings as config
+from labkit.engine.settings import BASE_IMAGE, LABEL_NAMESPACE
 
 pytestmark = pytest.mark.integration
 SUFFIX = "oth"

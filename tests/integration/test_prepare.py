@@ -1,4 +1,5 @@
-"""labkit.prepare against the real engine: the course images exist and act like the originals."""
+"""labkit.offline.prepare against the real engine: the course images exist and act like the
+originals."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import docker
 import pytest
 import requests
 
-from labkit import config, engine, images, prepare
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.images import build as images
+from labkit.offline import prepare
 
 ROLES = {spec.name: spec.role for spec in prepare.COURSE_IMAGES}
 

@@ -16,8 +16,13 @@ import docker
 import pytest
 import requests
 
-from labkit import cleanup, config, images, layers, registry, state
-from labkit.errors import RegistryError
+from labkit.cleanup import labelled as cleanup
+from labkit.engine import settings as config
+from labkit.engine.errors import RegistryError
+from labkit.images import build as images
+from labkit.layers import analysis as layers
+from labkit.registry import password as state
+from labkit.registry import push as registry
 
 pytestmark = pytest.mark.integration
 SUFFIX = "reg"

@@ -13,8 +13,14 @@ import docker
 import pytest
 import requests
 
-from labkit import cleanup, config, containers, course, engine, images, registry
-from labkit.errors import EngineInsecure, PortsUnreachable
+from labkit.cleanup import labelled as cleanup
+from labkit.containers import run as containers
+from labkit.course import notebook as course
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine.errors import EngineInsecure, PortsUnreachable
+from labkit.images import build as images
+from labkit.registry import push as registry
 
 pytestmark = pytest.mark.integration
 SUFFIX = "remote"

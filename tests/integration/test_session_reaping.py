@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from labkit import config
+from labkit.engine import settings as config
 
 pytestmark = pytest.mark.integration
 

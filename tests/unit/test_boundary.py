@@ -9,8 +9,10 @@ import docker.errors
 import pytest
 import requests
 
-from labkit import boundary, config, engine, state
-from labkit.errors import (
+from labkit.engine import client as engine
+from labkit.engine import settings as config
+from labkit.engine import translate as boundary
+from labkit.engine.errors import (
     ConfigError,
     EngineGone,
     EngineRefused,
@@ -19,6 +21,7 @@ from labkit.errors import (
     LabkitError,
     StateError,
 )
+from labkit.registry import password as state
 
 
 def api_error(explanation: str, status: int = 400) -> docker.errors.APIError:

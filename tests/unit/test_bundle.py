@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import bundle
-from labkit.errors import PrepareError
+from labkit.engine.errors import PrepareError
+from labkit.offline import bundle
 
 
 def test_the_checksum_sits_beside_the_bundle(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from docker.errors import APIError, NotFound
 
-from labkit import cleanup, config
+from labkit.cleanup import labelled as cleanup
+from labkit.engine import settings as config
 
 OURS = {"org.labkit.managed": "true", "org.labkit.namespace": "h3", "org.labkit.role": "app"}
 OTHER_NS = {"org.labkit.managed": "true", "org.labkit.namespace": "h2", "org.labkit.role": "app"}

@@ -1,13 +1,14 @@
-"""Unit tests of labkit.containers and labkit.wait (fake client, no engine)."""
+"""Unit tests of labkit.containers.run and labkit.engine.wait (fake client, no engine)."""
 
 from __future__ import annotations
 
 import docker.errors
 import pytest
 
-from labkit import config, containers
-from labkit.errors import ImageMissing, LabkitError
-from labkit.wait import wait_until
+from labkit.containers import run as containers
+from labkit.engine import settings as config
+from labkit.engine.errors import ImageMissing, LabkitError
+from labkit.engine.wait import wait_until
 
 OURS = {"org.labkit.managed": "true", "org.labkit.namespace": "h2", "org.labkit.role": "app"}
 
@@ -177,6 +178,6 @@ def test_wait_until_lets_the_predicate_stop_early():
 
 
 def test_logs_are_plain_text_without_colour_codes():
-    from labkit.terminal import strip_ansi
+    from labkit.engine.text import strip_ansi
 
     assert strip_ansi("\x1b[31m\x1b[1mWARNING: dev server\x1b[0m\n") == "WARNING: dev server\n"

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from docker.constants import DEFAULT_DOCKER_API_VERSION
 
-from labkit import contexts, engine
-from labkit.errors import EngineUnavailable
+from labkit.engine import client as engine
+from labkit.engine import contexts
+from labkit.engine.errors import EngineUnavailable
 
 COLIMA = "unix:///Users/learner/.colima/default/docker.sock"
 

@@ -1,4 +1,4 @@
-"""Unit tests of labkit.display on recorded build streams (no engine, no kernel)."""
+"""Unit tests of labkit.render.builds on recorded build streams (no engine, no kernel)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit import config, display, images
+from labkit.engine import settings as config
+from labkit.images import build as images
+from labkit.render import builds as display
 
 DATA = Path(__file__).parent / "data"
 LABELS = {"org.labkit.namespace": "h2"}
@@ -95,9 +97,9 @@ def test_outside_a_kernel_there_is_no_notebook():
 def test_push_table_renders_layers_whose_size_the_engine_did_not_report():
     import pandas as pd
 
-    from labkit.commands import docker
-    from labkit.display_registry import push_html
-    from labkit.registry import PushResult
+    from labkit.engine.commands import docker
+    from labkit.registry.push import PushResult
+    from labkit.render.pushes import push_html
 
     layers = pd.DataFrame({"layer": ["a" * 12, "b" * 12], "status": ["pushed", "exists"],
                            "bytes_pushed": [2048, 0],
@@ -184,14 +186,14 @@ def test_plain_build_output_carries_no_ansi(capsys):
 
 
 def push_stream(name: str):
-    from labkit.push_stream import PushStream
+    from labkit.registry.push_stream import PushStream
 
     return PushStream().feed_all(json.loads(x) for x in (DATA / name).read_text().splitlines()
                                  if x.strip())
 
 
 def test_push_bar_is_replaced_by_the_layer_table(published):
-    from labkit.display_registry import PushProgress
+    from labkit.render.pushes import PushProgress
 
     progress = PushProgress("localhost:5000/h3/python-hello-world:latest", widgets=True)
     stream = push_stream("push_first.jsonl")
@@ -211,7 +213,7 @@ def test_push_bar_is_replaced_by_the_layer_table(published):
 
 
 def test_failed_push_output_says_why():
-    from labkit.display_registry import push_progress_output
+    from labkit.render.pushes import push_progress_output
 
     out = push_progress_output("r/x:latest", push_stream("push_unauthorized.jsonl"))
     assert out.text.splitlines()[0] == (
@@ -221,7 +223,7 @@ def test_failed_push_output_says_why():
 
 
 def test_push_progress_outside_a_kernel_draws_nothing(capsys):
-    from labkit.display_registry import PushProgress
+    from labkit.render.pushes import PushProgress
 
     progress = PushProgress("r/x:latest")
     progress.update(push_stream("push_second.jsonl"))
@@ -231,7 +233,7 @@ def test_push_progress_outside_a_kernel_draws_nothing(capsys):
 
 
 def test_strip_ansi_removes_colour_cursor_and_title_sequences():
-    from labkit.terminal import strip_ansi
+    from labkit.engine.text import strip_ansi
 
     raw = "\x1b]0;title\x07\x1b[1;31mred\x1b[0m \x1b[2K\x1b[1Gline\x1b(B done\x1b[?25h"
     assert strip_ansi(raw) == "red line done"

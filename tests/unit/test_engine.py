@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from labkit import engine
-from labkit.commands import docker as docker_cmd
-from labkit.errors import EngineIncompatible
-from labkit.images import build_command
+from labkit.engine import client as engine
+from labkit.engine.commands import docker as docker_cmd
+from labkit.engine.errors import EngineIncompatible
+from labkit.images.build import build_command
 
 
 @pytest.mark.parametrize(("server", "minimum", "chosen"), [
@@ -65,7 +65,7 @@ def test_command_environment_is_quoted():
 
 # --- remote engines: verified TLS only, ports on loopback unless opted in ---------------
 def _certs(folder) -> str:
-    from labkit.registry_tls import make_certificates
+    from labkit.registry.tls import make_certificates
 
     pems = make_certificates(["localhost"])
     for name, pem in (("ca.pem", "ca.crt"), ("cert.pem", "tls.crt"), ("key.pem", "tls.key")):
@@ -75,7 +75,7 @@ def _certs(folder) -> str:
 
 @pytest.mark.parametrize("host", ["tcp://192.0.2.10:2375", "tcp://docker:2375"])
 def test_plain_tcp_over_a_network_is_refused_before_connecting(host):
-    from labkit.errors import EngineInsecure
+    from labkit.engine.errors import EngineInsecure
 
     with pytest.raises(EngineInsecure) as caught:
         engine.connect({"DOCKER_HOST": host})
@@ -84,7 +84,7 @@ def test_plain_tcp_over_a_network_is_refused_before_connecting(host):
 
 
 def test_tls_without_verification_is_refused(tmp_path):
-    from labkit.errors import EngineInsecure
+    from labkit.engine.errors import EngineInsecure
 
     env = {"DOCKER_HOST": "tcp://192.0.2.10:2376", "DOCKER_TLS_VERIFY": "",
            "DOCKER_CERT_PATH": _certs(tmp_path)}
@@ -113,7 +113,7 @@ REMOTE = {"DOCKER_HOST": "tcp://192.0.2.10:2376"}
 
 
 def test_ports_bind_loopback_unless_opted_in(monkeypatch):
-    from labkit import config
+    from labkit.engine import settings as config
 
     monkeypatch.setattr(config, "_current", config.Settings(user="u1"))
     assert engine.bind_ip(REMOTE) == "127.0.0.1"
@@ -122,8 +122,8 @@ def test_ports_bind_loopback_unless_opted_in(monkeypatch):
 
 
 def test_a_remote_engine_without_the_opt_in_says_how_to_reach_its_ports(monkeypatch):
-    from labkit import config
-    from labkit.errors import PortsUnreachable
+    from labkit.engine import settings as config
+    from labkit.engine.errors import PortsUnreachable
 
     monkeypatch.setattr(config, "_current", config.Settings(user="u1"))
     with pytest.raises(PortsUnreachable) as caught:

@@ -1,4 +1,4 @@
-"""Unit tests of labkit.experiments on synthetic builds (no engine)."""
+"""Unit tests of labkit.experiments.cache_order on synthetic builds (no engine)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import matplotlib
 import pytest
 from matplotlib.figure import Figure
 
-from labkit import config, experiments
-from labkit.commands import docker as docker_cmd
-from labkit.experiments import COPY_FIRST, LAB_ORDER, CacheExperiment, Round
-from labkit.images import BuildResult, BuildStep
+from labkit.engine import settings as config
+from labkit.engine.commands import docker as docker_cmd
+from labkit.experiments import cache_order as experiments
+from labkit.experiments.cache_order import COPY_FIRST, LAB_ORDER, CacheExperiment, Round
+from labkit.images.build import BuildResult, BuildStep
 
 
 @pytest.fixture(autouse=True)
@@ -254,7 +255,7 @@ def test_run_removes_the_previous_runs_last_image(tmp_path: Path):
 
 
 def test_plot_draws_one_bar_per_dockerfile_without_global_changes():
-    from labkit import experiments_plots
+    from labkit.render import experiments_plots
 
     before = dict(matplotlib.rcParams)
     results = experiment()

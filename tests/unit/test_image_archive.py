@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.image_archive import ImageArchiveError
-from labkit.layers import analyze_archive
+from labkit.images.archive import ImageArchiveError
+from labkit.layers.analysis import analyze_archive
 
 DATA = Path(__file__).parent / "data"
 TAG = "labkit-recorded/tiny:latest"

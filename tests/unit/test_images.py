@@ -1,4 +1,4 @@
-"""Unit tests of labkit.images on stream chunks recorded from a real 20.10 engine."""
+"""Unit tests of labkit.images.build on stream chunks recorded from a real 20.10 engine."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from labkit import config, images
-from labkit.errors import BuildFailed, ImageMissing
+from labkit.engine import settings as config
+from labkit.engine.errors import BuildFailed, ImageMissing
+from labkit.images import build as images
 
 DATA = Path(__file__).parent / "data"
 LABELS = {"org.labkit.namespace": "h2"}  # what labkit passes: one label, one LABEL step
@@ -431,7 +432,7 @@ def test_tag_returns_the_equivalent_command():
 
 
 def test_layer_sizes_chart_draws_one_bar_per_layer_on_a_log_scale():
-    from labkit import plots
+    from labkit.render import plots
 
     ax = plots.layer_sizes_chart(images.history_frame(recorded_history()),
                                  ax=Figure().subplots())
@@ -441,7 +442,7 @@ def test_layer_sizes_chart_draws_one_bar_per_layer_on_a_log_scale():
 
 
 def test_layer_sizes_chart_is_linear_for_similar_sizes():
-    from labkit import plots
+    from labkit.render import plots
 
     entries = [{**e, "Size": 1000 + i} for i, e in enumerate(recorded_history())]
     ax = plots.layer_sizes_chart(images.history_frame(entries), ax=Figure().subplots())
@@ -451,7 +452,7 @@ def test_layer_sizes_chart_is_linear_for_similar_sizes():
 def test_importing_plots_leaves_matplotlib_settings_alone():
     import importlib
 
-    from labkit import plots
+    from labkit.render import plots
 
     before = dict(matplotlib.rcParams)
     importlib.reload(plots)

@@ -36,8 +36,8 @@ from tornado import web
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
-from labkit import config as labkit_config
-from labkit import engine as labkit_engine
+from labkit.engine import client as labkit_engine
+from labkit.engine import settings as labkit_config
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "classroom" / "kubernetes"
@@ -386,9 +386,9 @@ def test_the_progress_service_runs_in_the_hub_with_its_role(values: dict) -> Non
     files = values["hub"]["extraFiles"]
     script = files["progress-service"]["mountPath"]
     assert progress["command"] == ["python3", script]
-    # progress_service.py reads labkit's learner_progress.py from ../labkit beside it
+    # progress_service.py reads labkit's learners/records.py from ../labkit beside it
     assert files["learner-progress"]["mountPath"] == str(
-        Path(script).parent.parent / "labkit" / "learner_progress.py")
+        Path(script).parent.parent / "labkit" / "learners" / "records.py")
     port = int(progress["url"].rsplit(":", 1)[1])
     assert progress["url"] == f"http://hub:{port}"  # the hub's Service: the proxy's way in
     assert progress["environment"]["CLASSROOM_PROGRESS_BIND"] == "0.0.0.0"

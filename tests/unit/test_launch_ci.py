@@ -143,7 +143,7 @@ def test_github_dind_service_is_pinned_privileged_and_named_by_labkit_variables(
 
 
 def _oldest_engine() -> str:
-    listed = subprocess.run(["bash", str(ROOT / "scripts" / "engines.sh"), "list"],
+    listed = subprocess.run([sys.executable, "-m", "testbed.engines", "list"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout
     return listed.split()[0]
 
@@ -151,7 +151,7 @@ def _oldest_engine() -> str:
 def test_github_runs_a_job_on_the_oldest_supported_engine() -> None:
     oldest = _oldest_engine()
     assert oldest == "20.10"
-    assert "Docker 20.10" in (ROOT / "README.md").read_text()
+    assert "Docker 20.10" in (ROOT / "docs" / "ENGINES.md").read_text()
     jobs = [name for name, job in _workflow()["jobs"].items()
             if _make_runs(job) == [f"make ci ENGINE={oldest}"]]
     assert len(jobs) == 1, jobs
@@ -639,10 +639,12 @@ def test_engine_starts_debians_own_dockerd_when_docker_io_is_installed(sandbox: 
     assert "dockerd exited at start" in run.stderr
 
 
-# --- scripts/dind.sh: the DinD engine's own settings, written only when given
+# --- python -m testbed.dind: the DinD engine's own settings, written only when given
 def _dind(box: Sandbox, **env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     state = box.base / "dind-state"
-    run = box.run("dind.sh", "start", LABKIT_DIND_STATE=str(state), **env)
+    run = subprocess.run([sys.executable, "-m", "testbed.dind", "start"], cwd=ROOT,
+                         env=box.env(LABKIT_DIND_STATE=str(state), **env),
+                         capture_output=True, text=True, check=False, timeout=60)
     envfile = state / "env"
     return run, envfile.read_text().splitlines() if envfile.exists() else []
 

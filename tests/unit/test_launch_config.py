@@ -22,8 +22,9 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from labkit import binder, engine
-from labkit.errors import EngineUnavailable
+from labkit.engine import availability as binder
+from labkit.engine import client as engine
+from labkit.engine.errors import EngineUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,10 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from labkit import cow, layer_plots, layers, sharing, widgets
-from labkit.layers import ImageArchiveError, analyze_archive, chain_ids, instruction_of
+from labkit.layers import analysis as layers
+from labkit.layers import cow, sharing
+from labkit.layers.analysis import ImageArchiveError, analyze_archive, chain_ids, instruction_of
+from labkit.render import layer_plots, widgets
 
 # ---------------------------------------------------------------- synthetic archives
 
@@ -350,7 +352,7 @@ def test_analyze_streams_from_the_engine():
 
 
 def test_analyze_missing_image_raises_image_missing():
-    from labkit.errors import ImageMissing
+    from labkit.engine.errors import ImageMissing
 
     with pytest.raises(ImageMissing):
         layers.analyze("nope", client=FakeClient(b""))
@@ -536,7 +538,7 @@ def test_layers_size_waits_for_a_running_disk_usage():
 
 def test_a_bare_repository_is_saved_as_its_latest_tag_only() -> None:
     # `docker save REPO` saves every tag of REPO; the analysis must read exactly one image.
-    from labkit.layers import one_image
+    from labkit.layers.analysis import one_image
 
     assert one_image("student/python-hello-world") == "student/python-hello-world:latest"
     assert one_image("localhost:5000/student/app") == "localhost:5000/student/app:latest"
@@ -551,7 +553,7 @@ def test_an_archive_of_several_images_none_named_is_refused() -> None:
     import json
     import tarfile
 
-    from labkit.image_archive import ImageArchiveError
+    from labkit.images.archive import ImageArchiveError
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -1,12 +1,12 @@
-"""labkit.learner_progress: exercise results recorded only in a classroom; the instructor's rows."""
+"""labkit.learners.records: exercise results recorded only in a classroom; the instructor's rows."""
 
 from __future__ import annotations
 
 import json
 
-from labkit import exercises
-from labkit import learner_progress as progress
-from labkit.exercises import Check
+from labkit.course import exercises
+from labkit.course.exercises import Check
+from labkit.learners import records as progress
 
 
 def verdict(exercise: str, passed: bool | None, wrong: str = "") -> Check:
@@ -73,9 +73,9 @@ def test_the_known_exercises_are_the_courses() -> None:
     import re
     from pathlib import Path
 
-    labkit = Path(progress.__file__).parent
+    labkit = Path(progress.__file__).parents[1]
     found = set()
-    for module in ("exercises.py", "experiments.py"):
+    for module in ("course/exercises.py", "experiments/cache_order.py"):
         found |= set(re.findall(r"(?:Check|_not_attempted)\(\"(\w+)\"",
                                 (labkit / module).read_text()))
     assert set(progress.EXERCISES) == found

@@ -84,15 +84,11 @@ def test_execution_counts_are_one_run_in_order(path: Path):
     assert counts == list(range(1, len(counts) + 1)), f"{path.name}: {counts}"
 
 
-# ------------------------------------------------- the cleaning scripts/notebooks.py applies
+# ------------------------------------------------- the cleaning testbed.notebooks applies
 def _tool():
-    import importlib.util
+    from testbed import notebooks
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "notebooks.py"
-    spec = importlib.util.spec_from_file_location("notebooks_tool", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return notebooks
 
 
 def test_cleaning_strips_ansi_from_tracebacks_and_streams_and_drops_timings():

@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (sources.list lines are long)
-"""labkit.prepare without an engine: mirrors, the root file system rewrite, the decisions
+"""labkit.offline.prepare without an engine: mirrors, the root file system rewrite, the decisions
 (present / pull / stand-in, never a pull offline) and the build stream, with a fake client."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from typing import Any
 import docker
 import pytest
 
-from labkit import config, prepare, rootfs
-from labkit import standin as layered
-from labkit.errors import ImageMissing, PrepareError
+from labkit.engine import settings as config
+from labkit.engine.errors import ImageMissing, PrepareError
+from labkit.offline import base_image as layered
+from labkit.offline import debian_rootfs as rootfs
+from labkit.offline import prepare
 
 DEB822 = """Types: deb
 URIs: http://mirror.example.org/debian

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from labkit import containers, pull
-from labkit.commands import docker
+from labkit.containers import run as containers
+from labkit.engine.commands import docker
+from labkit.registry import pull
 
 
 def test_pull_stream_gives_each_layer_its_final_status() -> None:
@@ -66,7 +67,7 @@ def test_password_command_refuses_a_terminal() -> None:
 
 
 def test_terminal_cells_get_the_course_user_and_the_labkit_command() -> None:
-    from labkit import shell
+    from labkit.course import terminal_cells as shell
 
     env = {"PATH": "/usr/bin"}
     changed = shell.prepare(env)
@@ -80,7 +81,7 @@ def test_terminal_cells_get_the_course_user_and_the_labkit_command() -> None:
 
 
 def test_runtime_table_hides_this_machines_folders() -> None:
-    from labkit import runtime
+    from labkit.containers import python_runtime as runtime
 
     host = runtime.host_facts()
     facts = runtime.RuntimeComparison(host, {"python": "3.11.2", "executable": "/usr/bin/python",

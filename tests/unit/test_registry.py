@@ -13,8 +13,10 @@ import pytest
 from docker.auth import INDEX_NAME, INDEX_URL
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from labkit import config, registry, state
-from labkit.errors import ImageMissing, RegistryError
+from labkit.engine import settings as config
+from labkit.engine.errors import ImageMissing, RegistryError
+from labkit.registry import password as state
+from labkit.registry import push as registry
 
 PASSWORD = "s3cret-for-unit-tests"
 

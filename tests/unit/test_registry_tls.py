@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ssl
 
-from labkit import registry_config, registry_tls
+from labkit.registry import server_config as registry_config
+from labkit.registry import tls as registry_tls
 
 
 def test_certificate_names_every_host_given():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from labkit.sizes import human_size
+from labkit.engine.sizes import human_size
 
 
 def test_table_sizes():

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import config, state
+from labkit.engine import settings as config
+from labkit.registry import password as state
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from docker.errors import APIError
 
-from labkit import system
+from labkit.engine import disk as system
 
 
 class Response:

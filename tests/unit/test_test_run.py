@@ -147,7 +147,7 @@ def test_with_a_ci_service_engine_the_host_stages_are_skipped_with_the_reason(pl
     assert the_plan.engines == (test_run.SERVICE,)
     assert the_plan.lanes == 1
     by_name = stages(test_run.matrix(the_plan))
-    for name in ("three learners at once on one engine",
+    for name in ("DinD engine session (tests/testbed)", "three learners at once on one engine",
                  "classroom (JupyterHub, three learners; Kubernetes engine pod)"):
         assert by_name[name].skip is not None
         assert "LABKIT_DIND_HOST" in by_name[name].skip

@@ -208,6 +208,6 @@ def test_the_login_page_has_the_name_the_code_and_the_password(auth):
                                   "x" * 31, "ann.home", "a/b", "ann\n"])
 def test_a_login_name_is_a_labkit_user_name(name: str) -> None:
     """The hub's name rule is labkit's (LABKIT_USER names containers and folders)."""
-    from labkit import learner_progress
+    from labkit.learners import records as learner_progress
 
     assert bool(workshop_auth.NAME.match(name)) == learner_progress.is_learner_name(name)

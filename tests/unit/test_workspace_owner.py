@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit import config, course
-from labkit import workspace_owner as workspace
+from labkit.course import notebook as course
+from labkit.course import workspace_owner as workspace
+from labkit.engine import settings as config
 
 
 @pytest.fixture

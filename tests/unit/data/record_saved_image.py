@@ -6,12 +6,12 @@ The image is ``FROM scratch`` with two ``COPY`` layers, built by the classic bui
 engine's /build endpoint, as labkit builds): layer 0 adds /hello.txt and /dir/a.txt,
 layer 1 replaces /hello.txt and adds /dir/b.txt (sizes in FILES below). It is saved by
 its tag, exactly as the engine streams it, then removed. How the stored ones were made,
-each against a throwaway engine of scripts/dind.sh:
+each against a throwaway engine of python -m testbed.dind:
 
-    LABKIT_ENGINE=20.10 scripts/dind.sh start                  -> saved_legacy_20.10.tar
-    LABKIT_ENGINE=28.5+containerd+api1.44 scripts/dind.sh start -> saved_oci_28.5.tar
+    LABKIT_ENGINE=20.10 python -m testbed.dind start                  -> saved_legacy_20.10.tar
+    LABKIT_ENGINE=28.5+containerd+api1.44 python -m testbed.dind start -> saved_oci_28.5.tar
 
-(with that engine's env file loaded, then ``scripts/dind.sh stop``). 20.10 writes the
+(with that engine's env file loaded, then ``python -m testbed.dind stop``). 20.10 writes the
 legacy layout (manifest.json, <id>/layer.tar); 28.5 with the containerd image store the
 OCI layout (index.json, blobs/sha256/...). tests/unit/test_image_archive.py reads both.
 """
@@ -23,7 +23,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from labkit import engine
+from labkit.engine import client as engine
 
 #: (layer, path in the image, content): what the recorded image holds, layer by layer.
 FILES = [

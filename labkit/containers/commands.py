@@ -1,0 +1,44 @@
+"""The docker commands equivalent to labkit's container calls (shown to the learner)."""
+
+from __future__ import annotations
+
+from labkit.engine.commands import DockerCommand
+from labkit.engine.commands import docker as docker_cmd
+from labkit.engine.settings import LABEL_NAMESPACE, settings
+
+
+def run_command(name: str, image: str, port: int, bind_ip: str) -> DockerCommand:
+    """``docker container run -d --name NAME -p IP::PORT IMAGE``."""
+    return docker_cmd("container", "run", "-d", "--name", name, "-p", f"{bind_ip}::{port}",
+                      image)
+
+
+def logs_command(name: str, tail: int | None = None) -> DockerCommand:
+    """``docker container logs [--tail N] NAME``."""
+    return docker_cmd("container", "logs", *(["--tail", str(tail)] if tail else []), name)
+
+
+def stop_command(name: str, timeout: int | None = None) -> DockerCommand:
+    """``docker container stop [-t SECONDS] NAME``."""
+    return docker_cmd("container", "stop", *([] if timeout is None else ["-t", str(timeout)]), name)
+
+
+def exec_command(name: str, command: str) -> DockerCommand:
+    """``docker container exec NAME sh -c COMMAND``."""
+    return docker_cmd("container", "exec", name, "sh", "-c", command)
+
+
+def remove_command(name: str) -> DockerCommand:
+    """``docker container rm -f NAME``."""
+    return docker_cmd("container", "rm", "-f", name)
+
+
+def diff_command(name: str) -> DockerCommand:
+    """``docker container diff NAME``."""
+    return docker_cmd("container", "diff", name)
+
+
+def list_command() -> DockerCommand:
+    """``docker container ls -a`` filtered to this namespace's label."""
+    return docker_cmd("container", "ls", "-a", "--filter",
+                      f"label={LABEL_NAMESPACE}={settings().namespace}")

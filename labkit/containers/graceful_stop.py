@@ -1,0 +1,42 @@
+"""Stopping containers: ``SIGTERM``, the wait, then ``SIGKILL``, told as facts.
+
+``docker container stop -t N`` sends the container's first process ``SIGTERM`` and, if it
+is still running N seconds later, ``SIGKILL``. Exit code 137 (128 + 9) says it was killed.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import docker
+import pandas as pd
+
+from labkit.containers.run import stop
+from labkit.engine import client as engine
+from labkit.engine.settings import LABEL_ROLE, settings
+
+COLUMNS = ["name", "role", "seconds", "exit_code", "killed", "command"]
+
+
+def stop_all(timeout: int = 2, client: docker.DockerClient | None = None) -> pd.DataFrame:
+    """Stop every running container of this namespace at once (each gets ``timeout`` s
+    after ``SIGTERM``); one row each: how long it took, its exit code, whether it was
+    killed."""
+    cli = client or engine.client()
+    running = cli.containers.list(filters={"label": settings().label_filters(),
+                                           "status": "running"})
+
+    def one(container: docker.models.containers.Container) -> dict[str, object]:
+        started = time.monotonic()
+        command = stop(container.id, timeout=timeout, client=cli)
+        seconds = time.monotonic() - started
+        container.reload()
+        code = container.attrs["State"].get("ExitCode")
+        return {"name": container.name, "role": (container.labels or {}).get(LABEL_ROLE, ""),
+                "seconds": round(seconds, 1), "exit_code": code, "killed": code == 137,
+                "command": str(command)}
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(running)))) as pool:
+        rows = list(pool.map(one, running))
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,0 +1,261 @@
+"""Exercise checks: each reads the engine's real state and says what is right or wrong.
+
+A check never raises for a wrong or missing answer: it returns a :class:`Check` that says
+what to fix (an unattempted exercise must not stop "Run All").
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+
+from labkit.engine import client as engine
+from labkit.engine.settings import BASE_IMAGE, settings
+from labkit.learners import records as progress
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+from labkit.course.workspace import APP_NAME, WORKSPACE, app_source, image_name
+
+
+@dataclass
+class Check:
+    """The verdict of an exercise check; ``passed`` is None when not attempted yet."""
+
+    exercise: str
+    passed: bool | None
+    findings: list[tuple[bool, str]] = field(default_factory=list)
+    hint: str = ""
+
+    def __str__(self) -> str:
+        head = {True: "✓ well done", False: "✗ not yet", None: "… not attempted yet"}[self.passed]
+        lines = [f"Exercise {self.exercise}: {head}"]
+        lines += [f"  {'✓' if ok else '✗'} {text}" for ok, text in self.findings]
+        if self.hint and not self.passed:
+            lines.append(f"  → {self.hint}")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return "```text\n" + str(self) + "\n```"
+
+    def add(self, ok: bool, text: str) -> bool:
+        """Record one finding; returns ``ok``."""
+        self.findings.append((bool(ok), text))
+        return bool(ok)
+
+    def close(self) -> Check:
+        """Set ``passed`` from the findings."""
+        if self.passed is None and self.findings:
+            self.passed = all(ok for ok, _ in self.findings)
+        return self
+
+
+def _http_get(url: str, patience: float = 10.0) -> str:
+    """GET a URL without this machine's proxy settings, giving a container that has just
+    started ``patience`` seconds to answer; '' when it does not."""
+    import requests
+
+    from labkit.containers.run import http_session
+    from labkit.engine.wait import wait_until
+
+    with http_session() as session:
+        def answer() -> str | None:
+            try:
+                return session.get(url, timeout=5).text or " "
+            except requests.RequestException:
+                return None
+
+        try:
+            return (wait_until(answer, patience, 0.2, f"{url} to answer") or "").strip()
+        except TimeoutError:
+            return ""
+
+
+def _recorded(check: Callable[..., Check]) -> Callable[..., Check]:
+    """Record each verdict for a classroom's instructor (only when LABKIT_PROGRESS_FILE is
+    set: see :mod:`labkit.learners.records`)."""
+    @functools.wraps(check)
+    def run(*args: Any, **kwargs: Any) -> Check:
+        verdict = check(*args, **kwargs)
+        progress.record(verdict)
+        return verdict
+    return run
+
+
+def _not_attempted(exercise: str, hint: str) -> Check:
+    return Check(exercise, None, hint=hint)
+
+
+# --------------------------------------------------------------------------- 2
+@_recorded
+def ex02_workdir(folder: Path | str = WORKSPACE / "ex02",
+                 client: docker.DockerClient | None = None) -> Check:
+    """Exercise 2: a Dockerfile that runs the app from /srv."""
+    from labkit.containers import run as containers
+    from labkit.images import build as images
+
+    folder = Path(folder)
+    hint = (f"Write {folder}/Dockerfile and put app.py next to it. One instruction sets the "
+            "folder that later instructions and the started app work in; a relative COPY "
+            "destination is taken from it.")
+    if not (folder / "Dockerfile").exists():
+        return _not_attempted("2", hint)
+    check = Check("2", None, hint=hint)
+    if not (folder / "app.py").exists():
+        check.add(False, f"{folder}/app.py is missing: the build context must contain it")
+        return check.close()
+    cli = client or engine.client()
+    result = images.build(folder, "ex02", show=False, client=cli)
+    attrs = cli.api.inspect_image(result.image_id)
+    check.add(attrs["Config"].get("WorkingDir") == "/srv",
+              f"working directory is /srv (it is {attrs['Config'].get('WorkingDir') or '/'!r})")
+    base_layers = cli.api.inspect_image(BASE_IMAGE)["RootFS"]["Layers"]
+    check.add(attrs["RootFS"]["Layers"][: len(base_layers)] == base_layers,
+              f"built on {BASE_IMAGE}")
+    app = containers.run(result.tag, name="ex02", client=cli, timeout=20)
+    try:
+        _, listing = app.container.exec_run(["ls", "/srv"])
+        check.add("app.py" in listing.decode("utf-8", "replace").split(), "app.py is in /srv")
+        check.add(bool(app.get()), "the container answers on port 5000")
+    finally:
+        app.remove()
+    return check.close()
+
+
+# --------------------------------------------------------------------------- 3
+@_recorded
+def ex03_second_container(client: docker.DockerClient | None = None) -> Check:
+    """Exercise 3: a second container, ``hello-2``, from the same image."""
+    import docker.errors
+
+    name = settings().container_name("hello-2")
+    hint = ("Start one more container from the image you built, named as the exercise asks "
+            "(the run step above shows how, in Python and in the terminal).")
+    cli = client or engine.client()
+    try:
+        c = cli.containers.get(name)
+    except docker.errors.NotFound:
+        return _not_attempted("3", hint)
+    check = Check("3", None, hint=hint)
+    check.add(c.status == "running", f"{name} is running (status: {c.status})")
+    check.add(c.image.id == cli.images.get(image_name()).id, f"it runs {image_name()}")
+    bindings = (c.attrs["HostConfig"].get("PortBindings") or {}).get("5000/tcp") or []
+    check.add(bool(bindings) and all(b.get("HostIp") == engine.bind_ip() for b in bindings),
+              f"port 5000 is published on {engine.bind_ip()} only")
+    ports = (c.attrs["NetworkSettings"].get("Ports") or {}).get("5000/tcp") or []
+    if ports:
+        engine.require_reachable(f"port 5000 of {name}")
+        url = f"http://{engine.publish_host()}:{ports[0]['HostPort']}/"
+        check.add(bool(_http_get(url)), f"it answers at {url}")
+    return check.close()
+
+
+# --------------------------------------------------------------------------- 4
+@_recorded
+def ex04_version_tag(client: docker.DockerClient | None = None) -> Check:
+    """Exercise 4: the image pushed under the tag 1.0 as well."""
+    from labkit.registry import push as registry
+
+    reg = registry.start_registry(client=client)
+    repo = f"{reg.username}/{APP_NAME}"
+    hint = ("Give the image a second tag in its registry repository, then push that tag: "
+            "tagging alone changes only this engine.")
+    tags = registry.tags(repo, reg)
+    if "1.0" not in tags:
+        return _not_attempted("4", hint)
+    check = Check("4", None, hint=hint)
+    check.add(True, f"the registry holds {repo}:1.0")
+    same = registry.manifest(repo, "1.0", reg)["digest"] == registry.manifest(repo, "latest",
+                                                                              reg)["digest"]
+    check.add(same, "1.0 and latest name the same manifest"
+              + ("" if same else ": push again after tagging the current image"))
+    return check.close()
+
+
+# --------------------------------------------------------------------------- 5
+EX05_EXPECTED = "FROM, COPY, RUN, CMD"
+
+
+@_recorded
+def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "ex05",
+                     client: docker.DockerClient | None = None) -> Check:
+    """Exercise 5: COPY before RUN, and a prediction of how many steps rebuild."""
+    from labkit.images import build as images
+
+    folder = Path(folder)
+    hint = (f"Write {folder}/Dockerfile with COPY before RUN, then set predicted_rebuilt_steps. "
+            "A change invalidates the first step whose input changed: which steps follow it?")
+    dockerfile = folder / "Dockerfile"
+    if prediction is None or not dockerfile.exists():
+        return _not_attempted("5", hint)
+    check = Check("5", None, hint=hint)
+    order = [ln.split()[0].upper() for ln in dockerfile.read_text().splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    copy_first = "COPY" in order and "RUN" in order and order.index("COPY") < order.index("RUN")
+    check.add(copy_first, f"COPY comes before RUN (the order is {', '.join(order)})")
+    cli = client or engine.client()
+    # Two app versions never built before: the measurement cannot come from an old cache.
+    token = uuid.uuid4().hex[:8]
+    rebuilt = []
+    for version in ("one", "two"):
+        (folder / "app.py").write_text(app_source(f"hello {version} {token}!"))
+        result = images.build(folder, "ex05", show=False, client=cli)
+        rebuilt = [s for s in result.steps if not s.cached and not s.added_by_labkit
+                   and not s.instruction.startswith("FROM")]
+    measured = len(rebuilt)
+    names = ", ".join(s.instruction.split()[0] for s in rebuilt)
+    check.add(prediction == measured,
+              f"the engine rebuilt {measured} steps ({names}), as you predicted"
+              if prediction == measured else
+              f"your prediction {prediction} is not what the engine did")
+    return check.close()
+
+
+# --------------------------------------------------------------------------- 6
+@_recorded
+def ex06_heaviest_layer(answer: str | None, client: docker.DockerClient | None = None) -> Check:
+    """Exercise 6: which instruction of the Dockerfile made the largest layer."""
+    from labkit.images.history import history as image_history
+
+    hint = "Look at size_bytes in the history table, among the rows your Dockerfile made."
+    if not answer:
+        return _not_attempted("6", hint)
+    history = image_history(image_name(), client=client)
+    ours = history[~history["instruction"].str.startswith("LABEL")].head(3)
+    top = ours.sort_values("size_bytes", ascending=False).iloc[0]["instruction"]
+    check = Check("6", None, hint=hint)
+    norm = " ".join(answer.split()).lower()
+    right = norm in " ".join(top.split()).lower()
+    check.add(right, f"the largest layer of your Dockerfile: {top}" if right else
+              f"{answer!r} did not make the largest layer of your Dockerfile")
+    return check.close()
+
+
+# --------------------------------------------------------------------------- 7
+@_recorded
+def ex07_prune_preview(answer: int | None, client: docker.DockerClient | None = None,
+                      preview: pd.DataFrame | None = None) -> Check:
+    """Exercise 7: how many items of the prune preview the course did not make.
+
+    ``preview`` is the preview the learner counted in (on an engine others share, a new
+    one can differ); without it, a new preview is taken.
+    """
+    from labkit.cleanup import labelled as cleanup
+
+    hint = "Count the rows of the preview whose `course` column is False."
+    if answer is None:
+        return _not_attempted("7", hint)
+    if preview is None:
+        preview = cleanup.preview_system_prune(client=client)
+    foreign = int((~preview["course"].astype(bool)).sum()) if len(preview) else 0
+    check = Check("7", None, hint=hint)
+    check.add(answer == foreign, f"{foreign} items are not from the course, as you counted"
+              if answer == foreign else f"your answer {answer} is not the engine's count")
+    return check.close()

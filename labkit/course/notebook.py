@@ -1,0 +1,195 @@
+"""Notebook helpers: set-up, "make sure the earlier steps ran", and the small helpers the
+steps' cells call. The lab's files are in :mod:`labkit.course.workspace`, the fact checks in
+:mod:`labkit.course.fact_checks`, step 1's app without Docker in
+:mod:`labkit.course.local_app`; their names
+stay importable from here (the notebooks say ``course.expect(...)``, ``course.WORKSPACE``).
+
+Every notebook starts with ``course.setup()`` and, from step 2 on, ``course.ensure(N)``,
+so that a learner can open any step directly and "Restart Kernel and Run All" works
+any number of times.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import docker
+import docker.errors
+
+from labkit.course import workspace_owner
+from labkit.course.change_reset import forget_change, fresh_start_for_change
+from labkit.course.fact_checks import CheckFailed, Fact, expect
+from labkit.course.local_app import LocalApp, run_locally
+from labkit.course.workspace import (
+    APP_NAME,
+    APP_TEMPLATE,
+    BEAUTIFUL,
+    DOCKERFILE,
+    HELLO,
+    WORKSPACE,
+    app_source,
+    image_name,
+    write_app,
+    write_dockerfile,
+)
+from labkit.engine import client as engine
+from labkit.engine.commands import CommandOutput
+from labkit.engine.errors import EngineIncompatible, EngineInsecure, EngineUnavailable, LabkitError
+from labkit.engine.settings import settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from labkit.containers.run import RunningApp
+    from labkit.images.build import BuildResult
+
+__all__ = [
+    "APP_NAME", "APP_TEMPLATE", "BEAUTIFUL", "DOCKERFILE", "HELLO", "WORKSPACE",
+    "CheckFailed", "Fact", "LocalApp", "app_source", "doctor", "ensure", "exec_in", "expect",
+    "forget_change", "fresh_start_for_change", "image_name",
+    "read_image_file", "run_locally", "setup", "write_app", "write_dockerfile",
+]
+
+
+# --------------------------------------------------------------------------- set-up
+def _short_error(shell: InteractiveShell, etype: type[BaseException], value: BaseException,
+                 tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
+    """Show a labkit error as its message and fix, not as a traceback (a raw docker-py or
+    connection error is translated first: :func:`labkit.engine.translate.show_in_notebook`)."""
+    from labkit.engine.translate import show_in_notebook
+
+    return show_in_notebook(shell, etype, value, tb, tb_offset)
+
+
+def setup(quiet: bool = False) -> None:
+    """First cell of every notebook: short errors, a workspace, and the engine's status.
+
+    When no engine answers it says what to do, once, without a traceback (the stored
+    outputs of the notebook remain readable).
+    """
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - outside IPython
+        shell = None
+    if shell is not None:
+        from labkit.engine.translate import RAW_ERRORS
+        from labkit.render.builds import enable_command_tables
+
+        shell.set_custom_exc((LabkitError, *RAW_ERRORS), _short_error)
+        enable_command_tables(shell)
+    here = Path.cwd()
+    own = workspace_owner.enter(here)  # another learner's workspace/ here: this one gets its own
+    if own is not None:
+        print(f"workspace/ here is {workspace_owner.owner(here / WORKSPACE)}'s; yours, as "
+              f"{settings().user}, is {own.relative_to(here) / WORKSPACE}/")
+    from labkit.course.terminal_cells import prepare as prepare_terminal
+
+    prepare_terminal()  # the %%bash cells: the docker CLI, $LABKIT_USER
+    try:
+        info = engine.info()
+    except (EngineIncompatible, EngineInsecure) as exc:
+        print(f"Docker Engine found, but: {exc.message}\n→ {exc.hint}")
+        return
+    except EngineUnavailable:
+        from labkit.engine.availability import check_engine
+
+        verdict = check_engine()
+        print(f"No Docker Engine: {verdict.message}\n→ {verdict.hint}")
+        return
+    if not quiet:
+        print(
+            f"Docker Engine {info.version} (API {info.client_api_version}, {info.store_label}) "
+            f"at {'this machine' if engine.is_local() else info.publish_host}; "
+            f"course user: {settings().user}"
+        )
+        if not engine.ports_reachable():
+            print(f"Its published ports listen on its 127.0.0.1 only, out of reach from here: "
+                  f"set {engine.BIND_OPT_IN} before starting Jupyter to reach them.")
+
+
+# --------------------------------------------------------------------------- steps
+def ensure(step: int, *, message: str = HELLO) -> Path | BuildResult:
+    """Make sure what the steps before ``step`` produced exists; build it if not.
+
+    - 2: ``workspace/app.py`` is the app of step 1 (answering ``message``);
+    - 3: and the Dockerfile, and the image ``<user>/python-hello-world`` built from them;
+    - 4: and a container of it, ``<user>-hello``, runs;
+    - 5: and the local registry runs, you are logged in, and the image is pushed.
+    Returns the build result (step ≥ 3) or the path of app.py.
+    """
+    app = WORKSPACE / "app.py"
+    if not app.exists() or app.read_text() != app_source(message):
+        write_app(message)
+    if step <= 2:
+        return app
+    if not (WORKSPACE / "Dockerfile").exists():
+        write_dockerfile()
+    from labkit.images import build as images
+
+    result = images.build(WORKSPACE, APP_NAME, show=False)
+    if step <= 3:
+        return result
+    _ensure_running(result.image_id, result.tag)
+    if step <= 4:
+        return result
+    from labkit.registry import push as registry
+
+    reg = registry.start_registry()
+    registry.login(reg)
+    ref = registry.tag_for_registry(image_name(), APP_NAME, registry=reg)
+    registry.push(ref, registry=reg, show=False)
+    return result
+
+
+def _ensure_running(image_id: str, image: str, name: str = "hello") -> None:
+    """Start the step-3 container unless it already runs this very image."""
+    from labkit.containers import run as containers
+
+    try:
+        current = engine.client().containers.get(settings().container_name(name))
+        if current.status == "running" and current.attrs.get("Image") == image_id:
+            return
+    except docker.errors.NotFound:
+        pass
+    containers.run(image, name=name)
+
+
+# --------------------------------------------------------------------------- step 0
+def doctor() -> pd.DataFrame:
+    """``labkit doctor`` as a table: each check, whether it is fine, and the fix."""
+    import pandas as pd
+
+    from labkit.cli import doctor_checks
+
+    return pd.DataFrame(
+        [{"check": c.name, "ok": "✓" if c.ok else "✗", "detail": c.detail, "fix": c.fix}
+         for c in doctor_checks()]
+    )
+
+
+# --------------------------------------------------------------------------- step 6
+def exec_in(app: RunningApp, command: str) -> CommandOutput:
+    """Run a shell command inside a running container (``docker exec``); returns its output,
+    which a notebook shows with the ``docker container exec`` line."""
+    from labkit.containers.commands import exec_command
+
+    code, out = app.container.exec_run(["sh", "-c", command])
+    text = out.decode("utf-8", "replace")
+    if code != 0:
+        raise LabkitError(f"`{command}` failed in {app.name} (exit {code}): {text.strip()}")
+    return CommandOutput(text, exec_command(app.name, command))
+
+
+def read_image_file(image: str, path: str, client: docker.DockerClient | None = None) -> str:
+    """A file's text as the image holds it (``docker create`` + ``docker cp``; nothing runs)."""
+    from labkit.images.one_file import read_file
+
+    found = read_file(image, path, client=client)
+    return found[0].decode("utf-8", "replace") if found else ""
+
+

@@ -1,0 +1,83 @@
+"""`docker history` as a DataFrame: each layer's instruction, size and age, newest first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import docker.errors
+import pandas as pd
+
+from labkit.engine import client as engine
+from labkit.engine.commands import DockerCommand
+from labkit.engine.commands import docker as docker_cmd
+from labkit.engine.errors import ImageMissing
+from labkit.engine.settings import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE
+from labkit.engine.sizes import human_size
+
+TAIL_LINES = 15
+
+
+def clean_created_by(created_by: str, comment: str = "") -> str:
+    """A history entry's CreatedBy as the Dockerfile instruction that made it."""
+    text = (created_by or "").strip()
+    if not text:
+        return f"({comment.strip()})" if comment.strip() else ""
+    text = re.sub(r"^\|\d+(\s+\S+=\S*)*\s+", "", text)  # build-arg prefix of RUN
+    if text.startswith("/bin/sh -c #(nop) "):
+        text = text.removeprefix("/bin/sh -c #(nop) ").strip()
+    elif text.startswith("/bin/sh -c "):
+        text = "RUN " + text.removeprefix("/bin/sh -c ").strip()
+    text = text.removesuffix("# buildkit").strip()
+    text = re.sub(r"^RUN /bin/sh -c ", "RUN ", text)
+    text = re.sub(r"\b(file|dir):([0-9a-f]{12})[0-9a-f]{52}\b", r"\1:\2", text)
+    return re.sub(r"\s+", " ", text)
+
+
+def history_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Shape the engine's history entries (newest first) as a DataFrame."""
+    rows = []
+    for entry in entries:
+        image_id = str(entry.get("Id") or "")
+        size = int(entry.get("Size") or 0)
+        instruction = clean_created_by(str(entry.get("CreatedBy") or ""),
+                                       str(entry.get("Comment") or ""))
+        rows.append({
+            "layer": image_id.removeprefix("sha256:")[:12] if image_id.startswith("sha256:")
+            else "<missing>",
+            "instruction": instruction,
+            "size_bytes": size,
+            "size": human_size(size, docker=True),
+            "created": datetime.fromtimestamp(int(entry.get("Created") or 0), tz=UTC),
+            "empty": size == 0,
+            "added_by_labkit": instruction.startswith(
+                tuple(f"LABEL {k}=" for k in (LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE))
+            ),
+        })
+    return pd.DataFrame(rows, columns=["layer", "instruction", "size_bytes", "size", "created",
+                                       "empty", "added_by_labkit"])
+
+
+def history(image: str, client: docker.DockerClient | None = None) -> pd.DataFrame:
+    """``docker image history`` as a DataFrame, newest layer first.
+
+    Columns: layer, instruction, size_bytes, size, created, empty (no file changes),
+    added_by_labkit (the LABEL steps labkit's build labels add).
+    """
+    cli = client or engine.client()
+    try:
+        entries = cli.api.history(image)
+    except docker.errors.ImageNotFound as exc:
+        raise ImageMissing(f"The image {image} is not on the engine.",
+                           "Build it first (see the build step).") from exc
+    frame = history_frame(entries)
+    frame.attrs["command"] = history_command(image)
+    return frame
+
+
+def history_command(image: str) -> DockerCommand:
+    """The equivalent of :func:`history`."""
+    return docker_cmd("image", "history", image)
