@@ -61,6 +61,7 @@ class Result:
     reason: str = ""
     lane: int | None = None  # the lane it ran in, when stages ran side by side
     log: Path | None = None
+    started: float = field(default=0.0, repr=False)
     ended: float = field(default=0.0, repr=False)
 
 
@@ -134,13 +135,16 @@ class Runner:
         """Run one stage (or record why it does not run) and return its result."""
         if stage.skip is not None:
             self._say(f"==> {stage.name}: skipped ({stage.skip})")
-            return self.record(Result(stage.name, "skipped", reason=stage.skip, lane=lane))
+            return self.record(Result(stage.name, "skipped", reason=stage.skip, lane=lane,
+                                      started=time.monotonic()))
         if stage.not_run is not None:
             self._say(f"==> {stage.name}: NOT RUN ({stage.not_run})")
-            return self.record(Result(stage.name, "NOT RUN", reason=stage.not_run, lane=lane))
+            return self.record(Result(stage.name, "NOT RUN", reason=stage.not_run, lane=lane,
+                                      started=time.monotonic()))
         if self._stop.is_set():
             reason = "an earlier stage failed" if self._interrupt is None else "interrupted"
-            return self.record(Result(stage.name, "not started", reason=reason, lane=lane))
+            return self.record(Result(stage.name, "not started", reason=reason, lane=lane,
+                                      started=time.monotonic()))
         where = f" (lane {lane}, log {log})" if log is not None else ""
         self._say(f"==> {stage.name}{where}")
         start = time.monotonic()
@@ -148,7 +152,7 @@ class Runner:
             code = self._call(stage, log)
         except Interrupted as stop:
             self.record(Result(stage.name, "FAILED", time.monotonic() - start, stop.returncode,
-                               lane=lane, log=log, ended=time.monotonic()))
+                               lane=lane, log=log, started=start, ended=time.monotonic()))
             self.interrupt(stop.returncode)
             raise
         except OSError as err:
@@ -159,7 +163,7 @@ class Runner:
         if self._interrupt is not None and code != 0:
             status, code = "FAILED", self._interrupt
         result = self.record(Result(stage.name, status, seconds, code, lane=lane, log=log,
-                                    ended=time.monotonic()))
+                                    started=start, ended=time.monotonic()))
         if code != 0:
             self._stop.set()
             if log is not None:
@@ -292,9 +296,10 @@ def tail(path: Path, lines: int = LOG_TAIL) -> str:
 
 
 def summary(results: Sequence[Result], total: float, code: int) -> str:
-    """The table printed at the end: every stage, its time, what became of it, and why."""
+    """The table printed at the end: every stage in the order it started (or was met), its
+    time, what became of it, and why."""
     lines = ["", "==> summary"]
-    for r in results:
+    for r in sorted(results, key=lambda r: r.started):
         when = f"{r.seconds:5.0f} s" if r.status in {"ok", "FAILED"} else "    - "
         lane = f"  [lane {r.lane}]" if r.lane is not None else ""
         note = {"ok": "", "FAILED": f"  FAILED (exit {r.returncode})"}.get(
