@@ -109,11 +109,9 @@ class FakeClient:
 
 
 @pytest.fixture(autouse=True)
-def h3(tmp_path: Path):
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path))
+def h3(tmp_path: Path, course_settings):
+    course_settings(user="h3", state_dir=tmp_path)
     yield
-    config.use(before)
 
 
 def test_clean_removes_only_our_container() -> None:

@@ -14,11 +14,9 @@ OURS = {"org.labkit.managed": "true", "org.labkit.namespace": "h2", "org.labkit.
 
 
 @pytest.fixture(autouse=True)
-def h2_settings():
-    before = config.settings()
-    config.use(config.Settings(user="h2", bind_ip="127.0.0.1"))
+def h2_settings(course_settings):
+    course_settings(user="h2", bind_ip="127.0.0.1")
     yield config.settings()
-    config.use(before)
 
 
 # ------------------------------------------------------------------ shaping

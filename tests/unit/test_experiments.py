@@ -19,11 +19,9 @@ from labkit.images.builder import BuildResult
 
 
 @pytest.fixture(autouse=True)
-def h6_settings():
-    before = config.settings()
-    config.use(config.Settings(user="h6"))
+def h6_settings(course_settings):
+    course_settings(user="h6")
     yield config.settings()
-    config.use(before)
 
 
 def fake_build(instructions: list[str], rebuilt: set[str], seconds: dict[str, float],

@@ -32,11 +32,9 @@ def parse(name: str, clock=None) -> images.BuildStreamParser:
 
 
 @pytest.fixture(autouse=True)
-def h2_settings():
-    before = config.settings()
-    config.use(config.Settings(user="h2"))
+def h2_settings(course_settings):
+    course_settings(user="h2")
     yield config.settings()
-    config.use(before)
 
 
 class Ticker:

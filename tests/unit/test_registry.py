@@ -14,7 +14,6 @@ from docker.auth import INDEX_NAME, INDEX_URL
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from labkit import registry
-from labkit.engine import config
 from labkit.engine.errors import ImageMissing, RegistryError
 from labkit.registry import password as state
 
@@ -26,22 +25,18 @@ def chunks(text: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture()
-def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path))
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, course_settings):
+    course_settings(user="h3", state_dir=tmp_path)
     monkeypatch.setenv(state.PASSWORD_ENV, PASSWORD)
     yield registry.Registry(name="h3-registry", address="localhost:32768",
                             api_url="http://localhost:32768", username="h3")
-    config.use(before)
 
 
 @pytest.fixture()
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path, registry=INDEX_NAME))
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, course_settings):
+    course_settings(user="h3", state_dir=tmp_path, registry=INDEX_NAME)
     monkeypatch.delenv(state.PASSWORD_ENV, raising=False)
     yield
-    config.use(before)
 
 
 class FakeAPI:
@@ -219,13 +214,9 @@ def test_configured_hub_logs_in_at_the_index(hub: None, monkeypatch: pytest.Monk
     assert fake.logins[0]["registry"] == INDEX_URL
 
 
-def test_configured_other_registry_keeps_its_host(tmp_path: Path) -> None:
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path, registry="registry.test:5000"))
-    try:
-        reg = registry.current_registry(client=FakeClient())
-    finally:
-        config.use(before)
+def test_configured_other_registry_keeps_its_host(tmp_path: Path, course_settings) -> None:
+    course_settings(user="h3", state_dir=tmp_path, registry="registry.test:5000")
+    reg = registry.current_registry(client=FakeClient())
     assert reg.repository("app") == "registry.test:5000/h3/app"
 
 
@@ -243,7 +234,7 @@ def test_configured_registry_status_starts_nothing(hub: None) -> None:
     assert registry.registry_status(client=FakeClient())["local"] is False
 
 
-def test_missing_registry_image_offline_says_prepare(tmp_path: Path) -> None:
+def test_missing_registry_image_offline_says_prepare(tmp_path: Path, course_settings) -> None:
     class Missing:
         def get(self, name: str) -> None:
             raise (ImageNotFound if "registry" in name else NotFound)(name)
@@ -251,13 +242,9 @@ def test_missing_registry_image_offline_says_prepare(tmp_path: Path) -> None:
     class Bare:
         containers = images = Missing()
 
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path, offline=True))
-    try:
-        with pytest.raises(ImageMissing, match="registry:2") as info:
-            registry.start_registry(client=Bare())
-    finally:
-        config.use(before)
+    course_settings(user="h3", state_dir=tmp_path, offline=True)
+    with pytest.raises(ImageMissing, match="registry:2") as info:
+        registry.start_registry(client=Bare())
     assert "labkit prepare" in (info.value.hint or "")
 
 
