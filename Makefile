@@ -12,7 +12,7 @@ TRUST_HOST_CA ?= 1
 # Never pull images; build stand-ins from Debian packages instead (this repo's .ci/run sets it).
 OFFLINE ?= 0
 
-# The engines `make test` runs the integration tests and notebooks on (see scripts/test.sh;
+# The engines `make test` runs the integration tests and notebooks on (see testbed/test_run.py;
 # `make test ENGINE=28.5+containerd` picks one). Specs: python -m testbed.engines list.
 ENGINES ?= 20.10 28.5+api1.44 28.5+containerd+api1.44
 ifdef ENGINE
@@ -30,7 +30,7 @@ endif
 .PHONY: help venv engine engine-stop images registry doctor lab test ci bench lint dind dind-stop
 
 help:
-	@echo "make lab | test | bench | lint | venv | engine | engine-stop | images | registry | doctor"
+	@echo "make lab | test | test-quick | bench | lint | venv | engine | engine-stop | images | registry | doctor"
 	@echo "make test-concurrency LEARNERS=N   N learners at once on one engine of its own"
 	@echo "make notebooks   regenerate every notebook's stored outputs from one clean run on a"
 	@echo "                 DinD engine of its own (ENGINE=SPEC, default: python -m testbed.engines;"
@@ -65,8 +65,14 @@ dind-stop: venv
 lab:
 	@scripts/lab.sh
 
+# Every stage, side by side where the machine allows, one summary of their times at the end
+# (testbed/test_run.py). `make test-quick`: lint, unit tests and the notebooks on one engine.
 test:
 	@scripts/test.sh
+
+.PHONY: test-quick
+test-quick:
+	@scripts/test.sh --quick
 
 # What CI services run (.github/workflows/ci.yml, .gitlab-ci.yml): `make test` in the
 # environment each one gives, made right by scripts/ci.sh (GitHub: root through sudo;

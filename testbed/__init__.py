@@ -4,5 +4,7 @@
 - ``testbed.dind``: one Docker-in-Docker engine session (start, check, load, env file, stop);
 - ``testbed.notebooks``: the one notebook runner (stored outputs, the course's cell times);
 - ``testbed.concurrency``: many learners at once on one engine;
-- ``testbed.bench``: the benchmarks on the oldest and the newest engine.
+- ``testbed.bench``: the benchmarks on the oldest and the newest engine;
+- ``testbed.test_run``: `make test` and `make test-quick`, over ``testbed.stages`` (stages in
+  a row or side by side, each timed, one summary).
 """

@@ -186,7 +186,7 @@ def store_on_own_engine(spec: engines.EngineSpec, out: Path | None) -> int:
                 "LABKIT_USER": os.environ.get("NOTEBOOKS_USER") or "student",
                 "LABKIT_STATE_DIR": run_state}
             command = [sys.executable, "-m", "testbed.notebooks", "execute", "--spec",
-                       spec.text, *(["--out", str(out)] if out else []),
+                       spec.text, *(["--out", str(out.resolve())] if out else []),
                        *map(str, course_notebooks())]
             rc = subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
     except dind.DindError as exc:
