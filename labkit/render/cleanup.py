@@ -1,6 +1,7 @@
 """Rendering for clean-up: what :func:`labkit.cleanup.labelled.clean` removed or kept, and why.
 
-Kept apart from ``cleanup.py`` (which returns a :class:`~labkit.cleanup.labelled.CleanupReport`).
+The clean-up itself (:mod:`labkit.cleanup`) returns a :class:`~labkit.cleanup.CleanupReport`; it
+is shown through :mod:`labkit.engine.presentation`, where this module registers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Rendering for registry results: live push progress and the per-layer push table.
 
-Kept apart from ``registry.py`` (which returns data). In a Jupyter kernel progress is an
-ipywidgets bar while pushing, replaced by a static table of the layers once the push is
-over (so a saved notebook reads without widgets); elsewhere nothing is drawn.
+The registry package returns data; this module registers how it is shown. In a Jupyter
+kernel progress is an ipywidgets bar while pushing, replaced by a static table of the layers
+once the push is over (so a saved notebook reads without widgets); elsewhere nothing is drawn.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from docker.errors import APIError, NotFound
 from labkit.cleanup import labelled as cleanup
 from labkit.engine import config
 
+from .conftest import FakeClient
+
 OURS = {"org.labkit.managed": "true", "org.labkit.namespace": "h3", "org.labkit.role": "app"}
 OTHER_NS = {"org.labkit.managed": "true", "org.labkit.namespace": "h2", "org.labkit.role": "app"}
 BASE = {"org.labkit.managed": "true", "org.labkit.role": "base", "org.labkit.standin": "true"}
@@ -96,89 +98,89 @@ class FakeAPI:
         self.removed.append(("network", ident))
 
 
-class FakeClient:
-    def __init__(self) -> None:
-        self.api = FakeAPI()
+def cleanup_client() -> FakeClient:
+    """A client over a fresh :class:`FakeAPI`, whose ``df()`` reports what that API holds."""
+    api = FakeAPI()
 
-    def df(self) -> dict[str, Any]:
-        return {"Containers": self.api.containers_, "Images": self.api.images_,
+    def df() -> dict[str, Any]:
+        return {"Containers": api.containers_, "Images": api.images_,
                 "Volumes": [{**v, "UsageData": {"Size": 2000, "RefCount": 0}}
-                            for v in self.api.volumes_],
+                            for v in api.volumes_],
                 "BuildCache": [{"ID": "b1", "Type": "regular", "Description": "RUN x",
                                 "InUse": False, "Shared": False, "Size": 11}]}
 
+    return FakeClient(api, df=df)
+
 
 @pytest.fixture(autouse=True)
-def h3(tmp_path: Path):
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path))
+def h3(tmp_path: Path, course_settings):
+    course_settings(user="h3", state_dir=tmp_path)
     yield
-    config.use(before)
 
 
 def test_clean_removes_only_our_container() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
     assert [x for x in fake.api.removed if x[0] == "container"] == [("container", "c1" * 32)]
 
 
 def test_clean_prunes_tagged_images_too() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
     assert fake.api.last_prune["dangling"] is False
 
 
 def test_clean_removes_both_of_our_images_and_no_other() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
     assert {x[1] for x in fake.api.removed if x[0] == "image"} == {"sha256:i1", "sha256:i2"}
 
 
 def test_clean_measures_image_bytes_when_the_engine_says_zero() -> None:
-    report = cleanup.clean(client=FakeClient(), show=False)
+    report = cleanup.clean(client=cleanup_client(), show=False)
     assert report.reclaimed["image"] == (500 - 400) + (450 - 400)
 
 
 def test_clean_counts_container_and_volume_bytes() -> None:
-    report = cleanup.clean(client=FakeClient(), show=False)
+    report = cleanup.clean(client=cleanup_client(), show=False)
     assert (report.reclaimed["container"], report.reclaimed["volume"]) == (1000, 2000)
 
 
 def test_clean_keeps_the_base_image_by_default() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
     assert "sha256:base" in {i["Id"] for i in fake.api.images_}
 
 
 def test_include_base_removes_the_prepared_image_not_a_derived_one() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     cleanup.clean(include_base=True, client=fake, show=False)
     assert {i["Id"] for i in fake.api.images_} == {"sha256:i3", "sha256:i9", "sha256:dang"}
 
 
 def test_image_in_use_is_reported_kept() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     fake.api.in_use.add("sha256:i2")
     report = cleanup.clean(client=fake, show=False)
     assert list(report.kept["name"]) == ["<none>"]
 
 
 def test_volume_in_use_is_kept_not_an_error() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     fake.api.in_use.add("h3-data")
     report = cleanup.clean(client=fake, show=False)
     assert report.counts["volume"] == 0 and report.reclaimed["volume"] == 0
 
 
 def test_volume_gone_meanwhile_counts_as_done() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     fake.api.volumes_.append({"Name": "gone-meanwhile", "Labels": OURS})
     report = cleanup.clean(client=fake, show=False)
     assert "gone" in set(report.items["outcome"])
 
 
 def test_clean_removes_our_network_only() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
     assert [x for x in fake.api.removed if x[0] == "network"] == [("network", "n1")]
 
@@ -197,49 +199,49 @@ def test_image_command_prunes_all_not_only_dangling() -> None:
 
 
 def test_preview_lists_stopped_not_running_containers() -> None:
-    frame = cleanup.preview_system_prune(client=FakeClient())
+    frame = cleanup.preview_system_prune(client=cleanup_client())
     assert list(frame[frame["kind"] == "container"]["name"]) == ["mine"]
 
 
 def test_preview_marks_what_the_course_did_not_make() -> None:
-    frame = cleanup.preview_system_prune(client=FakeClient())
+    frame = cleanup.preview_system_prune(client=cleanup_client())
     assert not frame[frame["name"] == "mine"]["course"].iloc[0]
 
 
 def test_preview_lists_only_dangling_images() -> None:
-    frame = cleanup.preview_system_prune(client=FakeClient())
+    frame = cleanup.preview_system_prune(client=cleanup_client())
     assert list(frame[frame["kind"] == "image"]["id"]) == ["i2", "dang"]
 
 
 def test_preview_skips_default_networks() -> None:
-    frame = cleanup.preview_system_prune(client=FakeClient())
+    frame = cleanup.preview_system_prune(client=cleanup_client())
     assert set(frame[frame["kind"] == "network"]["name"]) == {"h3-net", "mine-net"}
 
 
 def test_preview_volumes_need_the_volumes_flag() -> None:
-    frame = cleanup.preview_system_prune(client=FakeClient())
+    frame = cleanup.preview_system_prune(client=cleanup_client())
     assert set(frame[frame["kind"] == "volume"]["removed_by"]) == {
         "docker system prune --volumes"}
 
 
 def test_preview_includes_unused_build_cache() -> None:
-    frame = cleanup.preview_system_prune(client=FakeClient())
+    frame = cleanup.preview_system_prune(client=cleanup_client())
     assert list(frame[frame["kind"] == "build cache"]["bytes"]) == [11]
 
 
 def test_preview_removes_nothing() -> None:
-    fake = FakeClient()
+    fake = cleanup_client()
     cleanup.preview_system_prune(client=fake)
     assert fake.api.removed == []
 
 
 def test_preview_names_the_command() -> None:
-    frame = cleanup.preview_system_prune(client=FakeClient())
+    frame = cleanup.preview_system_prune(client=cleanup_client())
     assert str(frame.attrs["command"]) == "docker system prune"
 
 
 def test_clean_takes_an_image_with_the_namespace_label_alone() -> None:
-    fake = FakeClient()  # built with labkit's one label on a base without labkit labels
+    fake = cleanup_client()  # built with labkit's one label on a base without labkit labels
     fake.api.images_.append({"Id": "sha256:one", "RepoTags": ["h3/one:latest"],
                              "Labels": {"org.labkit.namespace": "h3"}, "Size": 5,
                              "SharedSize": 0})
@@ -249,7 +251,7 @@ def test_clean_takes_an_image_with_the_namespace_label_alone() -> None:
 
 
 def test_the_report_names_each_removed_object_with_its_namespace() -> None:
-    report = cleanup.clean(client=FakeClient(), show=False)
+    report = cleanup.clean(client=cleanup_client(), show=False)
     assert report.removed == {("container", "c1" * 32): "h3", ("image", "i1"): "h3",
                               ("image", "i2"): "h3", ("volume", "h3-data"): "h3",
                               ("network", "n1"): "h3"}

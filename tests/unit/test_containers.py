@@ -10,15 +10,15 @@ from labkit.engine import config
 from labkit.engine.errors import ImageMissing, LabkitError
 from labkit.engine.wait import wait_until
 
+from .conftest import FakeClient
+
 OURS = {"org.labkit.managed": "true", "org.labkit.namespace": "h2", "org.labkit.role": "app"}
 
 
 @pytest.fixture(autouse=True)
-def h2_settings():
-    before = config.settings()
-    config.use(config.Settings(user="h2", bind_ip="127.0.0.1"))
+def h2_settings(course_settings):
+    course_settings(user="h2", bind_ip="127.0.0.1")
     yield config.settings()
-    config.use(before)
 
 
 # ------------------------------------------------------------------ shaping
@@ -115,14 +115,14 @@ class FakeContainers:
         raise docker.errors.ImageNotFound(f"No such image: {image}")
 
 
-class FakeClient:
-    def __init__(self, existing: FakeContainer | None = None) -> None:
-        self.containers = FakeContainers(existing)
+def client_with(existing: FakeContainer | None) -> FakeClient:
+    """A client whose containers hold ``existing`` (or nothing)."""
+    return FakeClient(containers=FakeContainers(existing))
 
 
 def test_run_refuses_to_replace_a_foreign_container():
     foreign = FakeContainer("h2-hello", {})
-    client = FakeClient(foreign)
+    client = client_with(foreign)
     with pytest.raises(LabkitError) as info:
         containers.run("h2/hello:latest", "hello", client=client)
     assert "h2-hello" in info.value.message
@@ -132,7 +132,7 @@ def test_run_refuses_to_replace_a_foreign_container():
 
 def test_run_replaces_its_own_container_and_publishes_on_the_bind_ip():
     ours = FakeContainer("h2-hello", OURS)
-    client = FakeClient(ours)
+    client = client_with(ours)
     with pytest.raises(ImageMissing):  # the fake has no image: stops right after create
         containers.run("h2/hello:latest", "hello", client=client)
     assert ours.removed is True
@@ -147,13 +147,13 @@ def test_remove_refuses_a_foreign_container():
     foreign = FakeContainer("h2-hello", {"org.labkit.managed": "true",
                                          "org.labkit.namespace": "someone-else"})
     with pytest.raises(LabkitError):
-        containers.remove("hello", client=FakeClient(foreign))
+        containers.remove("hello", client=client_with(foreign))
     assert foreign.removed is False
 
 
 def test_remove_of_a_missing_container_is_done():
-    containers.remove("hello", client=FakeClient(None))
-    containers.remove("hello", client=FakeClient(None))
+    containers.remove("hello", client=client_with(None))
+    containers.remove("hello", client=client_with(None))
 
 
 # ------------------------------------------------------------------ wait_until

@@ -18,11 +18,9 @@ COMMAND = images.build_command("h2/hello:latest", "/ctx", labels=LABELS)
 
 
 @pytest.fixture(autouse=True)
-def h2_settings():
-    before = config.settings()
-    config.use(config.Settings(user="h2"))
+def h2_settings(course_settings):
+    course_settings(user="h2")
     yield
-    config.use(before)
 
 
 def steps_in(name: str) -> int:

@@ -17,13 +17,13 @@ from labkit.experiments.cache_order import COPY_FIRST, LAB_ORDER, CacheExperimen
 from labkit.images.build_stream import BuildStep
 from labkit.images.builder import BuildResult
 
+from .conftest import FakeClient
+
 
 @pytest.fixture(autouse=True)
-def h6_settings():
-    before = config.settings()
-    config.use(config.Settings(user="h6"))
+def h6_settings(course_settings):
+    course_settings(user="h6")
     yield config.settings()
-    config.use(before)
 
 
 def fake_build(instructions: list[str], rebuilt: set[str], seconds: dict[str, float],
@@ -176,10 +176,10 @@ class FakeApi:
         self._images.remove(image_id)
 
 
-class FakeClient:
-    def __init__(self, tagged: dict[str, str] | None = None) -> None:
-        self.images = FakeImages(tagged)
-        self.api = FakeApi(self.images)
+def client_with(tagged: dict[str, str] | None = None) -> FakeClient:
+    """A client whose images are ``tagged`` (name -> id)."""
+    images = FakeImages(tagged)
+    return FakeClient(FakeApi(images), images=images)
 
 
 class CacheSimulator:
@@ -207,7 +207,7 @@ class CacheSimulator:
 
 
 def test_run_warms_up_then_alternates_rounds(tmp_path: Path):
-    sim, cli = CacheSimulator(), FakeClient()
+    sim, cli = CacheSimulator(), client_with()
     results = experiments.run(2, tmp_path, client=cli, build=sim)
     assert [(r.dockerfile, r.round) for r in results.rounds] == [
         (LAB_ORDER, 1), (COPY_FIRST, 1), (LAB_ORDER, 2), (COPY_FIRST, 2)]
@@ -216,20 +216,20 @@ def test_run_warms_up_then_alternates_rounds(tmp_path: Path):
 
 def test_run_builds_a_never_seen_app_each_round(tmp_path: Path):
     sim = CacheSimulator()
-    experiments.run(2, tmp_path, client=FakeClient(), build=sim)
+    experiments.run(2, tmp_path, client=client_with(), build=sim)
     measured = [app for _, app in sim.calls[2:]]
     assert len(set(measured)) == len(measured)
 
 
 def test_run_warms_up_with_the_same_app_every_time(tmp_path: Path):
     sim = CacheSimulator()
-    experiments.run(1, tmp_path, client=FakeClient(), build=sim)
-    experiments.run(1, tmp_path, client=FakeClient(), build=sim)
+    experiments.run(1, tmp_path, client=client_with(), build=sim)
+    experiments.run(1, tmp_path, client=client_with(), build=sim)
     assert sim.calls[0][1] == sim.calls[4][1]
 
 
 def test_run_measures_what_the_cache_did(tmp_path: Path):
-    results = experiments.run(2, tmp_path, client=FakeClient(), build=CacheSimulator())
+    results = experiments.run(2, tmp_path, client=client_with(), build=CacheSimulator())
     assert set(results.rebuilt_per_round(LAB_ORDER)) == {("COPY",)}
     assert set(results.rebuilt_per_round(COPY_FIRST)) == {("COPY", "RUN", "CMD")}
     assert results.favoured == LAB_ORDER
@@ -237,20 +237,20 @@ def test_run_measures_what_the_cache_did(tmp_path: Path):
 
 def test_run_a_second_time_measures_the_same(tmp_path: Path):
     sim = CacheSimulator()
-    experiments.run(1, tmp_path, client=FakeClient(), build=sim)
-    again = experiments.run(2, tmp_path, client=FakeClient(), build=sim)
+    experiments.run(1, tmp_path, client=client_with(), build=sim)
+    again = experiments.run(2, tmp_path, client=client_with(), build=sim)
     assert set(again.rebuilt_per_round(LAB_ORDER)) == {("COPY",)}
 
 
 def test_run_removes_each_replaced_image(tmp_path: Path):
-    cli = FakeClient()
+    cli = client_with()
     experiments.run(2, tmp_path, client=cli, build=CacheSimulator())
     # builds 1, 2 warm up (they stay: the next run's cache); rounds 3..6; 5 and 6 stay.
     assert sorted(cli.images.removed) == ["sha256:3", "sha256:4"]
 
 
 def test_run_removes_the_previous_runs_last_image(tmp_path: Path):
-    cli = FakeClient({"h6/cache-lab-order:latest": "sha256:old"})
+    cli = client_with({"h6/cache-lab-order:latest": "sha256:old"})
     results = experiments.run(1, tmp_path, client=cli, build=CacheSimulator())
     assert cli.images.removed == ["sha256:old"]
     assert results.warm_ups == {LAB_ORDER: "sha256:1", COPY_FIRST: "sha256:2"}
@@ -280,5 +280,5 @@ def test_compare_dockerfiles_side_by_side():
 
 
 def test_table_carries_the_build_commands(tmp_path: Path):
-    results = experiments.run(1, tmp_path, client=FakeClient(), build=CacheSimulator())
+    results = experiments.run(1, tmp_path, client=client_with(), build=CacheSimulator())
     assert len(results.table().attrs["command"]) == 2

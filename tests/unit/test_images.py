@@ -15,6 +15,8 @@ from labkit import images
 from labkit.engine import config
 from labkit.engine.errors import BuildFailed, ImageMissing
 
+from .conftest import FakeClient
+
 DATA = Path(__file__).parent / "data"
 LABELS = {"org.labkit.namespace": "h2"}  # what labkit passes: one label, one LABEL step
 
@@ -32,11 +34,9 @@ def parse(name: str, clock=None) -> images.BuildStreamParser:
 
 
 @pytest.fixture(autouse=True)
-def h2_settings():
-    before = config.settings()
-    config.use(config.Settings(user="h2"))
+def h2_settings(course_settings):
+    course_settings(user="h2")
     yield config.settings()
-    config.use(before)
 
 
 class Ticker:
@@ -264,11 +264,6 @@ class FakeAPI:
         if isinstance(self.stream, Exception):
             raise self.stream
         return iter(self.stream)
-
-
-class FakeClient:
-    def __init__(self, api: FakeAPI) -> None:
-        self.api = api
 
 
 def context(tmp_path: Path, dockerfile: str) -> Path:

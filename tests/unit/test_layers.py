@@ -21,6 +21,8 @@ from labkit.layers import cow, sharing
 from labkit.layers.analysis import analyze_archive
 from labkit.render import layer_plots, widgets
 
+from .conftest import FakeClient
+
 # ---------------------------------------------------------------- synthetic archives
 
 # (path, size) adds a file; (path, None) a directory; ("hardlink", path, target) a hard link
@@ -339,14 +341,13 @@ class FakeAPI:
         return chunks(self.data, 4096)
 
 
-class FakeClient:
-    def __init__(self, data: bytes) -> None:
-        self.images = FakeImages()
-        self.api = FakeAPI(data)
+def client_saving(data: bytes) -> FakeClient:
+    """A client whose ``docker image save`` streams ``data``."""
+    return FakeClient(FakeAPI(data), images=FakeImages())
 
 
 def test_analyze_streams_from_the_engine():
-    client = FakeClient(legacy_archive(STACK))
+    client = client_saving(legacy_archive(STACK))
     result = layers.analyze("h5/synthetic:latest", client=client)
     assert client.api.asked == ["h5/synthetic:latest"]
     assert result.image_id == FakeImage.id
@@ -357,7 +358,7 @@ def test_analyze_missing_image_raises_image_missing():
     from labkit.engine.errors import ImageMissing
 
     with pytest.raises(ImageMissing):
-        layers.analyze("nope", client=FakeClient(b""))
+        layers.analyze("nope", client=client_saving(b""))
 
 
 # ---------------------------------------------------------------- lifecycle join
@@ -439,15 +440,13 @@ class FakeContainer(cow.Container):
         self.attrs = {"Id": "c" * 64, "Image": "sha256:" + "f" * 64}
 
 
-class FakeCowClient:
-    api = FakeDiffAPI()
 
 
 def test_cow_diff_names_lower_layers(result, monkeypatch):
     sizes = {"/etc": {"mode": 1 << 31, "size": 4096}, "/etc/a": {"mode": 0o644, "size": 201},
              "/tmp/new": {"mode": 0o644, "size": 3}}
     monkeypatch.setattr(cow, "path_stat", lambda c, p, client=None: sizes.get(p))
-    df = cow.diff(FakeContainer(), analysis=result, client=FakeCowClient())
+    df = cow.diff(FakeContainer(), analysis=result, client=FakeClient(FakeDiffAPI()))
     by_path = df.set_index("path")
     assert by_path.loc["/etc/a", ["change", "size_bytes", "lower_layer", "lower_bytes"]
                        ].tolist() == ["changed", 201, 2, 200]
@@ -458,7 +457,7 @@ def test_cow_diff_names_lower_layers(result, monkeypatch):
 
 
 def test_writable_layer_reads_size_rw():
-    w = cow.writable_layer("h5-x", client=FakeCowClient())
+    w = cow.writable_layer("h5-x", client=FakeClient(FakeDiffAPI()))
     assert (w.container, w.size_rw, w.size_root_fs) == ("h5-x", 4096, 200_000)
 
 

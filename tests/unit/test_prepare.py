@@ -18,6 +18,8 @@ from labkit.offline import base_image as layered
 from labkit.offline import course_images as prepare
 from labkit.offline import debian_rootfs as rootfs
 
+from .conftest import FakeClient
+
 DEB822 = """Types: deb
 URIs: http://mirror.example.org/debian
 Suites: bookworm bookworm-updates
@@ -39,8 +41,9 @@ class FakeImage:
         self.name = name
 
 
-class FakeClient:
-    """Holds some images; records pulls and builds; pulls succeed unless told otherwise."""
+class ImageStore:
+    """An engine's images: holds some, records pulls and builds; pulls succeed unless told
+    otherwise. :meth:`client` is the docker client over it."""
 
     def __init__(self, present: dict[str, FakeImage], pull_error: str | None = None,
                  build_chunks: list[dict[str, Any]] | None = None) -> None:
@@ -71,7 +74,12 @@ class FakeClient:
                                              {"aux": {"ID": "sha256:" + "cd" * 32}}])
 
         self.images = Images()
+        self.images.present = self.present
         self.api = Api()
+
+    def client(self) -> FakeClient:
+        """The fake docker client over this store."""
+        return FakeClient(self.api, images=self.images)
 
 
 def standin(role: str) -> FakeImage:
@@ -90,7 +98,7 @@ def fake_standins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     def build(spec, *, trust_host_ca, client, progress, cache_dir):
         built.append(spec.name)
         image = standin(spec.role)
-        client.present[spec.name] = image
+        client.images.present[spec.name] = image
         return image, None
 
     monkeypatch.setattr(prepare, "build_standin", build)
@@ -309,32 +317,36 @@ def test_standin_labels_have_no_namespace() -> None:
 
 
 def test_present_images_are_left_alone(fake_standins: list[str]) -> None:
-    client = FakeClient({s.name: standin(s.role) for s in prepare.COURSE_IMAGES})
+    store = ImageStore({s.name: standin(s.role) for s in prepare.COURSE_IMAGES})
+    client = store.client()
     result = prepare.prepare(offline=False, client=client, progress=quiet)
     assert list(result["status"]) == ["present"] * 3
-    assert client.pulled == []
+    assert store.pulled == []
     assert fake_standins == []
 
 
 def test_offline_never_pulls_and_builds_stand_ins(fake_standins: list[str]) -> None:
-    client = FakeClient({})
+    store = ImageStore({})
+    client = store.client()
     result = prepare.prepare(offline=True, client=client, progress=quiet)
-    assert client.pulled == []
+    assert store.pulled == []
     assert fake_standins == [s.name for s in prepare.COURSE_IMAGES]
     assert list(result["status"]) == ["built stand-in"] * 3
     assert result["standin"].all()
 
 
 def test_online_pulls_what_is_missing(fake_standins: list[str]) -> None:
-    client = FakeClient({config.BASE_IMAGE: standin("base")})
+    store = ImageStore({config.BASE_IMAGE: standin("base")})
+    client = store.client()
     result = prepare.prepare(offline=False, client=client, progress=quiet)
-    assert client.pulled == [config.REGISTRY_IMAGE, config.DIND_IMAGE]
+    assert store.pulled == [config.REGISTRY_IMAGE, config.DIND_IMAGE]
     assert list(result["status"]) == ["present", "pulled", "pulled"]
     assert result.loc[1, "command"] == f"docker pull {config.REGISTRY_IMAGE}"
 
 
 def test_failed_pull_falls_back_to_a_stand_in_and_says_so(fake_standins: list[str]) -> None:
-    client = FakeClient({}, pull_error="no route to registry")
+    store = ImageStore({}, pull_error="no route to registry")
+    client = store.client()
     stages: list[str] = []
     result = prepare.prepare(offline=False, client=client, images=[config.BASE_IMAGE],
                              progress=lambda image, stage: stages.append(stage))
@@ -343,25 +355,28 @@ def test_failed_pull_falls_back_to_a_stand_in_and_says_so(fake_standins: list[st
 
 
 def test_pull_refuses_offline_without_asking_the_engine() -> None:
-    client = FakeClient({})
+    store = ImageStore({})
+    client = store.client()
     with pytest.raises(ImageMissing) as err:
         prepare.pull(config.BASE_IMAGE, client=client, offline=True)
     assert "labkit prepare" in (err.value.hint or "")
-    assert client.pulled == []
+    assert store.pulled == []
 
 
 def test_recipe_build_refuses_when_the_base_is_missing() -> None:
-    client = FakeClient({})
+    store = ImageStore({})
+    client = store.client()
     with pytest.raises(ImageMissing, match="base|python"):
         prepare.build_recipe(prepare.COURSE_IMAGES[1], client=client, progress=quiet)
-    assert client.built == []
+    assert store.built == []
 
 
 def test_recipe_build_never_pulls_and_labels_the_stand_in() -> None:
-    client = FakeClient({config.BASE_IMAGE: standin("base")})
+    store = ImageStore({config.BASE_IMAGE: standin("base")})
+    client = store.client()
     image, command = prepare.build_recipe(prepare.COURSE_IMAGES[2], client=client,
                                           progress=quiet)
-    (kwargs,) = client.built
+    (kwargs,) = store.built
     assert kwargs["pull"] is False
     assert kwargs["labels"] == layered.standin_labels("dind-image")
     assert kwargs["buildargs"] == {"BASE": config.BASE_IMAGE}
@@ -377,8 +392,9 @@ def test_every_recipe_has_a_dockerfile_taking_the_base_as_argument() -> None:
 
 
 def test_image_status_marks_present_and_stand_in() -> None:
-    client = FakeClient({config.BASE_IMAGE: standin("base"),
+    store = ImageStore({config.BASE_IMAGE: standin("base"),
                          config.REGISTRY_IMAGE: FakeImage(config.REGISTRY_IMAGE)})
+    client = store.client()
     status = prepare.image_status(client=client)
     assert list(status["present"]) == [True, True, False]
     assert list(status["standin"]) == [True, False, False]

@@ -14,9 +14,10 @@ from docker.auth import INDEX_NAME, INDEX_URL
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from labkit import registry
-from labkit.engine import config
 from labkit.engine.errors import ImageMissing, RegistryError
 from labkit.registry import password as state
+
+from .conftest import FakeClient
 
 PASSWORD = "s3cret-for-unit-tests"
 
@@ -26,22 +27,18 @@ def chunks(text: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture()
-def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path))
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, course_settings):
+    course_settings(user="h3", state_dir=tmp_path)
     monkeypatch.setenv(state.PASSWORD_ENV, PASSWORD)
     yield registry.Registry(name="h3-registry", address="localhost:32768",
                             api_url="http://localhost:32768", username="h3")
-    config.use(before)
 
 
 @pytest.fixture()
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path, registry=INDEX_NAME))
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, course_settings):
+    course_settings(user="h3", state_dir=tmp_path, registry=INDEX_NAME)
     monkeypatch.delenv(state.PASSWORD_ENV, raising=False)
     yield
-    config.use(before)
 
 
 class FakeAPI:
@@ -54,18 +51,10 @@ class FakeAPI:
         return iter(self.stream)
 
 
-class FakeClient:
-    def __init__(self, stream: list[dict[str, Any]] | None = None,
-                 login_error: APIError | None = None) -> None:
-        self.api = FakeAPI(stream or [])
-        self.login_error = login_error
-        self.logins: list[dict[str, Any]] = []
-
-    def login(self, **kwargs: Any) -> dict[str, Any]:
-        self.logins.append(kwargs)
-        if self.login_error:
-            raise self.login_error
-        return {"IdentityToken": "", "Status": "Login Succeeded"}
+def registry_client(stream: list[dict[str, Any]] | None = None,
+                    login_error: APIError | None = None) -> FakeClient:
+    """A client whose push streams ``stream`` and whose login fails with ``login_error``."""
+    return FakeClient(FakeAPI(stream or []), login_error=login_error)
 
 
 def refused() -> APIError:
@@ -133,7 +122,7 @@ def test_errors_inside_the_stream_are_kept(stream: str, message: str) -> None:
 
 
 def test_push_passes_auth_config_every_time(local: registry.Registry) -> None:
-    fake = FakeClient(chunks(SECOND))
+    fake = registry_client(chunks(SECOND))
     registry.push(local.repository("python-hello-world"), registry=local, client=fake,
                   show=False)
     assert fake.api.calls[0]["auth_config"] == {"username": "h3", "password": PASSWORD}
@@ -141,12 +130,12 @@ def test_push_passes_auth_config_every_time(local: registry.Registry) -> None:
 
 def test_push_result_counts(local: registry.Registry) -> None:
     result = registry.push("localhost:32768/h3/python-hello-world:latest", registry=local,
-                           client=FakeClient(chunks(SECOND)), show=False)
+                           client=registry_client(chunks(SECOND)), show=False)
     assert result.counts == {"pushed": 1, "exists": 2, "mounted": 0}
 
 
 def test_push_splits_an_embedded_tag(local: registry.Registry) -> None:
-    fake = FakeClient(chunks(SECOND))
+    fake = registry_client(chunks(SECOND))
     registry.push("localhost:32768/h3/python-hello-world:v2", registry=local, client=fake,
                   show=False)
     assert (fake.api.calls[0]["repository"], fake.api.calls[0]["tag"]) == (
@@ -156,35 +145,35 @@ def test_push_splits_an_embedded_tag(local: registry.Registry) -> None:
 def test_push_raises_on_an_error_inside_the_stream(local: registry.Registry) -> None:
     with pytest.raises(RegistryError, match="unauthorized"):
         registry.push("localhost:32768/h3/python-hello-world", registry=local,
-                      client=FakeClient(chunks(WRONGAUTH)), show=False)
+                      client=registry_client(chunks(WRONGAUTH)), show=False)
 
 
 def test_push_error_hint_says_start_the_registry_when_down(local: registry.Registry) -> None:
     with pytest.raises(RegistryError) as info:
         registry.push("localhost:32768/h3/python-hello-world", registry=local,
-                      client=FakeClient(chunks(DOWN)), show=False)
+                      client=registry_client(chunks(DOWN)), show=False)
     assert "registry start" in (info.value.hint or "")
 
 
 def test_push_command_and_repr_hold_no_password(local: registry.Registry) -> None:
     result = registry.push("localhost:32768/h3/python-hello-world", registry=local,
-                           client=FakeClient(chunks(FIRST)), show=False)
+                           client=registry_client(chunks(FIRST)), show=False)
     assert PASSWORD not in repr(result) + str(result.command) + result.layers.to_csv()
 
 
 def test_login_asks_the_engine_again(local: registry.Registry) -> None:
-    fake = FakeClient()
+    fake = registry_client()
     registry.login(local, client=fake)
     assert fake.logins[0]["reauth"] is True
 
 
 def test_login_result_holds_no_password(local: registry.Registry) -> None:
-    result = registry.login(local, client=FakeClient())
+    result = registry.login(local, client=registry_client())
     assert PASSWORD not in repr(result) + str(result.command)
 
 
 def test_login_command_reads_the_password_from_stdin(local: registry.Registry) -> None:
-    result = registry.login(local, client=FakeClient())
+    result = registry.login(local, client=registry_client())
     assert str(result.command) == (
         "labkit registry password | docker login localhost:32768 -u h3 --password-stdin")
 
@@ -198,7 +187,7 @@ def test_registry_run_command_names_its_auth(local: registry.Registry) -> None:
 
 def test_login_refused_is_a_registry_error(local: registry.Registry) -> None:
     with pytest.raises(RegistryError, match="wrong user name or password"):
-        registry.login(local, client=FakeClient(login_error=refused()))
+        registry.login(local, client=registry_client(login_error=refused()))
 
 
 # ---------------------------------------------------------------- names and configuration
@@ -209,41 +198,37 @@ def test_local_repository_follows_registry_user_name(local: registry.Registry) -
 
 
 def test_configured_hub_repository_has_no_host(hub: None) -> None:
-    assert registry.current_registry(client=FakeClient()).repository("app") == "h3/app"
+    assert registry.current_registry(client=registry_client()).repository("app") == "h3/app"
 
 
 def test_configured_hub_logs_in_at_the_index(hub: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(state.PASSWORD_ENV, "token")
-    fake = FakeClient()
+    fake = registry_client()
     registry.login(client=fake)
     assert fake.logins[0]["registry"] == INDEX_URL
 
 
-def test_configured_other_registry_keeps_its_host(tmp_path: Path) -> None:
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path, registry="registry.test:5000"))
-    try:
-        reg = registry.current_registry(client=FakeClient())
-    finally:
-        config.use(before)
+def test_configured_other_registry_keeps_its_host(tmp_path: Path, course_settings) -> None:
+    course_settings(user="h3", state_dir=tmp_path, registry="registry.test:5000")
+    reg = registry.current_registry(client=registry_client())
     assert reg.repository("app") == "registry.test:5000/h3/app"
 
 
 def test_configured_registry_needs_a_password_from_the_environment(hub: None) -> None:
     with pytest.raises(RegistryError, match="No password"):
-        registry.login(client=FakeClient())
+        registry.login(client=registry_client())
 
 
 def test_configured_registry_has_no_catalog(hub: None) -> None:
     with pytest.raises(RegistryError, match="cannot list"):
-        registry.catalog(client=FakeClient())
+        registry.catalog(client=registry_client())
 
 
 def test_configured_registry_status_starts_nothing(hub: None) -> None:
-    assert registry.registry_status(client=FakeClient())["local"] is False
+    assert registry.registry_status(client=registry_client())["local"] is False
 
 
-def test_missing_registry_image_offline_says_prepare(tmp_path: Path) -> None:
+def test_missing_registry_image_offline_says_prepare(tmp_path: Path, course_settings) -> None:
     class Missing:
         def get(self, name: str) -> None:
             raise (ImageNotFound if "registry" in name else NotFound)(name)
@@ -251,13 +236,9 @@ def test_missing_registry_image_offline_says_prepare(tmp_path: Path) -> None:
     class Bare:
         containers = images = Missing()
 
-    before = config.settings()
-    config.use(config.Settings(user="h3", state_dir=tmp_path, offline=True))
-    try:
-        with pytest.raises(ImageMissing, match="registry:2") as info:
-            registry.start_registry(client=Bare())
-    finally:
-        config.use(before)
+    course_settings(user="h3", state_dir=tmp_path, offline=True)
+    with pytest.raises(ImageMissing, match="registry:2") as info:
+        registry.start_registry(client=Bare())
     assert "labkit prepare" in (info.value.hint or "")
 
 
@@ -467,6 +448,6 @@ def test_push_tells_its_observer_every_chunk_then_closes(local: registry.Registr
             closed.append(True)
 
     result = registry.push("localhost:32768/h3/python-hello-world:latest", registry=local,
-                           client=FakeClient(chunks(SECOND)), show=False, observer=Observer())
+                           client=registry_client(chunks(SECOND)), show=False, observer=Observer())
     assert len(seen) == len(chunks(SECOND)) and closed == [True]
     assert seen[-1] == len(result.layers) == 3

@@ -12,11 +12,9 @@ from labkit.registry import password as state
 
 
 @pytest.fixture()
-def state_dir(tmp_path: Path):
-    before = config.settings()
-    config.use(config.Settings(user="h3unit", state_dir=tmp_path / "deep" / "labkit"))
+def state_dir(tmp_path: Path, course_settings):
+    course_settings(user="h3unit", state_dir=tmp_path / "deep" / "labkit")
     yield tmp_path / "deep" / "labkit"
-    config.use(before)
 
 
 def test_password_is_generated_once_and_kept(state_dir: Path) -> None:

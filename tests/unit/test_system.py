@@ -7,6 +7,8 @@ from docker.errors import APIError
 
 from labkit.engine import disk as system
 
+from .conftest import FakeClient
+
 
 class Response:
     status_code = 500
@@ -57,14 +59,13 @@ def test_disk_usage_is_asked_again_when_a_snapshot_vanished_mid_count() -> None:
     answers = [refusal("NotFound: snapshot sha256:79-parent-view-26 does not exist: not found"),
                {"LayersSize": 1}]
 
-    class Client:
-        def df(self) -> dict:
-            answer = answers.pop(0)
-            if isinstance(answer, Exception):
-                raise answer
-            return answer
+    def df() -> dict:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
-    assert system.one_at_a_time(Client().df, "docker system df", sleep=lambda _: None,
+    assert system.one_at_a_time(FakeClient(df=df).df, "docker system df", sleep=lambda _: None,
                                 again=system.is_busy_or_vanished) == {"LayersSize": 1}
     assert not system.is_busy(refusal("snapshot x does not exist"))
 

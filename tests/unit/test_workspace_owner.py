@@ -10,19 +10,16 @@ import pytest
 
 from labkit import course
 from labkit.course import workspace_owner as workspace
-from labkit.engine import config
 
 
 @pytest.fixture
-def as_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def as_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, course_settings):
     monkeypatch.chdir(tmp_path)
-    before = config.settings()
 
     def switch(user: str) -> None:
-        config.use(config.Settings(user=user, state_dir=tmp_path / "state"))
+        course_settings(user=user, state_dir=tmp_path / "state")
 
     yield switch
-    config.use(before)
 
 
 def test_one_learner_works_in_workspace_here(tmp_path: Path, as_user) -> None:
