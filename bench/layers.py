@@ -25,8 +25,8 @@ import time
 
 import docker
 
-from labkit.engine import client as engine
-from labkit.engine.settings import BASE_IMAGE, DIND_IMAGE, REGISTRY_IMAGE, settings
+from labkit import engine
+from labkit.engine import BASE_IMAGE, DIND_IMAGE, REGISTRY_IMAGE, settings
 
 CHILD = r"""
 import json, sys, time

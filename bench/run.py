@@ -31,13 +31,10 @@ from pathlib import Path
 
 import requests
 
-from labkit.containers import run as containers
-from labkit.course.notebook import DOCKERFILE, app_source
-from labkit.engine import client as engine
-from labkit.engine.settings import settings, use
-from labkit.images import build as images
-from labkit.images.build import CLASSIC_BUILDER_ENV
-from labkit.registry import push as registry
+from labkit import containers, engine, images, registry
+from labkit.course import DOCKERFILE, app_source
+from labkit.engine import settings, use
+from labkit.images import CLASSIC_BUILDER_ENV
 
 STEPS = ["build (cached)", "run + answer", "logs", "tag", "push (1 new layer)", "history",
          "remove"]
@@ -190,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                              "when the CLI can (an extra row, for information)")
     args = parser.parse_args(argv)
     use(replace(settings(), user=f"bench{uuid.uuid4().hex[:6]}"))
-    from labkit.cleanup import labelled as cleanup
+    from labkit import cleanup
 
     info = engine.info()
     reg = registry.start_registry()

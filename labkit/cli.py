@@ -11,10 +11,8 @@ from typing import Any
 import docker
 import pandas as pd
 
-from labkit.engine import client as engine
-from labkit.engine import settings as config
-from labkit.engine.errors import EngineIncompatible, EngineUnavailable, LabkitError
-from labkit.engine.translate import RAW_ERRORS, translate
+from labkit import engine
+from labkit.engine import RAW_ERRORS, EngineIncompatible, EngineUnavailable, LabkitError, translate
 
 
 @dataclass(frozen=True)
@@ -29,11 +27,11 @@ class Check:
 
 def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
     """Everything the course needs, checked against the engine (raises EngineUnavailable)."""
-    from labkit.offline.prepare import image_status
+    from labkit.offline import image_status
 
     cli = client or engine.connect()
     info = engine.info(cli)
-    s = config.settings()
+    s = engine.settings()
     out = [
         Check("engine", True, f"{info.host}: Docker {info.version} ({info.os}/{info.arch}, "
               f"cgroup v{info.cgroup_version})"),
@@ -63,7 +61,7 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
 
 
 def _registry_check(cli: docker.DockerClient) -> Check:
-    from labkit.registry.push import registry_status
+    from labkit.registry import registry_status
 
     st: dict[str, Any] = registry_status(client=cli)
     if not st.get("local", True):
@@ -120,10 +118,10 @@ class ByteProgress:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from labkit.offline.prepare import prepare
+    from labkit.offline import prepare
 
     if args.from_bundle:
-        from labkit.offline.bundle import load_bundle
+        from labkit.offline import load_bundle
 
         def stage(text: str) -> None:
             print(f"{args.from_bundle}: {text}", flush=True)
@@ -141,7 +139,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from labkit.offline.bundle import checksum_path, export_bundle
+    from labkit.offline import checksum_path, export_bundle
 
     done = export_bundle(args.file, on_progress=ByteProgress("saving"))
     print(f"wrote {done.path} ({done.size / 1e6:,.0f} MB) and {checksum_path(done.path).name}: "
@@ -152,7 +150,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from labkit.registry.push import registry_status, start_registry, stop_registry
+    from labkit.registry import registry_status, start_registry, stop_registry
 
     if args.action == "start":
         reg = start_registry()
@@ -172,7 +170,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def _write_password() -> int:
     """The registry password, for a pipe into ``docker login --password-stdin`` only."""
-    from labkit.registry.push import credentials, current_registry
+    from labkit.registry import credentials, current_registry
 
     if sys.stdout.isatty():
         print("labkit: the password goes into a pipe, never onto a screen: "
@@ -184,7 +182,7 @@ def _write_password() -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from labkit.cleanup.labelled import clean, preview_system_prune
+    from labkit.cleanup import clean, preview_system_prune
 
     if args.preview:
         print("A plain `docker system prune` would remove (nothing removed):")
@@ -236,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labkit`` console script; returns the exit status.
 
     Every labkit error, and every raw docker-py or connection error (translated by
-    :func:`labkit.engine.translate.translate`), is printed as its message and fix, without a
+    :func:`labkit.engine.error_translation.translate`), is printed as its message and fix, without a
     traceback. Anything else, a missing dependency (ImportError) included, is a bug or a
     broken install and keeps its traceback.
     """

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.offline.debian_rootfs import debian_mirror
+from labkit.offline import debian_mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Engine version -> the Debian release whose docker.io package it is.

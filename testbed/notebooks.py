@@ -45,8 +45,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from labkit.engine import client as engine
-from labkit.engine.text import strip_ansi
+from labkit import engine
+from labkit.engine import strip_ansi
 from testbed import dind, engines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,7 +186,7 @@ def store_on_own_engine(spec: engines.EngineSpec, out: Path | None) -> int:
                 "LABKIT_USER": os.environ.get("NOTEBOOKS_USER") or "student",
                 "LABKIT_STATE_DIR": run_state}
             command = [sys.executable, "-m", "testbed.notebooks", "execute", "--spec",
-                       spec.text, *(["--out", str(out)] if out else []),
+                       spec.text, *(["--out", str(out.resolve())] if out else []),
                        *map(str, course_notebooks())]
             rc = subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
     except dind.DindError as exc:

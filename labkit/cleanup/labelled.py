@@ -8,24 +8,27 @@ never by name, never anything the learner made outside the course. The prepared 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 from docker.errors import APIError, NotFound
 
-from labkit.engine import client as engine
-from labkit.engine import disk as system
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.settings import (
+from labkit import engine
+from labkit.engine import (
     BASE_IMAGE,
     DIND_IMAGE,
     LABEL_NAMESPACE,
     LABEL_STANDIN,
     REGISTRY_IMAGE,
+    DockerCommand,
+    html_of,
     settings,
+    show_result,
 )
+from labkit.engine import docker as docker_cmd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = ("container", "image", "volume", "network")
 ITEM_COLUMNS = ["kind", "name", "id", "bytes", "outcome"]
@@ -80,9 +83,7 @@ class CleanupReport:
         return self.items[self.items["outcome"].str.startswith("kept")]
 
     def _repr_html_(self) -> str:
-        from labkit.render.cleanup import cleanup_html
-
-        return cleanup_html(self)
+        return html_of(self)
 
 
 def _client(client: docker.DockerClient | None) -> docker.DockerClient:
@@ -139,7 +140,7 @@ def _remove(action: Any) -> str:
 
 def _clean_containers(cli: docker.DockerClient, filters: list[str]) -> tuple[Rows, int]:
     rows, total = [], 0
-    for c in system.containers_with_size(cli, all=True, filters={"label": filters}):
+    for c in engine.containers_with_size(cli, all=True, filters={"label": filters}):
         name = (c.get("Names") or ["?"])[0].lstrip("/")
         size = int(c.get("SizeRw") or 0)
         outcome = _remove(lambda c=c: cli.api.remove_container(c["Id"], v=True, force=True))
@@ -156,7 +157,7 @@ def _image_name(img: dict[str, Any]) -> str:
 def _unique_sizes(cli: docker.DockerClient) -> dict[str, int]:
     """Bytes each image alone holds (Size - SharedSize), from `docker system df -v`."""
     out: dict[str, int] = {}
-    for img in system.df(cli).get("Images") or []:
+    for img in engine.df(cli).get("Images") or []:
         size, shared = int(img.get("Size") or 0), int(img.get("SharedSize") or 0)
         out[img["Id"]] = size - shared if shared >= 0 else size
     return out
@@ -168,7 +169,7 @@ def _prepared(cli: docker.DockerClient) -> dict[str, dict[str, Any]]:
     Label and name together: an image a learner builds FROM a stand-in inherits its labels.
     """
     out = {}
-    for img in system.images(cli, filters={"label": [f"{LABEL_STANDIN}=true"]}):
+    for img in engine.images(cli, filters={"label": [f"{LABEL_STANDIN}=true"]}):
         labels = img.get("Labels") or {}
         if LABEL_NAMESPACE not in labels and set(img.get("RepoTags") or []) & set(
                 PREPARED_IMAGES):
@@ -178,22 +179,22 @@ def _prepared(cli: docker.DockerClient) -> dict[str, dict[str, Any]]:
 
 def _clean_images(cli: docker.DockerClient, filters: list[str],
                   include_base: bool, deleted: set[str]) -> tuple[Rows, int]:
-    before = {img["Id"]: img for img in system.images(cli, filters={"label": filters})}
+    before = {img["Id"]: img for img in engine.images(cli, filters={"label": filters})}
     prepared = _prepared(cli) if include_base else {}
     if not before and not prepared:
         return [], 0
     unique = _unique_sizes(cli)  # measured before removal (see below)
     # dangling=false: every unused image carrying the labels, tagged (and its other tags,
     # e.g. the registry names) or not; the engine's default dangling=true spares tags.
-    answer = system.prune_images(cli, {"label": filters, "dangling": False})
+    answer = engine.prune_images(cli, {"label": filters, "dangling": False})
     engine_total = int(answer.get("SpaceReclaimed") or 0)
     deleted |= {d["Deleted"].removeprefix("sha256:") for d in answer.get("ImagesDeleted") or []
                 if d.get("Deleted")}
     for img in prepared.values():
         for ref in img.get("RepoTags") or []:
             _remove(lambda ref=ref: cli.api.remove_image(ref))
-    left = {img["Id"] for img in system.images(cli, filters={"label": filters})}
-    left |= {img["Id"] for img in system.images(cli, all=False)} & set(prepared)
+    left = {img["Id"] for img in engine.images(cli, filters={"label": filters})}
+    left |= {img["Id"] for img in engine.images(cli, all=False)} & set(prepared)
     rows = [
         _row("image", _image_name(img), img["Id"].removeprefix("sha256:"), img.get("Size"),
              "kept (in use)" if ident in left else "removed", img.get("Labels"))
@@ -207,7 +208,7 @@ def _clean_images(cli: docker.DockerClient, filters: list[str],
 
 def _volume_sizes(cli: docker.DockerClient) -> dict[str, int]:
     sizes: dict[str, int] = {}
-    for v in (system.df(cli).get("Volumes") or []):
+    for v in (engine.df(cli).get("Volumes") or []):
         size = (v.get("UsageData") or {}).get("Size")
         if size is not None and size >= 0:
             sizes[v["Name"]] = int(size)
@@ -243,6 +244,7 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
 
     Safe to repeat. ``show`` displays the report in a notebook.
     """
+    import pandas as pd
     cli = _client(client)
     filters = settings().label_filters()
     rows: list[dict[str, Any]] = []
@@ -262,9 +264,7 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
         removed={(r["kind"], r["full_id"]): r["namespace"] for r in rows
                  if r["outcome"] == "removed"})
     if show:
-        from labkit.render.cleanup import render_cleanup
-
-        render_cleanup(report)
+        show_result(report)
     return report
 
 
@@ -285,8 +285,9 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
     namespace, detail. The frame's
     ``attrs["command"]`` is the command previewed.
     """
+    import pandas as pd
     cli = _client(client)
-    df = system.df(cli)  # one call: containers with sizes, images, volumes, build cache
+    df = engine.df(cli)  # one call: containers with sizes, images, volumes, build cache
     containers = df.get("Containers") or []
     running = [c for c in containers if c.get("State") in ("running", "paused", "restarting")]
     rows: list[dict[str, Any]] = []

@@ -20,10 +20,9 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
+from labkit import engine
 from labkit.cleanup.labelled import CleanupReport
-from labkit.engine import client as engine
-from labkit.engine import disk as system
-from labkit.engine.settings import BASE_IMAGE, LABEL_NAMESPACE, LABEL_ROLE, settings
+from labkit.engine import BASE_IMAGE, LABEL_NAMESPACE, LABEL_ROLE, settings
 
 CANARY_ROLE = "canary"
 KINDS = ("container", "image", "volume", "network")
@@ -53,7 +52,7 @@ def inventory(client: docker.DockerClient | None = None) -> set[tuple[str, str]]
 
     return (
         {("container", c["Id"]) for c in api.containers(all=True) if foreign(c.get("Labels"))}
-        | {("image", _strip(i["Id"])) for i in system.images(cli) if foreign(i.get("Labels"))}
+        | {("image", _strip(i["Id"])) for i in engine.images(cli) if foreign(i.get("Labels"))}
         | {("volume", v["Name"]) for v in api.volumes().get("Volumes") or []
            if foreign(v.get("Labels"))}
         | {("network", n["Id"]) for n in api.networks() if foreign(n.get("Labels"))}
@@ -68,7 +67,7 @@ def remove_canaries(client: docker.DockerClient | None = None) -> int:
     steps: list[Any] = [lambda c=c: api.remove_container(c["Id"], force=True)
                         for c in api.containers(all=True, filters=flt)]
     steps += [lambda i=i: api.remove_image(i["Id"], force=True)
-              for i in system.images(cli, filters=flt)]
+              for i in engine.images(cli, filters=flt)]
     steps += [lambda v=v: api.remove_volume(v["Name"], force=True)
               for v in api.volumes(filters=flt).get("Volumes") or []]
     steps += [lambda n=n: api.remove_network(n["Id"]) for n in api.networks(filters=flt)]
@@ -84,10 +83,10 @@ def _make_canaries(cli: docker.DockerClient) -> dict[str, str]:
     name = ns.replace(".", "-")  # names allow no dot before a letter on every engine
     container = api.create_container(BASE_IMAGE, ["true"], name=f"{name}-container",
                                      labels=labels, network_disabled=True)["Id"]
-    image = system.one_at_a_time(  # two learners committing the same empty layer at once
+    image = engine.one_at_a_time(  # two learners committing the same empty layer at once
         lambda: api.commit(container, repository="labkit-canary", tag=settings().namespace,
                            conf={"Labels": labels}), "docker container commit", timeout=60,
-        again=lambda exc: system.is_vanished_image(str(exc)))["Id"]
+        again=lambda exc: engine.is_vanished_image(str(exc)))["Id"]
     volume = api.create_volume(name=f"{name}-volume", labels=labels)["Name"]
     network = api.create_network(f"{name}-network", labels=labels)["Id"]
     return {"container": container, "image": _strip(image), "volume": volume,

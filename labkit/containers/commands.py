@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.settings import LABEL_NAMESPACE, settings
+from labkit.engine import LABEL_NAMESPACE, DockerCommand, settings
+from labkit.engine import docker as docker_cmd
 
 
 def run_command(name: str, image: str, port: int, bind_ip: str) -> DockerCommand:

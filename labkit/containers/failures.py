@@ -1,6 +1,6 @@
 """When an app's container fails: the error that says why, and what labkit did with it.
 
-One rule for every failure of :func:`labkit.containers.run.run`:
+One rule for every failure of :func:`labkit.containers.apps.run`:
 
 - a container that never started (the engine refused to start it) is removed: there is
   nothing in it to read;
@@ -17,9 +17,7 @@ from typing import Any
 import docker.errors
 from docker.models.containers import Container
 
-from labkit.engine.errors import AppError, ContainerFailed
-from labkit.engine.text import strip_ansi
-from labkit.engine.translate import explanation
+from labkit.engine import AppError, ContainerFailed, explanation, strip_ansi
 
 LOG_TAIL = 20
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import docker
-import pandas as pd
 
-from labkit.containers.run import stop
-from labkit.engine import client as engine
-from labkit.engine.settings import LABEL_ROLE, settings
+from labkit import engine
+from labkit.containers.apps import stop
+from labkit.engine import LABEL_ROLE, settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = ["name", "role", "seconds", "exit_code", "killed", "command"]
 
@@ -23,6 +26,7 @@ def stop_all(timeout: int = 2, client: docker.DockerClient | None = None) -> pd.
     """Stop every running container of this namespace at once (each gets ``timeout`` s
     after ``SIGTERM``); one row each: how long it took, its exit code, whether it was
     killed."""
+    import pandas as pd
     cli = client or engine.client()
     running = cli.containers.list(filters={"label": settings().label_filters(),
                                            "status": "running"})

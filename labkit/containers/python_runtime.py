@@ -11,13 +11,13 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from labkit.engine import ContainerFailed, DockerCommand, html_of
+from labkit.engine import docker as docker_cmd
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import ContainerFailed
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Run by the container's ``python``: where it is, its version, its Flask.
 PROBE = ("import json, sys, importlib.util as u; s = u.find_spec('flask'); "
@@ -39,6 +39,7 @@ class RuntimeComparison:
 
     def table(self) -> pd.DataFrame:
         """One row per question: the host's answer and the container's."""
+        import pandas as pd
         def shown(value: Any) -> str:  # this machine's own folders are not worth printing
             text = str(value) if value else "not installed"
             return text.replace(sys.prefix, "(this notebook's Python)", 1)
@@ -52,7 +53,7 @@ class RuntimeComparison:
         return f"$ {self.command}\n" + str(self.table().to_string(index=False))
 
     def _repr_html_(self) -> str:
-        return f"<pre>$ {self.command}</pre>" + str(self.table().to_html(index=False))
+        return html_of(self)
 
 
 def host_facts() -> dict[str, Any]:
@@ -64,7 +65,7 @@ def host_facts() -> dict[str, Any]:
 
 
 def compare(app: Any) -> RuntimeComparison:
-    """Ask the container ``app`` (a running :class:`labkit.containers.run.RunningApp`) and
+    """Ask the container ``app`` (a running :class:`labkit.containers.apps.RunningApp`) and
     this notebook's Python which Python and Flask they use."""
     container = app.container
     code, out = container.exec_run(["python", "-c", PROBE])
@@ -87,6 +88,6 @@ def compare(app: Any) -> RuntimeComparison:
 def _in_image(app: Any, path: str) -> bool:
     """True when ``path`` is in the files of the container's image (a new, unstarted
     container from it: nothing the running one did counts)."""
-    from labkit.images.one_file import read_file
+    from labkit.images import read_file
 
     return read_file(app.container.image.id, path, client=app.client) is not None

@@ -1,1 +1,67 @@
-"""labkit.course."""
+"""What the notebooks call: set-up, "make sure the earlier steps ran", the lab's files, fact
+checks, exercises, the terminal cells, step 1's local app, and a fresh start for step 5.
+"""
+
+from . import exercises
+from .change_reset import (
+    forget_change,
+    fresh_start_for_change,
+)
+from .exercises import (
+    Check,
+)
+from .fact_checks import (
+    CheckFailed,
+    Fact,
+    expect,
+)
+from .local_app import (
+    LocalApp,
+    run_locally,
+)
+from .notebook import (
+    doctor,
+    ensure,
+    exec_in,
+    read_image_file,
+    setup,
+)
+from .workspace import (
+    APP_NAME,
+    APP_TEMPLATE,
+    BEAUTIFUL,
+    DOCKERFILE,
+    HELLO,
+    WORKSPACE,
+    app_source,
+    image_name,
+    write_app,
+    write_dockerfile,
+)
+
+__all__ = [
+    "APP_NAME",
+    "APP_TEMPLATE",
+    "BEAUTIFUL",
+    "Check",
+    "CheckFailed",
+    "DOCKERFILE",
+    "Fact",
+    "HELLO",
+    "LocalApp",
+    "WORKSPACE",
+    "app_source",
+    "doctor",
+    "ensure",
+    "exec_in",
+    "exercises",
+    "expect",
+    "forget_change",
+    "fresh_start_for_change",
+    "image_name",
+    "read_image_file",
+    "run_locally",
+    "setup",
+    "write_app",
+    "write_dockerfile",
+]

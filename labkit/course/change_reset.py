@@ -9,16 +9,13 @@ from typing import TYPE_CHECKING
 import docker
 import docker.errors
 
+from labkit import engine
 from labkit.course.workspace import APP_NAME
-from labkit.engine import client as engine
-from labkit.engine import disk as system
-from labkit.engine.errors import LabkitError
-from labkit.engine.settings import settings
+from labkit.engine import LabkitError, settings
 
 if TYPE_CHECKING:
-    from labkit.images.build import BuildResult
-    from labkit.registry.model import Registry
-    from labkit.registry.push_stream import PushResult
+    from labkit.images import BuildResult
+    from labkit.registry import PushResult, Registry
 
 
 def forget_change(original: BuildResult, client: docker.DockerClient | None = None) -> list[str]:
@@ -29,18 +26,18 @@ def forget_change(original: BuildResult, client: docker.DockerClient | None = No
     steps up to COPY but differ from there (other versions of app.py) makes the lab's
     experiment start fresh each run. Only images carrying this user's labels are removed.
     """
-    from labkit.images.build_cache import parent_chain
+    from labkit.images import parent_chain
 
     cli = client or engine.client()
     api = cli.api
-    parents = {i["Id"]: i.get("ParentId") or "" for i in system.images(cli, all=True)}
+    parents = {i["Id"]: i.get("ParentId") or "" for i in engine.images(cli, all=True)}
     steps = [s for s in original.steps if not s.added_by_labkit]
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
     fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
     keep = set(parent_chain(parents, api.inspect_image(original.image_id)["Id"]))
     ours = {"label": settings().label_filters()}
     doomed = {}  # image id -> length of its chain
-    for image in system.images(cli, all=True, filters=ours):
+    for image in engine.images(cli, all=True, filters=ours):
         chain = parent_chain(parents, image["Id"])
         if image["Id"] not in keep and fork in chain:
             doomed[image["Id"]] = len(chain)
@@ -70,7 +67,7 @@ def fresh_start_for_change(before: BuildResult,
     not use (an earlier run's changed layer), so the next push uploads that layer again.
     Only when that cannot be done is the local registry emptied (its data volume removed).
     """
-    from labkit.registry import push as registry
+    from labkit import registry
 
     cli = client or engine.client()
     forget_change(before, client=cli)
@@ -93,16 +90,14 @@ def _forget_other_blobs(reg: Registry, ref: str, cli: docker.DockerClient) -> bo
     """Unlink from ``ref``'s repository in the local registry the blobs its manifest does
     not name (``DELETE /v2/<name>/blobs/<digest>``; the data stays until garbage
     collection). False when the registry's files or API cannot be reached."""
-    from labkit.registry.api import _path, manifest
-    from labkit.registry.server import _session
-    from labkit.registry.server_config import DATA_DIR
+    from labkit.registry import DATA_DIR, api_session, manifest, repository_path
 
     if not reg.container_id or not reg.api_url:
         return False
     info = manifest(ref, "latest", reg, client=cli)
     keep = {info["config_digest"], *(x["digest"] for x in info["layers"])}
     keep |= {info.get("digest"), info.get("manifest_digest")}
-    path = _path(reg, ref)
+    path = repository_path(reg, ref)
     links = f"{DATA_DIR}/docker/registry/v2/repositories/{path}/_layers/sha256"
     try:
         code, out = cli.containers.get(reg.container_id).exec_run(["ls", links])
@@ -111,7 +106,7 @@ def _forget_other_blobs(reg: Registry, ref: str, cli: docker.DockerClient) -> bo
     if code != 0:
         return False
     doomed = [f"sha256:{d}" for d in out.decode().split() if f"sha256:{d}" not in keep]
-    with _session(reg) as session:
+    with api_session(reg) as session:
         for digest in doomed:
             resp = session.delete(f"{reg.api_url}/v2/{path}/blobs/{digest}", timeout=10)
             if resp.status_code not in (202, 404):

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 
-from labkit.engine import client as engine
-from labkit.engine.settings import BASE_IMAGE, settings
-from labkit.learners import records as progress
+from labkit import engine, learners
+from labkit.engine import BASE_IMAGE, settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,8 +61,8 @@ def _http_get(url: str, patience: float = 10.0) -> str:
     started ``patience`` seconds to answer; '' when it does not."""
     import requests
 
-    from labkit.containers.run import http_session
-    from labkit.engine.wait import wait_until
+    from labkit.containers import http_session
+    from labkit.engine import wait_until
 
     with http_session() as session:
         def answer() -> str | None:
@@ -84,7 +83,7 @@ def _recorded(check: Callable[..., Check]) -> Callable[..., Check]:
     @functools.wraps(check)
     def run(*args: Any, **kwargs: Any) -> Check:
         verdict = check(*args, **kwargs)
-        progress.record(verdict)
+        learners.record(verdict)
         return verdict
     return run
 
@@ -98,8 +97,7 @@ def _not_attempted(exercise: str, hint: str) -> Check:
 def ex02_workdir(folder: Path | str = WORKSPACE / "ex02",
                  client: docker.DockerClient | None = None) -> Check:
     """Exercise 2: a Dockerfile that runs the app from /srv."""
-    from labkit.containers import run as containers
-    from labkit.images import build as images
+    from labkit import containers, images
 
     folder = Path(folder)
     hint = (f"Write {folder}/Dockerfile and put app.py next to it. One instruction sets the "
@@ -161,7 +159,7 @@ def ex03_second_container(client: docker.DockerClient | None = None) -> Check:
 @_recorded
 def ex04_version_tag(client: docker.DockerClient | None = None) -> Check:
     """Exercise 4: the image pushed under the tag 1.0 as well."""
-    from labkit.registry import push as registry
+    from labkit import registry
 
     reg = registry.start_registry(client=client)
     repo = f"{reg.username}/{APP_NAME}"
@@ -187,7 +185,7 @@ EX05_EXPECTED = "FROM, COPY, RUN, CMD"
 def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "ex05",
                      client: docker.DockerClient | None = None) -> Check:
     """Exercise 5: COPY before RUN, and a prediction of how many steps rebuild."""
-    from labkit.images import build as images
+    from labkit import images
 
     folder = Path(folder)
     hint = (f"Write {folder}/Dockerfile with COPY before RUN, then set predicted_rebuilt_steps. "
@@ -222,7 +220,7 @@ def ex05_wrong_order(prediction: int | None, folder: Path | str = WORKSPACE / "e
 @_recorded
 def ex06_heaviest_layer(answer: str | None, client: docker.DockerClient | None = None) -> Check:
     """Exercise 6: which instruction of the Dockerfile made the largest layer."""
-    from labkit.images.history import history as image_history
+    from labkit.images import history as image_history
 
     hint = "Look at size_bytes in the history table, among the rows your Dockerfile made."
     if not answer:
@@ -247,7 +245,7 @@ def ex07_prune_preview(answer: int | None, client: docker.DockerClient | None = 
     ``preview`` is the preview the learner counted in (on an engine others share, a new
     one can differ); without it, a new preview is taken.
     """
-    from labkit.cleanup import labelled as cleanup
+    from labkit import cleanup
 
     hint = "Count the rows of the preview whose `course` column is False."
     if answer is None:

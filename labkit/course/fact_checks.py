@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labkit.engine.errors import LabkitError
+from labkit.engine import LabkitError
 
 
 class CheckFailed(LabkitError):

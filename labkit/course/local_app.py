@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.course.workspace import WORKSPACE
-from labkit.engine.errors import LabkitError
+from labkit.engine import LabkitError
 
 
 @dataclass
@@ -21,7 +21,7 @@ class LocalApp:
 
     def get(self, path: str = "/") -> str:
         """GET a page of the app."""
-        from labkit.containers.run import http_session
+        from labkit.containers import http_session
 
         with http_session() as session:
             return session.get(self.url.rstrip("/") + path, timeout=5).text
@@ -49,7 +49,7 @@ def run_locally(folder: Path = WORKSPACE, timeout: float = 20) -> LocalApp:
     """Start ``app.py`` with Flask on 127.0.0.1 and a free port; wait until it answers."""
     import requests
 
-    from labkit.engine.wait import wait_until
+    from labkit.engine import wait_until
 
     port = _free_port()
     proc = subprocess.Popen(

@@ -1,8 +1,8 @@
 """Notebook helpers: set-up, "make sure the earlier steps ran", and the small helpers the
 steps' cells call. The lab's files are in :mod:`labkit.course.workspace`, the fact checks in
 :mod:`labkit.course.fact_checks`, step 1's app without Docker in
-:mod:`labkit.course.local_app`; their names
-stay importable from here (the notebooks say ``course.expect(...)``, ``course.WORKSPACE``).
+:mod:`labkit.course.local_app`; the notebooks reach all of them through :mod:`labkit.course`
+(``course.expect(...)``, ``course.WORKSPACE``).
 
 Every notebook starts with ``course.setup()`` and, from step 2 on, ``course.ensure(N)``,
 so that a learner can open any step directly and "Restart Kernel and Run All" works
@@ -18,15 +18,10 @@ from typing import TYPE_CHECKING
 import docker
 import docker.errors
 
+from labkit import engine
 from labkit.course import workspace_owner
-from labkit.course.change_reset import forget_change, fresh_start_for_change
-from labkit.course.fact_checks import CheckFailed, Fact, expect
-from labkit.course.local_app import LocalApp, run_locally
 from labkit.course.workspace import (
     APP_NAME,
-    APP_TEMPLATE,
-    BEAUTIFUL,
-    DOCKERFILE,
     HELLO,
     WORKSPACE,
     app_source,
@@ -34,32 +29,30 @@ from labkit.course.workspace import (
     write_app,
     write_dockerfile,
 )
-from labkit.engine import client as engine
-from labkit.engine.commands import CommandOutput
-from labkit.engine.errors import EngineIncompatible, EngineInsecure, EngineUnavailable, LabkitError
-from labkit.engine.settings import settings
+from labkit.engine import (
+    CommandOutput,
+    EngineIncompatible,
+    EngineInsecure,
+    EngineUnavailable,
+    LabkitError,
+    settings,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
     from IPython.core.interactiveshell import InteractiveShell
 
-    from labkit.containers.run import RunningApp
-    from labkit.images.build import BuildResult
+    from labkit.containers import RunningApp
+    from labkit.images import BuildResult
 
-__all__ = [
-    "APP_NAME", "APP_TEMPLATE", "BEAUTIFUL", "DOCKERFILE", "HELLO", "WORKSPACE",
-    "CheckFailed", "Fact", "LocalApp", "app_source", "doctor", "ensure", "exec_in", "expect",
-    "forget_change", "fresh_start_for_change", "image_name",
-    "read_image_file", "run_locally", "setup", "write_app", "write_dockerfile",
-]
 
 
 # --------------------------------------------------------------------------- set-up
 def _short_error(shell: InteractiveShell, etype: type[BaseException], value: BaseException,
                  tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
     """Show a labkit error as its message and fix, not as a traceback (a raw docker-py or
-    connection error is translated first: :func:`labkit.engine.translate.show_in_notebook`)."""
-    from labkit.engine.translate import show_in_notebook
+    connection error is translated first: :func:`labkit.engine.show_in_notebook`)."""
+    from labkit.engine import show_in_notebook
 
     return show_in_notebook(shell, etype, value, tb, tb_offset)
 
@@ -77,11 +70,11 @@ def setup(quiet: bool = False) -> None:
     except ImportError:  # pragma: no cover - outside IPython
         shell = None
     if shell is not None:
-        from labkit.engine.translate import RAW_ERRORS
-        from labkit.render.builds import enable_command_tables
+        from labkit import render  # the course is the top layer: it may set up the drawing
+        from labkit.engine import RAW_ERRORS
 
         shell.set_custom_exc((LabkitError, *RAW_ERRORS), _short_error)
-        enable_command_tables(shell)
+        render.builds.enable_command_tables(shell)
     here = Path.cwd()
     own = workspace_owner.enter(here)  # another learner's workspace/ here: this one gets its own
     if own is not None:
@@ -96,7 +89,7 @@ def setup(quiet: bool = False) -> None:
         print(f"Docker Engine found, but: {exc.message}\n→ {exc.hint}")
         return
     except EngineUnavailable:
-        from labkit.engine.availability import check_engine
+        from labkit.engine import check_engine
 
         verdict = check_engine()
         print(f"No Docker Engine: {verdict.message}\n→ {verdict.hint}")
@@ -129,7 +122,7 @@ def ensure(step: int, *, message: str = HELLO) -> Path | BuildResult:
         return app
     if not (WORKSPACE / "Dockerfile").exists():
         write_dockerfile()
-    from labkit.images import build as images
+    from labkit import images
 
     result = images.build(WORKSPACE, APP_NAME, show=False)
     if step <= 3:
@@ -137,7 +130,7 @@ def ensure(step: int, *, message: str = HELLO) -> Path | BuildResult:
     _ensure_running(result.image_id, result.tag)
     if step <= 4:
         return result
-    from labkit.registry import push as registry
+    from labkit import registry
 
     reg = registry.start_registry()
     registry.login(reg)
@@ -148,7 +141,7 @@ def ensure(step: int, *, message: str = HELLO) -> Path | BuildResult:
 
 def _ensure_running(image_id: str, image: str, name: str = "hello") -> None:
     """Start the step-3 container unless it already runs this very image."""
-    from labkit.containers import run as containers
+    from labkit import containers
 
     try:
         current = engine.client().containers.get(settings().container_name(name))
@@ -176,7 +169,7 @@ def doctor() -> pd.DataFrame:
 def exec_in(app: RunningApp, command: str) -> CommandOutput:
     """Run a shell command inside a running container (``docker exec``); returns its output,
     which a notebook shows with the ``docker container exec`` line."""
-    from labkit.containers.commands import exec_command
+    from labkit.containers import exec_command
 
     code, out = app.container.exec_run(["sh", "-c", command])
     text = out.decode("utf-8", "replace")
@@ -187,7 +180,7 @@ def exec_in(app: RunningApp, command: str) -> CommandOutput:
 
 def read_image_file(image: str, path: str, client: docker.DockerClient | None = None) -> str:
     """A file's text as the image holds it (``docker create`` + ``docker cp``; nothing runs)."""
-    from labkit.images.one_file import read_file
+    from labkit.images import read_file
 
     found = read_file(image, path, client=client)
     return found[0].decode("utf-8", "replace") if found else ""

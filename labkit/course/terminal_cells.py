@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from labkit.engine.settings import settings
+from labkit.engine import settings
 
 
 def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labkit.engine.settings import settings
+from labkit.engine import settings
 
 APP_NAME = "python-hello-world"
 HELLO = "hello world!"

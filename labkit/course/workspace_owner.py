@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from labkit.course.workspace import WORKSPACE
-from labkit.engine.settings import settings
+from labkit.engine import settings
 
 OWNER_FILE = ".labkit-user"
 LEARNERS = Path("learners")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.engine import client as engine
+from labkit.engine import connection as engine
 from labkit.engine.errors import EngineUnavailable
 
 #: Variables that BinderHub sets in every session it launches.
@@ -55,7 +55,7 @@ class EngineCheck:
 
 def check_engine(environ: Mapping[str, str] | None = None,
                  connect: Callable[..., Any] | None = None) -> EngineCheck:
-    """Try the engine once (``connect`` defaults to :func:`labkit.engine.client.connect`)."""
+    """Try the engine once (``connect`` defaults to :func:`labkit.engine.connection.connect`)."""
     env = dict(os.environ if environ is None else environ)
     binder = on_binder(env)
     try:

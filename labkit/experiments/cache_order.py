@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
-import pandas as pd
 
-from labkit.course.exercises import Check
-from labkit.course.workspace import DOCKERFILE, HELLO, WORKSPACE, app_source
-from labkit.engine import client as engine
-from labkit.engine.settings import BASE_IMAGE
-from labkit.images.build_cache import remove_replaced
+from labkit import engine
+from labkit.course import DOCKERFILE, HELLO, WORKSPACE, Check, app_source
+from labkit.engine import BASE_IMAGE
+from labkit.images import remove_replaced
 
 if TYPE_CHECKING:
-    from labkit.engine.commands import DockerCommand
-    from labkit.images.build import BuildResult
+    import pandas as pd
+
+    from labkit.engine import DockerCommand
+    from labkit.images import BuildResult
 
 LAB_ORDER = "lab-order"
 COPY_FIRST = "copy-first"
@@ -75,6 +75,7 @@ def measure(dockerfile: str, round_no: int, result: BuildResult) -> Round:
 
 def rounds_frame(rounds: Iterable[Round]) -> pd.DataFrame:
     """One row per round: dockerfile, round, rebuilt_steps, rebuilt, seconds, build_seconds."""
+    import pandas as pd
     return pd.DataFrame(
         [{"dockerfile": r.dockerfile, "round": r.round, "rebuilt_steps": len(r.rebuilt),
           "rebuilt": ", ".join(r.rebuilt), "seconds": round(r.seconds, 3),
@@ -86,6 +87,7 @@ def rounds_frame(rounds: Iterable[Round]) -> pd.DataFrame:
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Per Dockerfile: rounds, median_seconds, rebuilt_steps and rebuilt (when every round
     agrees; else the most frequent), and same_every_round."""
+    import pandas as pd
     rows = []
     for name, group in frame.groupby("dockerfile", sort=False):
         rebuilt = group["rebuilt"].mode().iloc[0]
@@ -165,6 +167,7 @@ def write_dockerfiles(folder: Path | str = FOLDER,
 
 def compare_dockerfiles(dockerfiles: dict[str, str] | None = None) -> pd.DataFrame:
     """The Dockerfiles side by side: one column each, one row per line."""
+    import pandas as pd
     columns = {name: [ln for ln in text.splitlines() if ln.strip()]
                for name, text in (dockerfiles or DOCKERFILES).items()}
     height = max((len(lines) for lines in columns.values()), default=0)
@@ -195,9 +198,9 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
     Rounds alternate between the Dockerfiles so that a slow moment of the machine or the
     network does not hit one of them only. A round's image is removed once the next round
     replaces it (it would only pile up, untagged); the warm-up images stay as the cache of
-    the next run. ``build`` defaults to :func:`labkit.images.build.build` (a test may pass its own).
+    the next run. ``build`` defaults to :func:`labkit.images.build` (a test may pass its own).
     """
-    from labkit.images import build as images
+    from labkit import images
 
     cli = client or engine.client()
     build = build or images.build

@@ -13,14 +13,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import docker
-import pandas as pd
 
-from labkit.engine import client as engine
-from labkit.engine.errors import LabkitError
-from labkit.images.build_stream import BuildStep
-from labkit.images.one_file import read_file
+from labkit import engine
+from labkit.engine import LabkitError
+from labkit.images import BuildStep, read_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = ["step", "instruction", "layers", "first", "second", "identical"]
 
@@ -51,6 +53,7 @@ def compare(first: Iterable[BuildStep], second: Iterable[BuildStep],
             client: docker.DockerClient | None = None) -> pd.DataFrame:
     """One row per Dockerfile step of two builds: the layers each made, and whether they
     are bit-identical (``identical`` is None for a step that makes no layer)."""
+    import pandas as pd
     a, b = step_layers(first, client), step_layers(second, client)
     if [s.instruction for s, _ in a] != [s.instruction for s, _ in b]:
         raise LabkitError("The two builds do not run the same Dockerfile.",
@@ -74,6 +77,7 @@ def _file_facts(image: str, path: str, cli: docker.DockerClient) -> tuple[str, d
 def file_differences(first: str, second: str, paths: Iterable[str],
                      client: docker.DockerClient | None = None) -> pd.DataFrame:
     """For each path: are its bytes the same in both images, and its modification times."""
+    import pandas as pd
     cli = client or engine.client()
     rows = []
     for path in paths:

@@ -1,1 +1,97 @@
-"""labkit.images."""
+"""Images: the streamed build and its result, the image list, history and tags, the build
+cache's parent chains, a saved image read as it streams, and one file from an image.
+"""
+
+from .archive import (
+    chain_ids,
+    instruction_of,
+    read_archive,
+    read_layer_tar,
+    resolve_image,
+)
+from .archive_stream import (
+    BUFSIZE,
+    ByteStream,
+    ImageArchiveError,
+    iter_tar,
+)
+from .build_cache import (
+    parent_chain,
+    remove_replaced,
+)
+from .build_stream import (
+    TAIL_LINES,
+    BuildEvent,
+    BuildStep,
+    BuildStreamParser,
+    EventKind,
+    clean_line,
+    parse_error_to_build_failed,
+)
+from .builder import (
+    CLASSIC_BUILDER_ENV,
+    BuildResult,
+    base_images,
+    build,
+    build_command,
+    get_image,
+    image_exists,
+    image_name,
+    require_image,
+    tag,
+)
+from .history_table import (
+    clean_created_by,
+    history,
+    history_command,
+    history_frame,
+)
+from .listing import (
+    COURSE_BASE_IMAGES,
+    images_frame,
+    list_images,
+    list_images_command,
+)
+from .one_file import (
+    read_file,
+)
+
+__all__ = [
+    "BUFSIZE",
+    "BuildEvent",
+    "BuildResult",
+    "BuildStep",
+    "BuildStreamParser",
+    "ByteStream",
+    "CLASSIC_BUILDER_ENV",
+    "COURSE_BASE_IMAGES",
+    "EventKind",
+    "ImageArchiveError",
+    "TAIL_LINES",
+    "base_images",
+    "build",
+    "build_command",
+    "chain_ids",
+    "clean_created_by",
+    "clean_line",
+    "get_image",
+    "history",
+    "history_command",
+    "history_frame",
+    "image_exists",
+    "image_name",
+    "images_frame",
+    "instruction_of",
+    "iter_tar",
+    "list_images",
+    "list_images_command",
+    "parent_chain",
+    "parse_error_to_build_failed",
+    "read_archive",
+    "read_file",
+    "read_layer_tar",
+    "remove_replaced",
+    "require_image",
+    "resolve_image",
+    "tag",
+]

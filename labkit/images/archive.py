@@ -13,20 +13,17 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.images.archive_stream import (  # noqa: F401 - importable from here as before
-    BUFSIZE,
+from labkit.images.archive_stream import (
     CORRUPT_HINT,
     ByteStream,
     ImageArchiveError,
     LayerUnreadable,
-    Member,
     Stream,
     compression,
     inflate,
     iter_tar,
 )
 
-_BUFSIZE = BUFSIZE
 _MAX_JSON = 8 << 20
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -84,7 +81,7 @@ class _Archive:
         return self.layers[key]
 
 
-def _read_archive(stream: ByteStream) -> _Archive:
+def read_archive(stream: ByteStream) -> _Archive:
     """Every layer and JSON document of the archive, read in one pass.
 
     A member that is not a readable layer is noted, not fatal: an OCI archive may hold
@@ -123,7 +120,7 @@ def _config_id(path: str) -> str:
     return "sha256:" + posixpath.basename(path).removesuffix(".json")
 
 
-def _resolve(arc: _Archive, image: str) -> tuple[str, dict[str, Any], list[str], str]:
+def resolve_image(arc: _Archive, image: str) -> tuple[str, dict[str, Any], list[str], str]:
     """(layout, config, layer paths in rootfs order, image id) from the archive's index."""
     try:
         found = _from_manifest(arc, image) or _from_index(arc)

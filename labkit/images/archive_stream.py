@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeGuard
 
-from labkit.engine.errors import LabkitError
+from labkit.engine import LabkitError
 
 BUFSIZE = 1 << 20
 

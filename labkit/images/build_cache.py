@@ -11,8 +11,7 @@ from collections.abc import Mapping
 import docker
 import docker.errors
 
-from labkit.engine import client as engine
-from labkit.engine import disk as system
+from labkit import engine
 
 
 def parent_chain(parents: Mapping[str, str], image_id: str) -> list[str]:
@@ -35,7 +34,7 @@ def remove_replaced(old_id: str, new_id: str,
     steps), where the classic store keeps any parent another image uses.
     """
     cli = client or engine.client()
-    parents = {i["Id"]: i.get("ParentId") or "" for i in system.images(cli, all=True)}
+    parents = {i["Id"]: i.get("ParentId") or "" for i in engine.images(cli, all=True)}
     keep = set(parent_chain(parents, new_id))
     removed = []
     for image_id in parent_chain(parents, old_id):

@@ -10,8 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from labkit.engine.errors import BuildFailed
-from labkit.engine.text import strip_ansi
+from labkit.engine import BuildFailed, strip_ansi
 
 TAIL_LINES = 15
 

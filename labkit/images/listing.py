@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 
-from labkit.engine import client as engine
-from labkit.engine import disk as system
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.settings import (
+from labkit import engine
+from labkit.engine import (
     BASE_IMAGE,
     DIND_IMAGE,
     LABEL_NAMESPACE,
     LABEL_ROLE,
     LABEL_STANDIN,
     REGISTRY_IMAGE,
+    DockerCommand,
+    boundary,
+    human_size,
     settings,
 )
-from labkit.engine.sizes import human_size
-from labkit.engine.translate import boundary
+from labkit.engine import docker as docker_cmd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COURSE_BASE_IMAGES = (BASE_IMAGE, REGISTRY_IMAGE, DIND_IMAGE)
 
@@ -56,6 +57,7 @@ def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
 
 def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) -> pd.DataFrame:
     """Shape the engine's image list: one row per tag of a course image, newest first."""
+    import pandas as pd
     rows = []
     for entry in entries:
         if not _course_image(entry, namespace):
@@ -88,7 +90,7 @@ def list_images(client: docker.DockerClient | None = None,
     """
     cli = client or engine.client()
     namespace = None if all_course else settings().namespace
-    frame = images_frame(system.images(cli), namespace)
+    frame = images_frame(engine.images(cli), namespace)
     frame.attrs["command"] = list_images_command()
     return frame
 

@@ -8,8 +8,8 @@ import tarfile
 import docker
 import docker.errors
 
-from labkit.engine import client as engine
-from labkit.engine.settings import settings
+from labkit import engine
+from labkit.engine import settings
 
 
 def read_file(image: str, path: str, client: docker.DockerClient | None = None

@@ -1,1 +1,40 @@
-"""labkit.layers."""
+"""Layers: the files each layer adds, changes and deletes, what two images share,
+copy-on-write in a running container, each layer's life, and the analysis memo.
+"""
+
+from . import cow, sharing
+from .analysis import (
+    FILE_COLUMNS,
+    LAYER_COLUMNS,
+    ImageLayers,
+    Layer,
+    analyze,
+    analyze_archive,
+    from_raw,
+    one_image,
+    read_raw,
+    top_layer,
+)
+from .life import (
+    lifecycle,
+)
+from .memo import (
+    RawImage,
+)
+
+__all__ = [
+    "FILE_COLUMNS",
+    "ImageLayers",
+    "LAYER_COLUMNS",
+    "Layer",
+    "RawImage",
+    "analyze",
+    "analyze_archive",
+    "cow",
+    "from_raw",
+    "lifecycle",
+    "one_image",
+    "read_raw",
+    "sharing",
+    "top_layer",
+]

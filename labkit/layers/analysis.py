@@ -32,31 +32,26 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 from docker.utils import parse_repository_tag
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.images.archive import (  # noqa: F401
-    _BUFSIZE,
-    OPAQUE,
-    WHITEOUT,
-    _read_archive,
-    _resolve,
+from labkit.engine import DockerCommand
+from labkit.engine import docker as docker_cmd
+from labkit.images import (
+    BUFSIZE,
+    ByteStream,
     chain_ids,
     instruction_of,
-    read_layer_tar,
+    read_archive,
+    resolve_image,
 )
-from labkit.images.archive_stream import ByteStream, ImageArchiveError, iter_tar  # noqa: F401
 from labkit.layers import memo as layer_cache
-
-# Reading the saved archive and the lifecycle join live in their own modules; their names
-# stay importable from here.
-from labkit.layers.life import lifecycle  # noqa: F401
 from labkit.layers.memo import RawImage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILE_COLUMNS = ["layer", "path", "kind", "change", "size_bytes", "lower_layer", "lower_bytes",
                 "kept"]
@@ -113,6 +108,7 @@ class ImageLayers:
 
     def layers_table(self) -> pd.DataFrame:
         """One row per layer, bottom first (LAYER_COLUMNS)."""
+        import pandas as pd
         rows = [{c: getattr(layer, "index" if c == "layer" else c) for c in LAYER_COLUMNS}
                 for layer in self.layers]
         return pd.DataFrame(rows, columns=LAYER_COLUMNS)
@@ -127,6 +123,7 @@ class ImageLayers:
 
     def waste_table(self) -> pd.DataFrame:
         """Paths whose copies are not all kept: copies, their bytes, kept and wasted bytes."""
+        import pandas as pd
         df = self.files[self.files["kind"] == "file"]
         kept = df["size_bytes"].where(df["kept"], 0)
         g = df.assign(kept_bytes=kept).groupby("path", sort=False)
@@ -262,9 +259,9 @@ def read_raw(source: IO[bytes] | Iterable[bytes], image: str = "") -> RawImage:
     """What a saved image (a file object, or an iterator of tar chunks) holds, streamed once."""
     if hasattr(source, "read"):
         fileobj = source
-        source = iter(lambda: fileobj.read(_BUFSIZE), b"")
-    arc = _read_archive(ByteStream(source))
-    layout, config, paths, config_id = _resolve(arc, image)
+        source = iter(lambda: fileobj.read(BUFSIZE), b"")
+    arc = read_archive(ByteStream(source))
+    layout, config, paths, config_id = resolve_image(arc, image)
     diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
     history = [h for h in config.get("history", []) if not h.get("empty_layer")]
     if len(history) != len(paths):
@@ -282,6 +279,7 @@ def read_raw(source: IO[bytes] | Iterable[bytes], image: str = "") -> RawImage:
 
 def from_raw(raw: RawImage, image: str = "", image_id: str = "") -> ImageLayers:
     """The analysis of an image from what its archive holds (the layers replayed)."""
+    import pandas as pd
     stats, (rows, visible_bytes) = _replay(raw.entries)
     chains = chain_ids(raw.diff_ids)
     layers = [
@@ -317,7 +315,7 @@ def one_image(image: str) -> str:
 
 
 def analyze(image: str, client: docker.DockerClient | None = None,
-            chunk_size: int = _BUFSIZE, cache: bool = True) -> ImageLayers:
+            chunk_size: int = BUFSIZE, cache: bool = True) -> ImageLayers:
     """Analyse the layers of a local image, streamed from ``docker image save``.
 
     The image is saved once: later calls for the same image ID in this process return the
@@ -326,8 +324,8 @@ def analyze(image: str, client: docker.DockerClient | None = None,
     reads the image. Equivalent: ``docker image save IMAGE | tar -t`` and the same for
     every layer tar.
     """
-    from labkit.engine.client import client as default_client
-    from labkit.images.build import get_image
+    from labkit.engine import client as default_client
+    from labkit.images import get_image
 
     cli = client or default_client()
     img = get_image(image, client=cli)

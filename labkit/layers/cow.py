@@ -12,19 +12,19 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 from docker.models.containers import Container
 from docker.utils import decode_json_header
 
-from labkit.engine import disk as system
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import ContainerFailed
-from labkit.engine.settings import settings
+from labkit import engine
+from labkit.engine import ContainerFailed, DockerCommand, settings
+from labkit.engine import docker as docker_cmd
 from labkit.layers.analysis import ImageLayers, analyze
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = {0: "changed", 1: "added", 2: "deleted"}
 DIFF_COLUMNS = ["path", "change", "size_bytes", "lower_layer", "lower_bytes",
@@ -39,7 +39,7 @@ DEMO_COMMAND = ["sh", "-c", f"printf '%{DEMO_NOTE_BYTES}s' '' > {DEMO_NOTE} && e
 
 
 def _cli(client: docker.DockerClient | None) -> docker.DockerClient:
-    from labkit.engine.client import client as default_client
+    from labkit.engine import client as default_client
 
     return client or default_client()
 
@@ -73,6 +73,7 @@ def diff(container: str | Container, analysis: ImageLayers | None = None,
     container (regular files only), and the ``lower_layer`` it came from with that copy's
     size and instruction. ``analysis`` is the image's layer analysis (computed if omitted).
     """
+    import pandas as pd
     cli = _cli(client)
     ctr = _container(container, cli)
     if analysis is None:
@@ -113,9 +114,9 @@ def writable_layer(container: str | Container,
     """The size of a container's writable layer, as ``docker container ls --size`` shows."""
     cli = _cli(client)
     cid = container.id if isinstance(container, Container) else container
-    found = system.containers_with_size(cli, all=True, filters={"id": cid})
+    found = engine.containers_with_size(cli, all=True, filters={"id": cid})
     if not found:
-        found = system.containers_with_size(cli, all=True, filters={"name": cid})
+        found = engine.containers_with_size(cli, all=True, filters={"name": cid})
     if not found:
         raise ContainerFailed(f"There is no container {cid!r}.",
                               hint="Check its name with `docker container ls -a`.")
@@ -137,13 +138,13 @@ def _wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
 
 
 def layers_size(client: docker.DockerClient | None = None,
-                timeout: float = system.BUSY_TIMEOUT) -> int:
+                timeout: float = engine.BUSY_TIMEOUT) -> int:
     """The engine's image-layer storage in bytes (``docker system df``'s LayersSize).
 
     The engine runs one disk-usage computation at a time: this waits for another caller's
     to finish (:func:`labkit.engine.disk.df`) instead of failing.
     """
-    return int(system.df(_cli(client), timeout=timeout).get("LayersSize") or 0)
+    return int(engine.df(_cli(client), timeout=timeout).get("LayersSize") or 0)
 
 
 def _remove_demo(cli: docker.DockerClient) -> None:
@@ -161,7 +162,7 @@ def _remove_demo(cli: docker.DockerClient) -> None:
 
 def _sizes_rw(cli: docker.DockerClient) -> dict[str, int]:
     """``SizeRw`` of every demo container, from one ``docker container ls --size``."""
-    found = system.containers_with_size(cli, all=True, filters={"label": settings().label_filters(
+    found = engine.containers_with_size(cli, all=True, filters={"label": settings().label_filters(
         "cow-demo")})
     return {c["Id"]: int(c.get("SizeRw") or 0) for c in found}
 
@@ -177,7 +178,9 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
     disk, and a network interface per container is most of a start's time in DinD). Every
     container is labelled ``cow-demo`` and removed again, even on failure.
     """
-    from labkit.images.build import get_image
+    import pandas as pd
+
+    from labkit.images import get_image
 
     cli = _cli(client)
     img = get_image(image, client=cli)

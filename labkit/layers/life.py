@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from labkit.images import ImageArchiveError
 
-from labkit.images.archive_stream import ImageArchiveError
+if TYPE_CHECKING:
+    import pandas as pd
 
 # ---------------------------------------------------------------- the lifecycle join
 
@@ -48,6 +49,7 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
     ``digest`` and ``compressed_bytes`` (registry), ``push_status``, ``push_bytes`` and
     ``ratio`` (compressed / uncompressed).
     """
+    import pandas as pd
     hist = history_df.iloc[::-1].reset_index(drop=True)  # bottom first
     layers = list((manifest or {}).get("layers", []))
     made = ~hist["empty"].astype(bool)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 
-from labkit.images.archive import chain_ids
+from labkit.images import chain_ids
 
 if TYPE_CHECKING:
     from labkit.layers.analysis import ImageLayers
@@ -101,7 +101,7 @@ def forget() -> None:
 
 def cache_dir(environ: dict[str, str] | None = None) -> Path:
     """Where layer records are kept: ``<LABKIT_CACHE_DIR or ~/.cache/labkit>/layers``."""
-    from labkit.offline.debian_rootfs import cache_root
+    from labkit.offline import cache_root
 
     return cache_root(environ) / "layers"
 

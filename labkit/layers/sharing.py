@@ -9,14 +9,17 @@ their stacks are stored twice by the engine, although a registry stores their bl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import docker
-import pandas as pd
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.images.archive import chain_ids, instruction_of
+from labkit.engine import DockerCommand
+from labkit.engine import docker as docker_cmd
+from labkit.images import chain_ids, instruction_of
 from labkit.layers.analysis import ImageLayers, analyze
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_COLUMNS = ["image", "position", "instruction", "size_bytes", "diff_id", "chain_id",
                  "shared", "same_content"]
@@ -61,6 +64,7 @@ class Sharing:
 
     def summary(self) -> pd.DataFrame:
         """One row per image plus the total, with and without sharing."""
+        import pandas as pd
         return pd.DataFrame([
             {"image": self.a, "layers": int((self.table["image"] == self.a).sum()),
              "size_bytes": self.a_bytes},
@@ -94,8 +98,8 @@ def stack(image: str, client: docker.DockerClient | None = None) -> ImageStack:
     When the history cannot be matched to the layers one to one, the sizes are read from
     the image itself (:func:`labkit.layers.analysis.analyze`).
     """
-    from labkit.engine.client import client as default_client
-    from labkit.images.build import get_image
+    from labkit.engine import client as default_client
+    from labkit.images import get_image
 
     cli = client or default_client()
     img = get_image(image, client=cli)
@@ -111,6 +115,7 @@ def stack(image: str, client: docker.DockerClient | None = None) -> ImageStack:
 
 def compare_stacks(a: ImageStack, b: ImageStack) -> Sharing:
     """Compare two stacks: shared layers (same chain ID) and the bytes they save."""
+    import pandas as pd
     chains_a, chains_b = set(a.chain_ids), set(b.chain_ids)
     diffs_a, diffs_b = set(a.diff_ids), set(b.diff_ids)
     rows = []

@@ -18,10 +18,9 @@ from typing import Any
 
 import docker
 
-from labkit.engine import settings as config
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import PrepareError
+from labkit import engine
+from labkit.engine import DockerCommand, PrepareError
+from labkit.engine import docker as docker_cmd
 from labkit.offline.debian_rootfs import HOST_CA_IN_IMAGE, BaseLayers, base_layers, host_ca_bundle
 
 Progress = Callable[[str, str], None]
@@ -33,7 +32,7 @@ BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 def standin_labels(role: str) -> dict[str, str]:
     """Labels of a stand-in: managed and marked, but in no namespace (every user shares it)."""
-    return {config.LABEL_STANDIN: "true", config.LABEL_MANAGED: "true", config.LABEL_ROLE: role}
+    return {engine.LABEL_STANDIN: "true", engine.LABEL_MANAGED: "true", engine.LABEL_ROLE: role}
 
 
 def base_dockerfile(layers: BaseLayers, labels: dict[str, str], *, host_ca: bool = False) -> str:
@@ -80,7 +79,7 @@ def write_context(layers: BaseLayers, dockerfile: str, ca_bundle: bytes | None =
     return directory
 
 
-def build_base(name: str = config.BASE_IMAGE, *, role: str = "base",
+def build_base(name: str = engine.BASE_IMAGE, *, role: str = "base",
                trust_host_ca: bool = False, client: docker.DockerClient,
                progress: Progress, cache_dir: Path | None = None,
                ) -> tuple[docker.models.images.Image, DockerCommand]:

@@ -18,16 +18,15 @@ from pathlib import Path
 
 import docker
 
-from labkit.engine import settings as config
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import PrepareError
-from labkit.images.build import image_exists
+from labkit import engine
+from labkit.engine import DockerCommand, PrepareError
+from labkit.engine import docker as docker_cmd
+from labkit.images import image_exists
 
 OnProgress = Callable[[int, int], None]
 CHUNK = 1 << 20
 #: The images a bundle carries: everything `labkit prepare` makes.
-BUNDLE_IMAGES = (config.BASE_IMAGE, config.REGISTRY_IMAGE, config.DIND_IMAGE)
+BUNDLE_IMAGES = (engine.BASE_IMAGE, engine.REGISTRY_IMAGE, engine.DIND_IMAGE)
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def checksum_path(path: Path) -> Path:
 def _client(client: docker.DockerClient | None) -> docker.DockerClient:
     if client is not None:
         return client
-    from labkit.engine.client import client as engine_client
+    from labkit.engine import client as engine_client
 
     return engine_client()
 

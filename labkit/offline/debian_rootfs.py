@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from labkit.engine import settings as config
-from labkit.engine.errors import PrepareError
+from labkit import engine
+from labkit.engine import PrepareError
 
 SUITE = "bookworm"
 #: The layers of the base, bottom first: (name, the packages that stage installs).
@@ -127,7 +127,7 @@ def mmdebstrap_mode(which: Callable[[str], str | None] = shutil.which,
     return "unshare"
 
 
-def ensure_mmdebstrap(say: Progress = _quiet, label: str = config.BASE_IMAGE) -> None:
+def ensure_mmdebstrap(say: Progress = _quiet, label: str = engine.BASE_IMAGE) -> None:
     """Install mmdebstrap with apt-get when missing and we are root on Debian/Ubuntu."""
     if shutil.which("mmdebstrap") or os.geteuid() != 0 or not shutil.which("apt-get"):
         return
@@ -167,7 +167,7 @@ def layers_key(mirror: str) -> str:
 
 
 def base_layers(*, mirror: str | None = None, cache_dir: Path | None = None,
-                progress: Progress | None = None, label: str = config.BASE_IMAGE) -> BaseLayers:
+                progress: Progress | None = None, label: str = engine.BASE_IMAGE) -> BaseLayers:
     """The base's layer tarballs (Debian, Python, pip), made once and cached."""
     say = progress or _quiet
     mirror = mirror or debian_mirror()
@@ -331,7 +331,7 @@ def python_version(layer: Path) -> str:
 
 def host_ca_bundle(path: Path | None = None) -> bytes:
     """The host's CA bundle, refusing clearly when it is not there."""
-    path = path or config.settings().host_ca_bundle
+    path = path or engine.settings().host_ca_bundle
     try:
         return path.read_bytes()
     except OSError as exc:

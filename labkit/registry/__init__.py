@@ -1,1 +1,113 @@
-"""labkit.registry."""
+"""The registry, as a learner uses it: the local server (TLS, config, password), log in, tag,
+push and its stream, the HTTP API's answers, and pulling an image back.
+"""
+
+from . import pull
+from .api import (
+    MANIFEST_ACCEPT,
+    MANIFEST_LIST,
+    MANIFEST_V2,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    blob_check,
+    catalog,
+    manifest,
+    manifest_frame,
+    parse_manifest,
+    platform_manifest,
+    repository_path,
+    tags,
+)
+from .commands import (
+    run_command,
+    volume_name,
+)
+from .model import (
+    LoginResult,
+    Registry,
+    TaggedName,
+)
+from .publish import (
+    SERVER_ERROR_HINT,
+    login,
+    login_command,
+    push,
+    repository_for,
+    server_failed,
+    tag_for_registry,
+)
+from .push_stream import (
+    LAYER_COLUMNS,
+    LayerProgress,
+    PushResult,
+    PushStream,
+)
+from .server import (
+    PASSWORD_HINT,
+    START_HINT,
+    api_session,
+    configured_registry,
+    credentials,
+    current_registry,
+    find_registry,
+    registry_status,
+    resolve_registry,
+    start_registry,
+    stop_registry,
+)
+from .server_config import (
+    CONFIG_DIR,
+    DATA_DIR,
+    config_yaml,
+    htpasswd_line,
+    htpasswd_matches,
+)
+
+__all__ = [
+    "CONFIG_DIR",
+    "DATA_DIR",
+    "LAYER_COLUMNS",
+    "LayerProgress",
+    "LoginResult",
+    "MANIFEST_ACCEPT",
+    "MANIFEST_LIST",
+    "MANIFEST_V2",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "PASSWORD_HINT",
+    "PushResult",
+    "PushStream",
+    "Registry",
+    "SERVER_ERROR_HINT",
+    "START_HINT",
+    "TaggedName",
+    "api_session",
+    "blob_check",
+    "catalog",
+    "config_yaml",
+    "configured_registry",
+    "credentials",
+    "current_registry",
+    "find_registry",
+    "htpasswd_line",
+    "htpasswd_matches",
+    "login",
+    "login_command",
+    "manifest",
+    "manifest_frame",
+    "parse_manifest",
+    "platform_manifest",
+    "pull",
+    "push",
+    "registry_status",
+    "repository_for",
+    "repository_path",
+    "resolve_registry",
+    "run_command",
+    "server_failed",
+    "start_registry",
+    "stop_registry",
+    "tag_for_registry",
+    "tags",
+    "volume_name",
+]

@@ -4,17 +4,19 @@ an index or manifest list followed to this platform's image).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
-import pandas as pd
 import requests
 from docker.utils import parse_repository_tag
 
-from labkit.engine import client as engine
-from labkit.engine.errors import RegistryError
+from labkit import engine
+from labkit.engine import RegistryError
 from labkit.registry.model import Registry
-from labkit.registry.server import PASSWORD_HINT, START_HINT, _resolve, _session
+from labkit.registry.server import PASSWORD_HINT, START_HINT, api_session, resolve_registry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # --------------------------------------------------------------------------- HTTP API queries
 
@@ -29,7 +31,7 @@ MANIFEST_ACCEPT = ", ".join((OCI_INDEX, MANIFEST_LIST, OCI_MANIFEST, MANIFEST_V2
 
 
 def _api(registry: Registry | str | None, client: docker.DockerClient | None) -> Registry:
-    reg = _resolve(registry, client)
+    reg = resolve_registry(registry, client)
     if not reg.api_url:
         raise RegistryError(
             f"labkit cannot list the contents of {reg.address}: only the local registry's "
@@ -42,13 +44,13 @@ def _api(registry: Registry | str | None, client: docker.DockerClient | None) ->
     return reg
 
 
-def _path(reg: Registry, repository: str) -> str:
+def repository_path(reg: Registry, repository: str) -> str:
     repo: str = parse_repository_tag(repository)[0]
     return repo.removeprefix(f"{reg.address}/")
 
 
 def _get(reg: Registry, path: str, headers: dict[str, str] | None = None) -> requests.Response:
-    with _session(reg) as session:
+    with api_session(reg) as session:
         try:
             resp = session.get(f"{reg.api_url}{path}", headers=headers or {}, timeout=10)
         except requests.RequestException as exc:
@@ -89,7 +91,7 @@ def tags(repository: str, registry: Registry | str | None = None,
          client: docker.DockerClient | None = None) -> list[str]:
     """The tags of one repository (``GET /v2/<name>/tags/list``); [] when it does not exist."""
     reg = _api(registry, client)
-    path = f"/v2/{_path(reg, repository)}/tags/list"
+    path = f"/v2/{repository_path(reg, repository)}/tags/list"
     resp = _get(reg, path)
     if resp.status_code == 404:
         return []
@@ -101,11 +103,11 @@ def manifest(repository: str, tag: str = "latest", registry: Registry | str | No
              client: docker.DockerClient | None = None) -> dict[str, Any]:
     """The image manifest: its digest, config digest, and layers with compressed sizes."""
     reg = _api(registry, client)
-    url = f"/v2/{_path(reg, repository)}/manifests/"
+    url = f"/v2/{repository_path(reg, repository)}/manifests/"
     resp = _get(reg, url + tag, headers={"Accept": MANIFEST_ACCEPT})
     if resp.status_code == 404:
         raise RegistryError(f"{repository}:{tag} is not in the registry at {reg.address}.",
-                            "Push it first (`labkit.registry.push(...)`).")
+                            "Push it first (`labkit.registry.publish(...)`).")
     _check(reg, resp, url + tag)
     body, digest = resp.json(), resp.headers.get("Docker-Content-Digest")
     entry = platform_manifest(body)
@@ -156,6 +158,7 @@ def parse_manifest(body: dict[str, Any], digest: str | None = None) -> dict[str,
 
 def manifest_frame(info: dict[str, Any]) -> pd.DataFrame:
     """The manifest's layers as a DataFrame (digest, compressed size)."""
+    import pandas as pd
     return pd.DataFrame(info["layers"], columns=["digest", "size", "media_type"])
 
 
@@ -169,13 +172,14 @@ def blob_check(repository: str, digest: str, registry: Registry | str | None = N
     algorithm, _, expected = digest.partition(":")
     hasher = hashlib.new(algorithm)
     size = 0
-    with _session(reg) as session:
+    with api_session(reg) as session:
         try:
-            resp = session.get(f"{reg.api_url}/v2/{_path(reg, repository)}/blobs/{digest}",
+            path = repository_path(reg, repository)
+            resp = session.get(f"{reg.api_url}/v2/{path}/blobs/{digest}",
                                stream=True, timeout=30)
             if resp.status_code in (401, 404):
                 return 0, False
-            _check(reg, resp, f"/v2/{_path(reg, repository)}/blobs/{digest}")
+            _check(reg, resp, f"/v2/{path}/blobs/{digest}")
             for chunk in resp.iter_content(1 << 20):
                 hasher.update(chunk)
                 size += len(chunk)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from labkit.engine import client as engine
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.settings import REGISTRY_IMAGE, settings
+from labkit import engine
+from labkit.engine import REGISTRY_IMAGE, DockerCommand, settings
+from labkit.engine import docker as docker_cmd
 from labkit.registry import tls as registry_tls
 from labkit.registry.server_config import CONFIG_DIR, DATA_DIR, REALM
 
@@ -19,7 +18,7 @@ def run_command(bind: str | None = None) -> DockerCommand:
     """The one `docker run` line equivalent to the local registry, auth included: the
     registry reads an htpasswd file (bcrypt, ``htpasswd -Bbn USER PASSWORD``) from ./auth
     and serves HTTPS with the certificate in ./certs. labkit copies those files and
-    config.yml in instead (:func:`_steps`): the engine may be remote, where no folder of
+    config.yml in instead (:func:`run_steps`): the engine may be remote, where no folder of
     this machine can be mounted."""
     s = settings()
     return docker_cmd(
@@ -33,7 +32,7 @@ def run_command(bind: str | None = None) -> DockerCommand:
     )
 
 
-def _steps(bind: str) -> tuple[DockerCommand, ...]:
+def run_steps(bind: str) -> tuple[DockerCommand, ...]:
     s = settings()
     name = s.container_name("registry")
     labels: list[str] = []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from docker.auth import INDEX_NAME, INDEX_URL, resolve_index_name
 
-from labkit.engine.commands import DockerCommand
+from labkit.engine import DockerCommand, html_of
 
 # --------------------------------------------------------------------------- data
 
@@ -43,13 +43,7 @@ class Registry:
         return f"{prefix}{self.username}/{name}"
 
     def _repr_html_(self) -> str:
-        from labkit.render.builds import card_html
-
-        facts = {"address (for the engine)": self.address, "user": self.username}
-        if self.container_id:
-            facts["container"] = f"{self.name} ({self.container_id[:12]})"
-        links = {"HTTP API": f"{self.api_url}/v2/"} if self.api_url else None
-        return card_html(f"registry {self.name}", facts, self.command, links=links)
+        return html_of(self)
 
 
 @dataclass(frozen=True)
@@ -62,10 +56,7 @@ class LoginResult:
     command: DockerCommand
 
     def _repr_html_(self) -> str:
-        from labkit.render.builds import card_html
-
-        return card_html(self.status, {"registry": self.registry, "user": self.username},
-                         self.command)
+        return html_of(self)
 
 
 class TaggedName(str):
@@ -81,7 +72,4 @@ class TaggedName(str):
         return obj
 
     def _repr_html_(self) -> str:
-        from labkit.render.builds import card_html
-
-        return card_html(str(self), {"repository": self.repository, "tag": self.tag},
-                         self.command)
+        return html_of(self)

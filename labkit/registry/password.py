@@ -12,8 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from labkit.engine.errors import StateError
-from labkit.engine.settings import settings
+from labkit.engine import StateError, settings
 
 PASSWORD_ENV = "LABKIT_REGISTRY_PASSWORD"
 _PASSWORD_KEY = "registry_password"

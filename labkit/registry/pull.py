@@ -11,20 +11,20 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import pandas as pd
 from docker.utils import parse_repository_tag
 
-from labkit.engine import client as engine
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import RegistryError
-from labkit.engine.settings import LABEL_NAMESPACE, settings
+from labkit import engine
+from labkit.engine import LABEL_NAMESPACE, DockerCommand, RegistryError, html_of, settings
+from labkit.engine import docker as docker_cmd
 from labkit.registry.model import Registry
-from labkit.registry.server import _resolve, credentials
+from labkit.registry.server import credentials, resolve_registry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The engine's last word on a layer, as ``docker pull`` prints it, and what it means.
 FINAL_STATUS = {"Already exists": "already here", "Pull complete": "downloaded",
@@ -58,17 +58,12 @@ class PullResult:
                 f"{counts['already here']} already here, in {self.seconds:.2f} s")
 
     def _repr_html_(self) -> str:
-        from labkit.render.builds import card_html
-
-        facts = {"image": self.image_id[:19], "layers downloaded": str(self.counts["downloaded"]),
-                 "layers already here": str(self.counts["already here"]),
-                 "seconds": f"{self.seconds:.2f}"}
-        return card_html(f"pulled {self.reference}", facts, self.command) + (
-            self.layers.to_html(index=False) if len(self.layers) else "")
+        return html_of(self)
 
 
 def layer_statuses(chunks: Iterable[Mapping[str, Any]]) -> tuple[pd.DataFrame, str | None]:
     """The pull stream read: one row per layer with its final status, and the error, if any."""
+    import pandas as pd
     final: dict[str, str] = {}
     error = None
     for chunk in chunks:
@@ -127,8 +122,9 @@ def pull(reference: str, registry: Registry | str | None = None,
 
     Raises :class:`RegistryError` naming what went wrong (not found, refused, no registry).
     """
+    import pandas as pd
     cli = client or engine.client()
-    reg = _resolve(registry, client)
+    reg = resolve_registry(registry, client)
     user, password = credentials(reg)
     repo, tag = parse_repository_tag(reference)
     tag = tag or "latest"
@@ -171,6 +167,8 @@ def served_layers(repository: str, tag: str = "latest", registry: Registry | str
                   client: docker.DockerClient | None = None) -> pd.DataFrame:
     """Every layer the registry's manifest lists, downloaded as a new machine would get it:
     digest, size in the manifest, bytes received, and whether they hash to the digest."""
+    import pandas as pd
+
     from labkit.registry.api import blob_check, manifest
 
     info = manifest(repository, tag, registry, client)

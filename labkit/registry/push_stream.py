@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from labkit.engine import DockerCommand, html_of
 
-from labkit.engine.commands import DockerCommand
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: bytes_pushed: the last byte count the engine reported sending (None: not reported);
 #: bytes_total: the layer size the engine announced for the upload.
@@ -37,9 +38,7 @@ class PushResult:
         return {k: int(got.get(k, 0)) for k in ("pushed", "exists", "mounted")}
 
     def _repr_html_(self) -> str:
-        from labkit.render.pushes import push_html
-
-        return push_html(self)
+        return html_of(self)
 
 
 # --------------------------------------------------------------------------- push stream
@@ -120,6 +119,7 @@ class PushStream:
 
     def layers_frame(self) -> pd.DataFrame:
         """One row per layer, in the order the engine listed them (top layer first)."""
+        import pandas as pd
         rows = [
             {
                 "layer": x.layer,

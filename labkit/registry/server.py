@@ -18,25 +18,28 @@ import requests
 from docker.auth import resolve_index_name
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from labkit.containers.run import http_session
-from labkit.engine import client as engine
-from labkit.engine.errors import ImageMissing, RegistryError
-from labkit.engine.settings import REGISTRY_IMAGE, settings
-from labkit.engine.translate import boundary
-from labkit.engine.wait import wait_until
+from labkit import engine
+from labkit.containers import http_session
+from labkit.engine import (
+    REGISTRY_IMAGE,
+    ImageMissing,
+    RegistryError,
+    boundary,
+    settings,
+    wait_until,
+)
 from labkit.registry import password as state
 from labkit.registry import tls as registry_tls
-from labkit.registry.commands import _steps, run_command, volume_name  # noqa: F401
-from labkit.registry.model import LoginResult, Registry, TaggedName  # noqa: F401
-from labkit.registry.server_config import (  # noqa: F401
+from labkit.registry.commands import run_command, run_steps, volume_name
+from labkit.registry.model import Registry
+from labkit.registry.server_config import (
     CONFIG_DIR,
     DATA_DIR,
-    REALM,
-    _htpasswd_matches,
-    _read_file,
-    _tar,
+    config_tar,
     config_yaml,
     htpasswd_line,
+    htpasswd_matches,
+    read_config_file,
 )
 
 REGISTRY_PORT = "5000/tcp"
@@ -52,11 +55,11 @@ PASSWORD_HINT = (
 # --------------------------------------------------------------------------- helpers
 
 
-def _client(client: docker.DockerClient | None) -> docker.DockerClient:
+def server_client(client: docker.DockerClient | None) -> docker.DockerClient:
     return client or engine.client()
 
 
-def _session(registry: Registry) -> requests.Session:
+def api_session(registry: Registry) -> requests.Session:
     """An HTTP session for the registry API: basic auth, no proxy or CA from the environment."""
     session = http_session()
     session.auth = credentials(registry)
@@ -94,7 +97,7 @@ def _describe(container: Any) -> Registry:
             f"The registry container {container.name} publishes no port (status "
             f"{container.status}).", START_HINT,
         )
-    bind, ca = engine.bind_ip(), registry_tls.keep_ca(container, _read_file)
+    bind, ca = engine.bind_ip(), registry_tls.keep_ca(container, read_config_file)
     return Registry(
         name=container.name,
         address=f"localhost:{port}",
@@ -103,7 +106,7 @@ def _describe(container: Any) -> Registry:
         username=settings().user,
         container_id=container.id,
         command=run_command(bind),
-        steps=_steps(bind),
+        steps=run_steps(bind),
         local=True,
     )
 
@@ -162,7 +165,7 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
     answers 401 over verified HTTPS (for a remote engine whose ports are out of reach
     from here: once the engine logs in).
     """
-    cli = _client(client)
+    cli = server_client(client)
     s = settings()
     name = s.container_name("registry")
     password = state.registry_password()
@@ -179,8 +182,9 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
     if container is not None and not (
         container.status == "running"
         and _binding(container).get("HostIp") == engine.bind_ip()
-        and _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), s.user, password)
-        and registry_tls.fits(container, _read_file, engine.publish_host())
+        and htpasswd_matches(read_config_file(container, f"{CONFIG_DIR}/htpasswd"),
+                             s.user, password)
+        and registry_tls.fits(container, read_config_file, engine.publish_host())
     ):
         port = port or _host_port(container)  # keep its address (and every tag made for it)
         container.remove(force=True)
@@ -257,7 +261,7 @@ def _create(cli: docker.DockerClient, password: str, port: str | None) -> Any:
             return cli.containers.get(s.container_name("registry"))
         raise
     hosts = ["localhost", "127.0.0.1", "::1", engine.publish_host(), engine.engine_hostname()]
-    container.put_archive(CONFIG_DIR, _tar({
+    container.put_archive(CONFIG_DIR, config_tar({
         "config.yml": config_yaml(),
         "htpasswd": htpasswd_line(s.user, password),
         **registry_tls.make_certificates(hosts),
@@ -268,7 +272,7 @@ def _create(cli: docker.DockerClient, password: str, port: str | None) -> Any:
 @boundary("find the registry")
 def find_registry(client: docker.DockerClient | None = None) -> Registry | None:
     """This namespace's local registry if it is running, without starting or checking it."""
-    cli = _client(client)
+    cli = server_client(client)
     try:
         container = cli.containers.get(settings().container_name("registry"))
     except NotFound:
@@ -284,7 +288,7 @@ def stop_registry(remove: bool = False, client: docker.DockerClient | None = Non
 
     Returns True when there was a registry container. Safe to repeat.
     """
-    cli = _client(client)
+    cli = server_client(client)
     try:
         container = cli.containers.get(settings().container_name("registry"))
     except NotFound:
@@ -316,7 +320,8 @@ def current_registry(client: docker.DockerClient | None = None) -> Registry:
     return configured_registry() or find_registry(client) or start_registry(client)
 
 
-def _resolve(registry: Registry | str | None, client: docker.DockerClient | None) -> Registry:
+def resolve_registry(registry: Registry | str | None,
+                     client: docker.DockerClient | None) -> Registry:
     if isinstance(registry, Registry):
         return registry
     if isinstance(registry, str):
@@ -355,7 +360,7 @@ def registry_status(client: docker.DockerClient | None = None) -> dict[str, Any]
                 "username": configured.username,
                 "password": state.password_source() if state.password_source() ==
                 "environment" else "missing"}
-    cli = _client(client)
+    cli = server_client(client)
     name = settings().container_name("registry")
     out: dict[str, Any] = {"registry": name, "local": True, "running": False, "status": "absent",
                            "address": None, "api_url": None, "auth": None,

@@ -37,7 +37,7 @@ def config_yaml(realm: str = REALM) -> str:
     )
 
 
-def _tar(files: dict[str, str]) -> bytes:
+def config_tar(files: dict[str, str]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, text in files.items():
@@ -48,7 +48,7 @@ def _tar(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def _read_file(container: Any, path: str) -> str | None:
+def read_config_file(container: Any, path: str) -> str | None:
     try:
         stream, _ = container.get_archive(path)
     except NotFound:
@@ -59,7 +59,7 @@ def _read_file(container: Any, path: str) -> str | None:
         return fh.read().decode() if fh else None
 
 
-def _htpasswd_matches(text: str | None, username: str, password: str) -> bool:
+def htpasswd_matches(text: str | None, username: str, password: str) -> bool:
     for line in (text or "").splitlines():
         user, _, hashed = line.partition(":")
         if user == username and hashed:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from labkit.engine.settings import settings
+from labkit.engine import settings
 from labkit.registry.server_config import CONFIG_DIR
 
 #: Where the certificate and its key live inside the registry container.

@@ -1,6 +1,6 @@
 """Rendering: live build progress in a notebook (ipywidgets), plain text elsewhere.
 
-Nothing here talks to the engine; it only shows what :mod:`labkit.images.build` reports.
+Nothing here talks to the engine; it only shows what :mod:`labkit.images.builder` reports.
 """
 
 from __future__ import annotations
@@ -10,19 +10,14 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.observers import register_build_renderer
-from labkit.engine.settings import settings
-from labkit.engine.sizes import human_size
-from labkit.engine.text import strip_ansi
+from labkit.engine import DockerCommand, human_size, register_build_renderer, settings, strip_ansi
 
 if TYPE_CHECKING:
     import pandas as pd
     from IPython.core.interactiveshell import InteractiveShell
 
-    from labkit.engine.errors import LabkitError
-    from labkit.images.build import BuildResult
-    from labkit.images.build_stream import BuildEvent, BuildStep
+    from labkit.engine import LabkitError
+    from labkit.images import BuildEvent, BuildResult, BuildStep
 
 LOG_LINES = 200  # lines kept in the live log box
 _REFRESH = 0.1  # seconds between two refreshes of the log box

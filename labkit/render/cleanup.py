@@ -5,13 +5,9 @@ Kept apart from ``cleanup.py`` (which returns a :class:`~labkit.cleanup.labelled
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from labkit.engine.sizes import human_size
+from labkit.cleanup import CleanupReport
+from labkit.engine import human_size, register_display, register_html
 from labkit.render.builds import in_notebook, result_html
-
-if TYPE_CHECKING:
-    from labkit.cleanup.labelled import CleanupReport
 
 
 def cleanup_summary(report: CleanupReport) -> str:
@@ -33,3 +29,7 @@ def render_cleanup(report: CleanupReport) -> None:
     from IPython.display import HTML, display
 
     display(HTML(cleanup_html(report)))
+
+
+register_html(CleanupReport, cleanup_html)
+register_display(CleanupReport, render_cleanup)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit.engine.sizes import human_size
+from labkit.engine import human_size
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,7 +18,7 @@ def _short(text: str, width: int = _LABEL_WIDTH) -> str:
 
 
 def layer_sizes_chart(history_df: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Horizontal bars of layer sizes from :func:`labkit.images.build.history`, newest on top.
+    """Horizontal bars of layer sizes from :func:`labkit.images.builder.history`, newest on top.
 
     The scale is logarithmic when the non-empty layers differ by more than 100 times (a
     base image next to a one-file COPY), linear otherwise; empty layers get a ``0B`` note.

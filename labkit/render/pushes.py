@@ -10,12 +10,12 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from labkit.engine.observers import register_push_renderer
-from labkit.engine.sizes import human_size
+from labkit.engine import human_size, register_display, register_html, register_push_renderer
+from labkit.registry import PushResult
 from labkit.render.builds import StaticOutput, in_notebook, result_html
 
 if TYPE_CHECKING:
-    from labkit.registry.push_stream import LayerProgress, PushResult, PushStream
+    from labkit.registry import LayerProgress, PushStream
 
 
 def progress_text(stream: PushStream) -> str:
@@ -114,3 +114,5 @@ def render_push(result: PushResult) -> None:
 
 
 register_push_renderer(PushProgress)  # what registry.push(show=True) draws
+register_html(PushResult, push_html)
+register_display(PushResult, render_push)

@@ -13,10 +13,9 @@ from typing import Any
 
 import docker
 
-from labkit.engine import disk as system
-from labkit.engine.settings import BASE_IMAGE, settings
-from labkit.engine.sizes import human_size
-from labkit.layers.analysis import ImageLayers, analyze
+from labkit import engine
+from labkit.engine import BASE_IMAGE, human_size, settings
+from labkit.layers import ImageLayers, analyze
 
 
 def layers_html(analysis: ImageLayers) -> str:
@@ -46,12 +45,12 @@ def files_html(analysis: ImageLayers, layer: int, limit: int = 50) -> str:
 
 def default_images(client: docker.DockerClient | None = None) -> list[str]:
     """The course base image and every image this namespace built."""
-    from labkit.engine.client import client as default_client
+    from labkit.engine import client as default_client
 
     cli = client or default_client()
-    listed = system.images(cli, filters={"label": settings().label_filters()})
+    listed = engine.images(cli, filters={"label": settings().label_filters()})
     names = [t for img in listed for t in img.get("RepoTags") or [] if t != "<none>:<none>"]
-    if system.images(cli, name=BASE_IMAGE):
+    if engine.images(cli, name=BASE_IMAGE):
         names.append(BASE_IMAGE)
     return sorted(dict.fromkeys(names))
 

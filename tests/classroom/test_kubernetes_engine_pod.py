@@ -23,8 +23,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit.engine import client as engine
-from labkit.engine import settings as config
+from labkit.engine import config
+from labkit.engine import connection as engine
 from labkit.engine.errors import EngineUnavailable
 from labkit.offline import bundle
 

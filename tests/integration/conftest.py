@@ -16,9 +16,9 @@ from types import SimpleNamespace
 import docker
 import pytest
 
-from labkit.course import notebook as course
-from labkit.engine import client as engine
-from labkit.engine import settings as config
+from labkit import course
+from labkit.engine import config
+from labkit.engine import connection as engine
 from labkit.engine.errors import EngineUnavailable
 
 APP_PY = course.app_source(course.HELLO)

@@ -26,9 +26,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit.containers import run as containers
-from labkit.engine import client as engine
-from labkit.engine import settings as config
+from labkit import images
+from labkit.containers import apps as containers
+from labkit.engine import config
+from labkit.engine import connection as engine
 from labkit.engine.errors import (
     AppError,
     BuildFailed,
@@ -40,7 +41,6 @@ from labkit.engine.errors import (
     InvalidName,
     LabkitError,
 )
-from labkit.images import build as images
 
 SUFFIX = "bad"
 BASE = config.BASE_IMAGE

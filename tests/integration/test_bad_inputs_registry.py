@@ -15,14 +15,14 @@ from pathlib import Path
 import docker
 import pytest
 
+from labkit import registry
 from labkit.cleanup import labelled as cleanup
-from labkit.containers import run as containers
-from labkit.engine import client as engine
-from labkit.engine import settings as config
+from labkit.containers import apps as containers
+from labkit.engine import config
+from labkit.engine import connection as engine
 from labkit.engine.errors import RegistryError
-from labkit.images import build as images
+from labkit.images import builder as images
 from labkit.registry import password as state
-from labkit.registry import push as registry
 
 SUFFIX = "badreg"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit.engine import settings as config
+from labkit.engine import config
 from labkit.engine.errors import PrepareError
 from labkit.offline import bundle
 

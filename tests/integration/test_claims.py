@@ -13,16 +13,15 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from labkit import course, registry
 from labkit.cleanup import labelled as cleanup
+from labkit.containers import apps as containers
 from labkit.containers import python_runtime as runtime
-from labkit.containers import run as containers
-from labkit.course import notebook as course
 from labkit.course import terminal_cells as shell
-from labkit.engine import settings as config
+from labkit.engine import config
 from labkit.experiments import reproducible
-from labkit.images import build as images
+from labkit.images import builder as images
 from labkit.registry import pull
-from labkit.registry import push as registry
 
 pytestmark = pytest.mark.integration
 SUFFIX = "claims"

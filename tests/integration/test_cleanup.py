@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 import docker
 import pytest
 
+from labkit import registry
 from labkit.cleanup import labelled as cleanup
-from labkit.engine import settings as config
-from labkit.registry import push as registry
+from labkit.engine import config
 
 pytestmark = pytest.mark.integration
 SUFFIX = "cln"

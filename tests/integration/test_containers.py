@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from labkit.containers import run as containers
-from labkit.course import notebook as course
-from labkit.engine import client as engine
-from labkit.engine import settings as config
+from labkit import course
+from labkit.containers import apps as containers
+from labkit.engine import config
+from labkit.engine import connection as engine
 from labkit.engine.errors import ContainerFailed, LabkitError
 from labkit.engine.wait import wait_until
-from labkit.images import build as images
+from labkit.images import builder as images
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import docker
 import pytest
 
-from labkit.engine import client as engine
-from labkit.engine import settings as config
+from labkit import engine
+from labkit.engine import config
 from labkit.engine.errors import EngineIncompatible
 
 DIND_FLAGS = dict(

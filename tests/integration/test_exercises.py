@@ -9,13 +9,12 @@ from pathlib import Path
 import docker
 import pytest
 
+from labkit import course, registry
 from labkit.cleanup import labelled as cleanup
-from labkit.containers import run as containers
+from labkit.containers import apps as containers
 from labkit.course import exercises
-from labkit.course import notebook as course
-from labkit.engine import client as engine
-from labkit.engine.settings import BASE_IMAGE, LABEL_NAMESPACE, Settings
-from labkit.registry import push as registry
+from labkit.engine import connection as engine
+from labkit.engine.config import BASE_IMAGE, LABEL_NAMESPACE, Settings
 
 SUFFIX = "ex"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit.engine import settings as config
+from labkit.engine import config
 from labkit.experiments import cache_order as experiments
 from labkit.experiments.cache_order import COPY_FIRST, LAB_ORDER
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import docker
 import pytest
 
-from labkit.course import notebook as course
-from labkit.images import build as images
-from labkit.registry import push as registry
+from labkit import course, registry
+from labkit.images import builder as images
 
 CHANGED = "hello beautiful world!"
 

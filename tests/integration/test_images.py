@@ -9,10 +9,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit.course import notebook as course
-from labkit.engine import settings as config
+from labkit import course, images
+from labkit.engine import config
 from labkit.engine.errors import BuildFailed, ImageMissing
-from labkit.images import build as images
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit.engine.settings import BASE_IMAGE, settings
+from labkit.engine.config import BASE_IMAGE, settings
 from labkit.layers import analysis as layers
 from labkit.layers import cow, sharing
 from labkit.layers import memo as layer_cache

@@ -16,9 +16,9 @@ import pytest
 
 from labkit.cleanup import labelled as cleanup
 from labkit.cleanup import shared_engine as others
+from labkit.engine import config
 from labkit.engine import disk as system
-from labkit.engine import settings as config
-from labkit.engine.settings import BASE_IMAGE, LABEL_NAMESPACE
+from labkit.engine.config import BASE_IMAGE, LABEL_NAMESPACE
 
 pytestmark = pytest.mark.integration
 SUFFIX = "oth"

@@ -1,4 +1,4 @@
-"""labkit.offline.prepare against the real engine: the course images exist and act like the
+"""labkit.offline.course_images against the real engine: the course images exist and act like the
 originals."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import docker
 import pytest
 import requests
 
-from labkit.engine import client as engine
-from labkit.engine import settings as config
-from labkit.images import build as images
-from labkit.offline import prepare
+from labkit import images
+from labkit.engine import config
+from labkit.engine import connection as engine
+from labkit.offline import course_images as prepare
 
 ROLES = {spec.name: spec.role for spec in prepare.COURSE_IMAGES}
 

@@ -16,13 +16,11 @@ import docker
 import pytest
 import requests
 
+from labkit import images, layers, registry
 from labkit.cleanup import labelled as cleanup
-from labkit.engine import settings as config
+from labkit.engine import config
 from labkit.engine.errors import RegistryError
-from labkit.images import build as images
-from labkit.layers import analysis as layers
 from labkit.registry import password as state
-from labkit.registry import push as registry
 
 pytestmark = pytest.mark.integration
 SUFFIX = "reg"

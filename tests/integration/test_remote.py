@@ -13,14 +13,13 @@ import docker
 import pytest
 import requests
 
+from labkit import course, registry
 from labkit.cleanup import labelled as cleanup
-from labkit.containers import run as containers
-from labkit.course import notebook as course
-from labkit.engine import client as engine
-from labkit.engine import settings as config
+from labkit.containers import apps as containers
+from labkit.engine import config
+from labkit.engine import connection as engine
 from labkit.engine.errors import EngineInsecure, PortsUnreachable
-from labkit.images import build as images
-from labkit.registry import push as registry
+from labkit.images import builder as images
 
 pytestmark = pytest.mark.integration
 SUFFIX = "remote"

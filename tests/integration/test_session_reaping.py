@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from labkit.engine import settings as config
+from labkit.engine import config
 
 pytestmark = pytest.mark.integration
 

@@ -26,37 +26,55 @@ def host(*args: str) -> list[str]:
     return run.stdout.split()
 
 
+class Seen:
+    """What a test saw of its session's engine container: its volumes."""
+
+    def __init__(self) -> None:
+        self.volumes: set[str] = set()
+
+
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[Path]:
-    """A state directory of the test's own; afterwards, nothing of it is on the engine."""
-    volumes = set(host("volume", "ls", "-q"))
+def seen() -> Seen:
+    """The volumes a test's engine container had (recorded by check_engine)."""
+    return Seen()
+
+
+@pytest.fixture
+def state(tmp_path: Path, seen: Seen) -> Iterator[Path]:
+    """A state directory of the test's own; afterwards, nothing of it is on the engine (other
+    runs may start and stop engines of their own meanwhile: only this one's are checked)."""
     yield tmp_path
     assert host("ps", "-aq", "--filter", f"label={dind.STATE_LABEL}={tmp_path}") == []
-    assert set(host("volume", "ls", "-q")) <= volumes, "the DinD engine's volume was left"
+    left = seen.volumes & set(host("volume", "ls", "-q"))
+    assert not left, f"the DinD engine's volumes were left: {left}"
     assert not (tmp_path / "env").exists()
     assert not list(tmp_path.glob("labkit-dind-*")), "its certificates were left"
 
 
-def check_engine(session: dind.Dind, spec: engines.EngineSpec) -> None:
-    """The engine that answers runs ``spec`` and has the course images."""
+def check_engine(session: dind.Dind, spec: engines.EngineSpec, seen: Seen) -> None:
+    """The engine that answers runs ``spec`` and has the course images; its volumes are
+    recorded in ``seen``."""
     version = session.docker("version", "--format", "{{.Server.Version}}").stdout
     assert version.startswith(spec.version + "."), version
     store = session.docker("info", "--format", "{{range .DriverStatus}}{{index . 1}} {{end}}")
     assert (engines.CONTAINERD_SNAPSHOTTER in store.stdout) is spec.containerd, store.stdout
     for image in dind.COURSE_IMAGES:
         assert session.docker("image", "inspect", image).returncode == 0, image
-    assert len(host("ps", "-q", "--filter", f"label={dind.STATE_LABEL}={session.state}")) == 1
+    (container,) = host("ps", "-q", "--filter", f"label={dind.STATE_LABEL}={session.state}")
+    seen.volumes |= set(host("inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", container))
+    assert seen.volumes, "the engine's /var/lib/docker is a volume (the image's VOLUME)"
 
 
-def test_a_session_from_python_starts_the_engine_asked_for_and_removes_it(state: Path) -> None:
+def test_a_session_from_python_starts_the_engine_asked_for_and_removes_it(
+        state: Path, seen: Seen) -> None:
     spec = engines.parse("28.5+containerd+api1.44")
     with dind.own_engine(spec, state) as session:
-        check_engine(session, spec)
+        check_engine(session, spec, seen)
         min_api = session.docker("version", "--format", "{{.Server.MinAPIVersion}}").stdout
         assert min_api.strip() == "1.44"
 
 
-def test_the_command_line_starts_20_10_and_stops_it(state: Path) -> None:
+def test_the_command_line_starts_20_10_and_stops_it(state: Path, seen: Seen) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LABKIT_DIND_HOST"} | {
         "LABKIT_DIND_STATE": str(state), "LABKIT_ENGINE": "20.10"}
     command = [sys.executable, "-m", "testbed.dind"]
@@ -65,7 +83,7 @@ def test_the_command_line_starts_20_10_and_stops_it(state: Path) -> None:
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         assert "dind: engine 20.10: Docker 20.10." in started.stdout
-        check_engine(dind.Dind.from_environ(env), engines.parse("20.10"))
+        check_engine(dind.Dind.from_environ(env), engines.parse("20.10"), seen)
     finally:
         stopped = subprocess.run([*command, "stop"], cwd=ROOT, env=env, capture_output=True,
                                  text=True, check=False)

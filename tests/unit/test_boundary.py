@@ -9,9 +9,9 @@ import docker.errors
 import pytest
 import requests
 
-from labkit.engine import client as engine
-from labkit.engine import settings as config
-from labkit.engine import translate as boundary
+from labkit.engine import config
+from labkit.engine import connection as engine
+from labkit.engine import error_translation as boundary
 from labkit.engine.errors import (
     ConfigError,
     EngineGone,

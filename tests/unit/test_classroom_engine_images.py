@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from labkit.offline import prepare
+from labkit.offline import course_images as prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 

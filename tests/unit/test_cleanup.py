@@ -9,7 +9,7 @@ import pytest
 from docker.errors import APIError, NotFound
 
 from labkit.cleanup import labelled as cleanup
-from labkit.engine import settings as config
+from labkit.engine import config
 
 OURS = {"org.labkit.managed": "true", "org.labkit.namespace": "h3", "org.labkit.role": "app"}
 OTHER_NS = {"org.labkit.managed": "true", "org.labkit.namespace": "h2", "org.labkit.role": "app"}

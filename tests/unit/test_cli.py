@@ -7,12 +7,12 @@ import sys
 import pandas as pd
 import pytest
 
-from labkit import cli
-from labkit.engine import client as engine
+from labkit import cli, engine
+from labkit import offline as prepare
+from labkit.engine.engine_info import EngineInfo
 from labkit.engine.errors import EngineUnavailable, PrepareError
-from labkit.offline import prepare
 
-INFO = engine.EngineInfo(host="tcp://10.0.0.5:2376", version="20.10.24", api_version="1.41",
+INFO = EngineInfo(host="tcp://10.0.0.5:2376", version="20.10.24", api_version="1.41",
                          min_api_version="1.12", client_api_version="1.41",
                          os="linux", arch="amd64", storage_driver="overlay2",
                          image_store="graphdriver", cgroup_version="1",
@@ -41,7 +41,7 @@ def fake_registry(monkeypatch: pytest.MonkeyPatch, running: bool) -> None:
                     "status": "running" if running else "absent",
                     "address": "10.0.0.5:32768" if running else None, "auth": running}
 
-    monkeypatch.setitem(sys.modules, "labkit.registry.push", Registry)
+    monkeypatch.setitem(sys.modules, "labkit.registry", Registry)
 
 
 def test_parser_reads_prepare_flags() -> None:
@@ -93,7 +93,7 @@ def test_doctor_registry_not_running_is_a_problem(engine_ok,
 
 def test_a_missing_dependency_is_not_hidden(engine_ok, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prepare, "image_status", lambda client=None: status((True,) * 3))
-    monkeypatch.setitem(sys.modules, "labkit.registry.push", None)  # import fails
+    monkeypatch.setitem(sys.modules, "labkit.registry", None)  # import fails
     with pytest.raises(ImportError):
         cli.main(["doctor"])
 
@@ -154,7 +154,7 @@ def test_clean_preview_delegates(monkeypatch: pytest.MonkeyPatch,
         def preview_system_prune(client=None):
             return pd.DataFrame([{"kind": "image", "name": "someone/else"}])
 
-    monkeypatch.setitem(sys.modules, "labkit.cleanup.labelled", Cleanup)
+    monkeypatch.setitem(sys.modules, "labkit.cleanup", Cleanup)
     assert cli.main(["clean", "--preview"]) == 0
     assert "someone/else" in capsys.readouterr().out
 
@@ -190,7 +190,7 @@ def test_a_lost_engine_connection_is_one_message(monkeypatch: pytest.MonkeyPatch
 
 def test_an_invalid_labkit_user_is_one_message(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from labkit.engine import settings as config
+    from labkit.engine import config
 
     monkeypatch.setenv("LABKIT_USER", "Bad User!")
     monkeypatch.setattr(config, "_current", None)

@@ -1,12 +1,12 @@
-"""Unit tests of labkit.containers.run and labkit.engine.wait (fake client, no engine)."""
+"""Unit tests of labkit.containers.apps and labkit.engine.wait (fake client, no engine)."""
 
 from __future__ import annotations
 
 import docker.errors
 import pytest
 
-from labkit.containers import run as containers
-from labkit.engine import settings as config
+from labkit import containers
+from labkit.engine import config
 from labkit.engine.errors import ImageMissing, LabkitError
 from labkit.engine.wait import wait_until
 

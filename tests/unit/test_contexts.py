@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from docker.constants import DEFAULT_DOCKER_API_VERSION
 
-from labkit.engine import client as engine
+from labkit.engine import connection as engine
 from labkit.engine import contexts
 from labkit.engine.errors import EngineUnavailable
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit.engine import settings as config
-from labkit.images import build as images
+from labkit import images
+from labkit.engine import config
+from labkit.engine.errors import BuildFailed
 from labkit.render import builds as display
 
 DATA = Path(__file__).parent / "data"
@@ -98,7 +99,7 @@ def test_push_table_renders_layers_whose_size_the_engine_did_not_report():
     import pandas as pd
 
     from labkit.engine.commands import docker
-    from labkit.registry.push import PushResult
+    from labkit.registry.push_stream import PushResult
     from labkit.render.pushes import push_html
 
     layers = pd.DataFrame({"layer": ["a" * 12, "b" * 12], "status": ["pushed", "exists"],
@@ -129,9 +130,9 @@ def published():
     InteractiveShell.clear_instance()
 
 
-def fail(progress: display.BuildProgress, name: str) -> images.BuildFailed:
+def fail(progress: display.BuildProgress, name: str) -> BuildFailed:
     parser = images.BuildStreamParser(LABELS)
-    with pytest.raises(images.BuildFailed) as info:
+    with pytest.raises(BuildFailed) as info:
         for line in (DATA / name).read_text().splitlines():
             progress.update(parser.feed(json.loads(line)))
     progress.update(parser.finish())

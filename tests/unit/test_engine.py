@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.engine import client as engine
+from labkit.engine import connection as engine
+from labkit.engine import engine_info
 from labkit.engine.commands import docker as docker_cmd
 from labkit.engine.errors import EngineIncompatible
-from labkit.images.build import build_command
+from labkit.images.builder import build_command
 
 
 @pytest.mark.parametrize(("server", "minimum", "chosen"), [
@@ -45,13 +46,13 @@ def test_versions_compare_as_numbers_not_text():
     (None, "graphdriver"),
 ])
 def test_image_store_is_read_from_the_driver_status(status, store):
-    assert engine.image_store({"Driver": "overlayfs", "DriverStatus": status}) == store
+    assert engine_info.image_store({"Driver": "overlayfs", "DriverStatus": status}) == store
 
 
 @pytest.mark.parametrize(("version", "legacy"), [("20.10.24", True), ("23.0.0", False),
                                                    ("28.5.2+dfsg4", False), ("?", False)])
 def test_which_builder_the_cli_uses_by_default(version, legacy):
-    assert engine.legacy_cli_builder(version) is legacy
+    assert engine_info.legacy_cli_builder(version) is legacy
 
 
 def test_the_echoed_build_selects_the_classic_builder_like_labkit():
@@ -113,7 +114,7 @@ REMOTE = {"DOCKER_HOST": "tcp://192.0.2.10:2376"}
 
 
 def test_ports_bind_loopback_unless_opted_in(monkeypatch):
-    from labkit.engine import settings as config
+    from labkit.engine import config
 
     monkeypatch.setattr(config, "_current", config.Settings(user="u1"))
     assert engine.bind_ip(REMOTE) == "127.0.0.1"
@@ -122,7 +123,7 @@ def test_ports_bind_loopback_unless_opted_in(monkeypatch):
 
 
 def test_a_remote_engine_without_the_opt_in_says_how_to_reach_its_ports(monkeypatch):
-    from labkit.engine import settings as config
+    from labkit.engine import config
     from labkit.engine.errors import PortsUnreachable
 
     monkeypatch.setattr(config, "_current", config.Settings(user="u1"))

@@ -9,11 +9,13 @@ import matplotlib
 import pytest
 from matplotlib.figure import Figure
 
-from labkit.engine import settings as config
+from labkit import experiments
+from labkit.course.workspace import DOCKERFILE
+from labkit.engine import config
 from labkit.engine.commands import docker as docker_cmd
-from labkit.experiments import cache_order as experiments
 from labkit.experiments.cache_order import COPY_FIRST, LAB_ORDER, CacheExperiment, Round
-from labkit.images.build import BuildResult, BuildStep
+from labkit.images.build_stream import BuildStep
+from labkit.images.builder import BuildResult
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +139,7 @@ def test_write_dockerfiles(tmp_path: Path):
     folders = experiments.write_dockerfiles(tmp_path)
     first = (folders[COPY_FIRST] / "Dockerfile").read_text().split("\n")
     assert [ln.split()[0] for ln in first if ln] == ["FROM", "COPY", "RUN", "CMD"]
-    assert (folders[LAB_ORDER] / "Dockerfile").read_text() == experiments.DOCKERFILE
+    assert (folders[LAB_ORDER] / "Dockerfile").read_text() == DOCKERFILE
 
 
 def test_new_message_is_new_each_time():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.images.archive import ImageArchiveError
+from labkit.images.archive_stream import ImageArchiveError
 from labkit.layers.analysis import analyze_archive
 
 DATA = Path(__file__).parent / "data"

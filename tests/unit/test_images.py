@@ -1,4 +1,4 @@
-"""Unit tests of labkit.images.build on stream chunks recorded from a real 20.10 engine."""
+"""Unit tests of labkit.images.builder on stream chunks recorded from a real 20.10 engine."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from labkit.engine import settings as config
+from labkit import images
+from labkit.engine import config
 from labkit.engine.errors import BuildFailed, ImageMissing
-from labkit.images import build as images
 
 DATA = Path(__file__).parent / "data"
 LABELS = {"org.labkit.namespace": "h2"}  # what labkit passes: one label, one LABEL step

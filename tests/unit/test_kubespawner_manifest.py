@@ -36,8 +36,8 @@ from tornado import web
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
-from labkit.engine import client as labkit_engine
-from labkit.engine import settings as labkit_config
+from labkit.engine import config as labkit_config
+from labkit.engine import connection as labkit_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "classroom" / "kubernetes"

@@ -23,7 +23,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 
 from labkit.engine import availability as binder
-from labkit.engine import client as engine
+from labkit.engine import connection as engine
 from labkit.engine.errors import EngineUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from labkit.images.archive import chain_ids
 from labkit.layers import analysis as layers
 from labkit.layers import memo as layer_cache
-from labkit.layers.analysis import chain_ids
 
 from .test_layers import STACK, chunks, layer_tar, legacy_archive, sha
 

@@ -14,9 +14,11 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from labkit.layers import analysis as layers
+from labkit import layers
+from labkit.images.archive import chain_ids, instruction_of
+from labkit.images.archive_stream import ImageArchiveError
 from labkit.layers import cow, sharing
-from labkit.layers.analysis import ImageArchiveError, analyze_archive, chain_ids, instruction_of
+from labkit.layers.analysis import analyze_archive
 from labkit.render import layer_plots, widgets
 
 # ---------------------------------------------------------------- synthetic archives
@@ -553,7 +555,7 @@ def test_an_archive_of_several_images_none_named_is_refused() -> None:
     import json
     import tarfile
 
-    from labkit.images.archive import ImageArchiveError
+    from labkit.images.archive_stream import ImageArchiveError
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

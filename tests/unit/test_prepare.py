@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (sources.list lines are long)
-"""labkit.offline.prepare without an engine: mirrors, the root file system rewrite, the decisions
+"""labkit.offline.course_images without an engine: mirrors, the root file system rewrite, the decisions
 (present / pull / stand-in, never a pull offline) and the build stream, with a fake client."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 import docker
 import pytest
 
-from labkit.engine import settings as config
+from labkit.engine import config
 from labkit.engine.errors import ImageMissing, PrepareError
 from labkit.offline import base_image as layered
+from labkit.offline import course_images as prepare
 from labkit.offline import debian_rootfs as rootfs
-from labkit.offline import prepare
 
 DEB822 = """Types: deb
 URIs: http://mirror.example.org/debian
@@ -75,7 +75,7 @@ class FakeClient:
 
 
 def standin(role: str) -> FakeImage:
-    return FakeImage(role, prepare.standin_labels(role))
+    return FakeImage(role, layered.standin_labels(role))
 
 
 def quiet(image: str, stage: str) -> None:
@@ -303,7 +303,7 @@ def test_mmdebstrap_command_snapshots_each_stage(tmp_path: Path) -> None:
 
 
 def test_standin_labels_have_no_namespace() -> None:
-    labels = prepare.standin_labels("base")
+    labels = layered.standin_labels("base")
     assert labels[config.LABEL_STANDIN] == "true"
     assert config.LABEL_NAMESPACE not in labels
 
@@ -363,7 +363,7 @@ def test_recipe_build_never_pulls_and_labels_the_stand_in() -> None:
                                           progress=quiet)
     (kwargs,) = client.built
     assert kwargs["pull"] is False
-    assert kwargs["labels"] == prepare.standin_labels("dind-image")
+    assert kwargs["labels"] == layered.standin_labels("dind-image")
     assert kwargs["buildargs"] == {"BASE": config.BASE_IMAGE}
     assert image.labels[config.LABEL_ROLE] == "dind-image"
     assert str(command).startswith("docker build")
@@ -393,7 +393,7 @@ def test_follow_build_reports_steps_and_returns_the_id() -> None:
               {"stream": " ---> 49a33be61832\n"},
               {"stream": "Step 2/2 : RUN apt-get update\n"},
               {"stream": "Successfully built 0123456789ab\n"}]
-    got = prepare.follow_build(chunks, "registry:2", lambda image, stage: stages.append(stage))
+    got = layered.follow_build(chunks, "registry:2", lambda image, stage: stages.append(stage))
     assert got == "0123456789ab"
     assert stages == ["step 1/2: FROM python:3.11-slim-bookworm", "step 2/2: RUN apt-get update"]
 
@@ -404,7 +404,7 @@ def test_follow_build_raises_with_the_failing_step() -> None:
               {"error": "The command returned a non-zero code: 100",
                "errorDetail": {"message": "The command returned a non-zero code: 100"}}]
     with pytest.raises(PrepareError) as err:
-        prepare.follow_build(chunks, "registry:2", quiet)
+        layered.follow_build(chunks, "registry:2", quiet)
     assert "Step 3/9" in err.value.message
     assert "Unable to locate package" in err.value.message
 

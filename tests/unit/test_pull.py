@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from labkit.containers import run as containers
+from labkit import containers
 from labkit.engine.commands import docker
 from labkit.registry import pull
 

@@ -13,10 +13,10 @@ import pytest
 from docker.auth import INDEX_NAME, INDEX_URL
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from labkit.engine import settings as config
+from labkit import registry
+from labkit.engine import config
 from labkit.engine.errors import ImageMissing, RegistryError
 from labkit.registry import password as state
-from labkit.registry import push as registry
 
 PASSWORD = "s3cret-for-unit-tests"
 
@@ -271,7 +271,7 @@ def test_htpasswd_line_is_bcrypt() -> None:
 
 def test_htpasswd_mismatch_is_detected() -> None:
     line = registry.htpasswd_line("h3", PASSWORD)
-    assert not registry._htpasswd_matches(line, "h3", "other")
+    assert not registry.htpasswd_matches(line, "h3", "other")
 
 
 def test_config_turns_htpasswd_auth_on() -> None:

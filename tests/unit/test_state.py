@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.engine import settings as config
+from labkit.engine import config
 from labkit.registry import password as state
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.offline import prepare
-from testbed import concurrency, dind, engines
+from labkit.offline import COURSE_IMAGES
+from testbed import bench, concurrency, dind, engines
 
 
 # ------------------------------------------------------------------ the engine spec
@@ -177,4 +177,19 @@ def test_a_learner_without_a_report_has_no_slowest_notebook(tmp_path: Path) -> N
 
 
 def test_a_session_loads_every_image_the_course_prepares() -> None:
-    assert set(dind.COURSE_IMAGES) == {image.name for image in prepare.COURSE_IMAGES}
+    assert set(dind.COURSE_IMAGES) == {image.name for image in COURSE_IMAGES}
+
+
+# ------------------------------------------------------------------ bench
+def test_each_bench_engine_has_a_state_directory_of_its_own() -> None:
+    dirs = {bench.state_dir(engines.parse(s)) for s in (*engines.BENCH_SPECS, "28.5")}
+    assert len(dirs) == 3
+    assert bench.state_dir(engines.parse(engines.DEFAULT_SPEC)).name == \
+        "dind-bench-28.5-containerd-api1.44"
+
+
+def test_rounds_go_to_the_lab_and_layer_benchmarks_not_to_the_notebooks() -> None:
+    rounds = ["--rounds", "3"]
+    assert bench.command("run", rounds)[-3:] == [str(bench.ROOT / "bench" / "run.py"), *rounds]
+    assert bench.command("layers", rounds)[-2:] == rounds
+    assert bench.command("notebooks", rounds)[1:] == ["-m", "testbed.notebooks", "time"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit.course import notebook as course
+from labkit import course
 from labkit.course import workspace_owner as workspace
-from labkit.engine import settings as config
+from labkit.engine import config
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from labkit.engine import client as engine
+from labkit.engine import connection as engine
 
 #: (layer, path in the image, content): what the recorded image holds, layer by layer.
 FILES = [

@@ -13,35 +13,34 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import pandas as pd
 
-from labkit.engine import client as engine
-from labkit.engine import disk as system
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import BuildFailed, ImageMissing, LabkitError
-from labkit.engine.observers import BuildObserver, build_observers
-from labkit.engine.settings import settings
-from labkit.engine.translate import boundary, invalid_name, is_invalid_name
-from labkit.images.build_cache import parent_chain, remove_replaced  # noqa: F401
-
-# The build stream parser and the history live in their own modules; their names stay
-# importable from here.
-from labkit.images.build_stream import (  # noqa: F401
-    BuildEvent,
+from labkit import engine
+from labkit.engine import (
+    BuildFailed,
+    BuildObserver,
+    DockerCommand,
+    ImageMissing,
+    LabkitError,
+    boundary,
+    build_observers,
+    invalid_name,
+    is_invalid_name,
+    settings,
+)
+from labkit.engine import docker as docker_cmd
+from labkit.images.build_stream import (
+    TAIL_LINES,
     BuildStep,
     BuildStreamParser,
-    clean_line,
     parse_error_to_build_failed,
 )
-from labkit.images.history import clean_created_by, history, history_command, history_frame  # noqa: F401
-from labkit.images.listing import COURSE_BASE_IMAGES, images_frame, list_images, list_images_command  # noqa: F401
 
-TAIL_LINES = 15
+if TYPE_CHECKING:
+    import pandas as pd
 
 # --------------------------------------------------------------------------- build
 
@@ -85,6 +84,7 @@ class BuildResult:
 
     def table(self) -> pd.DataFrame:
         """One row per step: step, instruction, status, cached, seconds, image_id, added."""
+        import pandas as pd
         return pd.DataFrame(
             [
                 {
@@ -200,7 +200,7 @@ def build(
     try:
         return _build(*args)
     except BuildFailed as error:
-        if not system.is_vanished_image(str(error)):
+        if not engine.is_vanished_image(str(error)):
             raise
         return _build(*args)
 

@@ -84,14 +84,14 @@ def translate(exc: BaseException, doing: str, command: object = None) -> LabkitE
                              f"{same}`labkit doctor` checks the engine and the course images.",
                              exc.status_code)
     if isinstance(exc, requests.Timeout):
-        from labkit.engine import client as engine
+        from labkit.engine import connection as engine
 
         engine.reset()
         return EngineGone(f"The Docker Engine at {engine.describe_engine()} did not answer in "
                           f"time while labkit was trying to {doing} ({type(exc).__name__}).",
                           GONE_HINT)
     if isinstance(exc, CONNECTION_ERRORS):
-        from labkit.engine import client as engine
+        from labkit.engine import connection as engine
 
         engine.reset()
         return EngineGone(f"The Docker Engine at {engine.describe_engine()} went away while "

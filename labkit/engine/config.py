@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.engine.errors import ConfigError
-from labkit.learners.records import is_learner_name
+from labkit.learners import is_learner_name
 
 LABEL_MANAGED = "org.labkit.managed"
 LABEL_NAMESPACE = "org.labkit.namespace"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -13,14 +12,13 @@ from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERS
 from docker.utils import kwargs_from_env
 
 from labkit.engine import contexts
+from labkit.engine.config import settings
 from labkit.engine.errors import (
     EngineIncompatible,
     EngineInsecure,
     EngineUnavailable,
     PortsUnreachable,
 )
-from labkit.engine.settings import settings
-from labkit.engine.translate import boundary
 
 #: The newest API version this docker-py speaks, and the oldest the course needs
 #: (Docker 20.10 speaks 1.41; the course uses nothing newer than that).
@@ -256,81 +254,3 @@ def require_reachable(what: str, environ: dict[str, str] | None = None) -> None:
         f"To publish on the engine's network instead (anyone there can then connect), set "
         f"{BIND_OPT_IN} before starting Jupyter; or forward the port yourself and set "
         "LABKIT_PUBLISH_HOST to the host that reaches it.")
-
-
-def image_store(data: dict[str, Any]) -> str:
-    """``containerd`` when the engine keeps images in containerd's store, else ``graphdriver``.
-
-    The containerd image store (Docker 29's default for new installs, Docker Desktop's)
-    names ``io.containerd.snapshotter.v1`` as its driver type in ``docker info``.
-    """
-    status = data.get("DriverStatus") or []
-    if any(len(kv) == 2 and kv[1] == CONTAINERD_SNAPSHOTTER for kv in status):
-        return "containerd"
-    return "graphdriver"
-
-
-def legacy_cli_builder(version: str) -> bool:
-    """True when `docker build` on this engine's CLI uses the classic builder by default."""
-    try:
-        return int(version.split(".")[0]) < 23
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What `docker version` and `docker info` say about the engine, and how we talk to it."""
-
-    host: str
-    version: str
-    api_version: str
-    min_api_version: str
-    client_api_version: str
-    os: str
-    arch: str
-    storage_driver: str
-    image_store: str
-    cgroup_version: str
-    images: int
-    containers: int
-    publish_host: str
-    bind_ip: str
-
-    @property
-    def store_label(self) -> str:
-        """The image store as a learner would name it."""
-        if self.image_store == "containerd":
-            return f"containerd image store ({self.storage_driver} snapshotter)"
-        return f"{self.storage_driver} (classic image store)"
-
-    @property
-    def builder(self) -> str:
-        """Which builder labkit drives, and what the docker CLI uses on this engine."""
-        cli = ("the classic builder too" if legacy_cli_builder(self.version)
-               else "BuildKit (labkit echoes DOCKER_BUILDKIT=0 to match)")
-        return f"classic builder through the API; `docker build` here uses {cli}"
-
-
-@boundary("ask the engine for its version")
-def info(cli: docker.DockerClient | None = None) -> EngineInfo:
-    """Collect the engine's version, APIs, image store and where its ports are reachable."""
-    cli = cli or client()
-    ver = cli.version()
-    data = cli.info()
-    return EngineInfo(
-        host=describe_engine(),
-        version=str(ver.get("Version", "?")),
-        api_version=str(ver.get("ApiVersion", "?")),
-        min_api_version=str(ver.get("MinAPIVersion", "?")),
-        client_api_version=str(cli.api.api_version),
-        os=str(ver.get("Os", "?")),
-        arch=str(ver.get("Arch", "?")),
-        storage_driver=str(data.get("Driver", "?")),
-        image_store=image_store(data),
-        cgroup_version=str(data.get("CgroupVersion", "?")),
-        images=int(data.get("Images", 0)),
-        containers=int(data.get("Containers", 0)),
-        publish_host=publish_host(),
-        bind_ip=bind_ip(),
-    )

@@ -9,22 +9,43 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import pandas as pd
 import requests
 from docker.models.containers import Container
 
+from labkit import engine
 from labkit.containers import failures
-from labkit.engine import client as engine
-from labkit.engine.commands import CommandOutput, DockerCommand
-from labkit.engine.errors import ContainerFailed, ImageMissing, LabkitError
-from labkit.engine.settings import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE, settings
-from labkit.engine.text import strip_ansi
-from labkit.engine.translate import boundary, invalid_name, is_invalid_name, translate
-from labkit.engine.wait import wait_until
+from labkit.containers.commands import (
+    diff_command,
+    list_command,
+    logs_command,
+    run_command,
+    stop_command,
+)
+from labkit.engine import (
+    LABEL_MANAGED,
+    LABEL_NAMESPACE,
+    LABEL_ROLE,
+    CommandOutput,
+    ContainerFailed,
+    DockerCommand,
+    ImageMissing,
+    LabkitError,
+    boundary,
+    html_of,
+    invalid_name,
+    is_invalid_name,
+    settings,
+    strip_ansi,
+    translate,
+    wait_until,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POLL_INTERVAL = 0.05
 #: ``docker container diff`` kinds, as the engine's API numbers them.
@@ -38,17 +59,6 @@ def http_session() -> requests.Session:
     session.trust_env = False
     return session
 
-
-# The docker commands equivalent to each call (labkit.containers.commands).
-from labkit.containers.commands import (  # noqa: E402, F401
-    diff_command,
-    exec_command,
-    list_command,
-    logs_command,
-    remove_command,
-    run_command,
-    stop_command,
-)
 
 #: A container's log text that also carries the ``docker container logs`` line.
 ContainerLogs = CommandOutput
@@ -142,10 +152,7 @@ class RunningApp:
         return diff(self.id, client=self.client)
 
     def _repr_html_(self) -> str:
-        from labkit.render.builds import card_html
-
-        return card_html(f"container {self.name}", {"image": self.image, "id": self.id[:12]},
-                         self.command, links={"app": self.url})
+        return html_of(self)
 
     def __enter__(self) -> RunningApp:
         return self
@@ -175,11 +182,11 @@ def run(
 ) -> RunningApp:
     """Run ``image`` detached with ``port`` published on a free host port; wait until it answers.
 
-    ``image`` is a name or a :class:`labkit.images.build.BuildResult`. A labkit container of the
+    ``image`` is a name or a :class:`labkit.images.builder.BuildResult`. A labkit container of the
     same name is replaced (re-running a notebook works); anyone else's is left alone. One
     that the engine cannot start is removed; one that exits or never answers is stopped and
     kept for ``docker container logs`` (:mod:`labkit.containers.failures`). Ports a remote
-    engine publishes must be reachable (:func:`labkit.engine.client.require_reachable`), else
+    engine publishes must be reachable (:func:`labkit.engine.connection.require_reachable`), else
     nothing runs.
     """
     cli = client or engine.client()
@@ -315,6 +322,7 @@ def remove(ref: Any, client: docker.DockerClient | None = None) -> None:
 
 def diff_frame(changes: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
     """Shape the engine's change list: columns path, kind (added/changed/deleted), letter."""
+    import pandas as pd
     rows = []
     for change in changes or []:
         kind = DIFF_KINDS.get(int(change.get("Kind", -1)), "unknown")
@@ -346,6 +354,7 @@ def _ports_text(ports: Iterable[Mapping[str, Any]] | None) -> str:
 
 def containers_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Shape the engine's container list: name, image, status, state, ports, id, role."""
+    import pandas as pd
     rows = [
         {
             "name": (e.get("Names") or ["?"])[0].lstrip("/"),

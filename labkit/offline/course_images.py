@@ -28,18 +28,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import docker
-import pandas as pd
 
-from labkit.engine import settings as config
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import ImageMissing, PrepareError
+from labkit import engine
+from labkit.engine import DockerCommand, ImageMissing, PrepareError
+from labkit.engine import docker as docker_cmd
 from labkit.offline.base_image import build_base as build_layered_base
-from labkit.offline.base_image import follow_build, standin_labels  # noqa: F401 - re-exported
-from labkit.offline.debian_rootfs import debian_mirror  # noqa: F401 - re-exported: the scripts read it from here
+from labkit.offline.base_image import follow_build, standin_labels
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RECIPES = Path(__file__).resolve().parents[2] / "images"
 
@@ -66,9 +66,9 @@ class CourseImage:
 
 
 COURSE_IMAGES: tuple[CourseImage, ...] = (
-    CourseImage(config.BASE_IMAGE, "base"),
-    CourseImage(config.REGISTRY_IMAGE, "registry-image", "registry"),
-    CourseImage(config.DIND_IMAGE, "dind-image", "dind"),
+    CourseImage(engine.BASE_IMAGE, "base"),
+    CourseImage(engine.REGISTRY_IMAGE, "registry-image", "registry"),
+    CourseImage(engine.DIND_IMAGE, "dind-image", "dind"),
 )
 
 
@@ -87,7 +87,7 @@ class ProgressPrinter:
 def _client(client: docker.DockerClient | None) -> docker.DockerClient:
     if client is not None:
         return client
-    from labkit.engine.client import client as engine_client
+    from labkit.engine import client as engine_client
 
     return engine_client()
 
@@ -101,6 +101,7 @@ def _find(client: docker.DockerClient, name: str) -> docker.models.images.Image 
 
 def image_status(client: docker.DockerClient | None = None) -> pd.DataFrame:
     """Which course images the engine has: image, role, present, standin, id, size (bytes)."""
+    import pandas as pd
     cli = _client(client)
     rows = []
     for spec in COURSE_IMAGES:
@@ -110,7 +111,7 @@ def image_status(client: docker.DockerClient | None = None) -> pd.DataFrame:
             "image": spec.name,
             "role": spec.role,
             "present": img is not None,
-            "standin": labels.get(config.LABEL_STANDIN) == "true",
+            "standin": labels.get(engine.LABEL_STANDIN) == "true",
             "id": img.short_id.split(":", 1)[-1] if img is not None else None,
             "size": int(img.attrs.get("Size", 0)) if img is not None else 0,
         })
@@ -126,7 +127,8 @@ def prepare(*, offline: bool | None = None, trust_host_ca: bool | None = None,
     (``LABKIT_OFFLINE=1``) nothing is pulled. When a pull fails, a stand-in is
     built instead and the progress says why.
     """
-    settings = config.settings()
+    import pandas as pd
+    settings = engine.settings()
     offline = settings.offline if offline is None else offline
     trust = settings.trust_host_ca if trust_host_ca is None else trust_host_ca
     cli = _client(client)
@@ -161,7 +163,7 @@ def prepare(*, offline: bool | None = None, trust_host_ca: bool | None = None,
         rows.append({
             "image": spec.name,
             "status": status,
-            "standin": labels.get(config.LABEL_STANDIN) == "true",
+            "standin": labels.get(engine.LABEL_STANDIN) == "true",
             "id": img.short_id.split(":", 1)[-1],
             "size": int(img.attrs.get("Size", 0)),
             "seconds": round(time.monotonic() - start, 2),
@@ -173,7 +175,7 @@ def prepare(*, offline: bool | None = None, trust_host_ca: bool | None = None,
 def pull(name: str, *, client: docker.DockerClient | None = None, offline: bool | None = None,
          ) -> docker.models.images.Image:
     """Pull one image (refused when offline); returns the docker-py Image."""
-    if offline if offline is not None else config.settings().offline:
+    if offline if offline is not None else engine.settings().offline:
         raise ImageMissing(
             f"{name} is not on the engine and pulling is disabled (offline).",
             "Run `labkit prepare --offline` to build the stand-in images, or "
@@ -238,7 +240,7 @@ def context_tar(directory: Path) -> io.BytesIO:
 
 
 def build_recipe(spec: CourseImage, *, client: docker.DockerClient | None = None,
-                 progress: Progress | None = None, base: str = config.BASE_IMAGE) -> Built:
+                 progress: Progress | None = None, base: str = engine.BASE_IMAGE) -> Built:
     """Build a stand-in from its Dockerfile on the base, never pulling; returns (Image, cmd)."""
     cli = _client(client)
     say = progress or ProgressPrinter()

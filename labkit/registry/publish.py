@@ -1,5 +1,5 @@
-"""The registry, as a learner uses it: log in, tag, push; the server and the queries are in
-:mod:`labkit.registry.server` and :mod:`labkit.registry.api`, re-exported here.
+"""The registry, as a learner uses it: log in, tag, push (the server is in
+:mod:`labkit.registry.server`, the HTTP queries in :mod:`labkit.registry.api`).
 """
 
 from __future__ import annotations
@@ -12,63 +12,25 @@ import docker
 from docker.errors import APIError
 from docker.utils import parse_repository_tag
 
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import RegistryError
-from labkit.engine.observers import PushObserver, push_observers
-from labkit.engine.translate import boundary
-from labkit.images.build import get_image
-from labkit.registry.api import (
-    MANIFEST_ACCEPT,
-    MANIFEST_LIST,
-    MANIFEST_V2,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    catalog,
-    manifest,
-    manifest_frame,
-    parse_manifest,
-    platform_manifest,
-    tags,
-)
-from labkit.registry.commands import run_command, volume_name
+from labkit.engine import DockerCommand, PushObserver, RegistryError, boundary, push_observers
+from labkit.engine import docker as docker_cmd
+from labkit.images import get_image
 from labkit.registry.model import LoginResult, Registry, TaggedName
 from labkit.registry.password import PASSWORD_ENV
-
-# The server, the push stream and the HTTP queries live in their own modules; their names
-# stay importable from here (the notebooks say `registry.manifest(...)`).
-from labkit.registry.push_stream import LAYER_COLUMNS, LayerProgress, PushResult, PushStream
+from labkit.registry.push_stream import LayerProgress, PushResult, PushStream
 from labkit.registry.server import (
     PASSWORD_HINT,
     START_HINT,
-    _client,
-    _resolve,
-    configured_registry,
     credentials,
-    current_registry,
     find_registry,
-    registry_status,
-    start_registry,
-    stop_registry,
+    resolve_registry,
+    server_client,
 )
 from labkit.registry.server_config import (
     CONFIG_DIR,
-    _htpasswd_matches,
-    _read_file,
-    config_yaml,
-    htpasswd_line,
+    htpasswd_matches,
+    read_config_file,
 )
-
-__all__ = [  # what the notebooks and the command line use, wherever it is defined
-    "CONFIG_DIR", "LAYER_COLUMNS", "MANIFEST_ACCEPT", "MANIFEST_LIST", "MANIFEST_V2",
-    "OCI_INDEX", "OCI_MANIFEST", "PASSWORD_HINT", "START_HINT", "LayerProgress",
-    "LoginResult", "PushResult", "PushStream", "Registry", "TaggedName", "_htpasswd_matches",
-    "catalog", "config_yaml", "configured_registry", "credentials", "current_registry",
-    "find_registry", "htpasswd_line", "login", "login_command", "manifest", "manifest_frame",
-    "parse_manifest", "platform_manifest", "push", "registry_status", "repository_for",
-    "run_command", "start_registry", "stop_registry", "tag_for_registry", "tags",
-    "volume_name",
-]
 
 # --------------------------------------------------------------------------- login, tag, push
 
@@ -85,8 +47,8 @@ def login_command(reg: Registry) -> DockerCommand:
 def login(registry: Registry | str | None = None,
           client: docker.DockerClient | None = None) -> LoginResult:
     """Log the engine in to the registry (always asking the engine: ``reauth=True``)."""
-    cli = _client(client)
-    reg = _resolve(registry, client)
+    cli = server_client(client)
+    reg = resolve_registry(registry, client)
     user, password = credentials(reg)
     command = login_command(reg)
     try:
@@ -117,13 +79,14 @@ def _refuses(cli: docker.DockerClient, reg: Registry, user: str, password: str) 
         if now is None or now.address != reg.address or not now.container_id:
             return False
         container = cli.containers.get(now.container_id)
-    return not _htpasswd_matches(_read_file(container, f"{CONFIG_DIR}/htpasswd"), user, password)
+    stored = read_config_file(container, f"{CONFIG_DIR}/htpasswd")
+    return not htpasswd_matches(stored, user, password)
 
 
 def repository_for(name: str = "python-hello-world", registry: Registry | str | None = None,
                    client: docker.DockerClient | None = None) -> str:
     """The repository name ``<registry>/<username>/<name>`` for this registry."""
-    return _resolve(registry, client).repository(name)
+    return resolve_registry(registry, client).repository(name)
 
 
 @boundary("tag the image for the registry")
@@ -131,7 +94,7 @@ def tag_for_registry(image: Any, name: str = "python-hello-world", tag: str = "l
                      registry: Registry | str | None = None,
                      client: docker.DockerClient | None = None) -> TaggedName:
     """Tag ``image`` (a name, id or docker-py Image) as ``<registry>/<username>/<name>:tag``."""
-    cli = _client(client)
+    cli = server_client(client)
     repository = repository_for(name, registry, client)
     source = image if isinstance(image, str) else image.id
     obj = get_image(source, client=cli)
@@ -152,10 +115,10 @@ def push(repository: str, tag: str = "latest", registry: Registry | str | None =
     returned result renders as the layer table); ``observer`` is told after every chunk and
     at the end; ``on_progress`` is called after every chunk with the parser state.
     """
-    cli = _client(client)
+    cli = server_client(client)
     repo, embedded_tag = parse_repository_tag(str(repository))
     tag = embedded_tag or tag
-    reg = _resolve(registry, client)
+    reg = resolve_registry(registry, client)
     user, password = credentials(reg)
     command = docker_cmd("push", f"{repo}:{tag}")
     observers = push_observers(f"{repo}:{tag}", show, observer)

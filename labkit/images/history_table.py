@@ -5,20 +5,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import pandas as pd
 
-from labkit.engine import client as engine
-from labkit.engine.commands import DockerCommand
-from labkit.engine.commands import docker as docker_cmd
-from labkit.engine.errors import ImageMissing
-from labkit.engine.settings import LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE
-from labkit.engine.sizes import human_size
+from labkit import engine
+from labkit.engine import (
+    LABEL_MANAGED,
+    LABEL_NAMESPACE,
+    LABEL_ROLE,
+    DockerCommand,
+    ImageMissing,
+    human_size,
+)
+from labkit.engine import docker as docker_cmd
 
-TAIL_LINES = 15
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def clean_created_by(created_by: str, comment: str = "") -> str:
@@ -39,6 +43,7 @@ def clean_created_by(created_by: str, comment: str = "") -> str:
 
 def history_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Shape the engine's history entries (newest first) as a DataFrame."""
+    import pandas as pd
     rows = []
     for entry in entries:
         image_id = str(entry.get("Id") or "")
