@@ -112,22 +112,26 @@ signal.signal(signal.SIGINT, interrupted)
 run = Runner(Path({str(tmp_path)!r}) / "logs")
 run.on_exit("mark", lambda: Path({str(tmp_path)!r}, "cleaned").touch())
 try:
-    run.lanes([[Stage("long", ["sleep", "60"])], [Stage("other", ["sleep", "60"])]], 2)
+    run.lanes([[Stage("long", ["bash", "-c", "echo $$ > {tmp_path}/a; exec sleep 60"])],
+               [Stage("other", ["bash", "-c", "echo $$ > {tmp_path}/b; exec sleep 60"])]], 2)
 except Interrupted as stop:
     run.interrupt(stop.returncode)
 sys.exit(run.finish())
 """
     proc = subprocess.Popen([sys.executable, "-c", program], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
-    time.sleep(2)
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / lane).exists() for lane in "ab"):  # both stages started
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert (tmp_path / "cleaned").exists()
     assert "total (exit 130)" in out
-    sleeping = subprocess.run(["pgrep", "-f", "^sleep 60$", "-P", str(proc.pid)],
-                              capture_output=True, check=False)
-    assert sleeping.stdout == b""
+    for lane in "ab":  # both stages' commands were stopped, not left running
+        pid = (tmp_path / lane).read_text().strip()
+        assert not Path(f"/proc/{pid}").exists()
 
 
 # ---------------------------------------------------------------------- the plan
