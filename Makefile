@@ -35,6 +35,8 @@ help:
 	@echo "make notebooks   regenerate every notebook's stored outputs from one clean run on a"
 	@echo "                 DinD engine of its own (ENGINE=SPEC, default: python -m testbed.engines;"
 	@echo "                 OUT=DIR writes them elsewhere)"
+	@echo "make classroom | classroom-stop | classroom-status | test-classroom | dind | dind-stop | badges"
+	@echo "                 (docs/INSTRUCTORS.md, docs/TESTING.md, docs/CI.md)"
 
 venv:
 	@scripts/venv.sh
@@ -120,8 +122,8 @@ badges:
 # A classroom on this machine (scripts/classroom.sh, classroom/): JupyterHub with one Docker
 # engine per learner, e.g. `make classroom LEARNERS=30`; `make classroom-stop` removes all of
 # it (CLEAN=1: its images and records too). `make test-classroom`: three learners through the
-# hub's REST API through every notebook (tests/classroom/, its own classroom; about 9 min,
-# plus 4.5 min to build the course image the first time).
+# hub's REST API through every notebook (tests/classroom/, its own classroom; its time is in
+# docs/MEASUREMENTS.md).
 .PHONY: classroom classroom-stop classroom-status test-classroom
 LEARNERS ?= 3
 classroom: images

@@ -410,16 +410,18 @@ d = Path("workspace/ex02"); d.mkdir(parents=True, exist_ok=True)
 (d / "app.py").write_text(Path("workspace/app.py").read_text())
 (d / "Dockerfile").write_text("FROM python:3.11-slim-bookworm\\nRUN pip install flask\\n"
                               "WORKDIR /srv\\nCOPY app.py .\\nCMD [\\"python\\", \\"app.py\\"]\\n")
-from labkit import exercises
+from labkit.course import exercises
 print(exercises.ex02_workdir())
 ''',
     "3": '''
-from labkit import containers, course, exercises
+from labkit import containers, course
+from labkit.course import exercises
 containers.run(course.image_name(), name="hello-2", port=5000)
 print(exercises.ex03_second_container())
 ''',
     "4": '''
-from labkit import course, exercises, registry
+from labkit import course, registry
+from labkit.course import exercises
 reg = registry.start_registry()
 for tag in ("latest", "1.0"):  # the current image under both tags
     ref = registry.tag_for_registry(course.image_name(), "python-hello-world", tag=tag,
@@ -432,7 +434,7 @@ from pathlib import Path
 d = Path("workspace/ex05"); d.mkdir(parents=True, exist_ok=True)
 (d / "Dockerfile").write_text("FROM python:3.11-slim-bookworm\\nCOPY app.py /app.py\\n"
                               "RUN pip install flask\\nCMD [\\"python\\", \\"/app.py\\"]\\n")
-from labkit import exercises
+from labkit.course import exercises
 print(exercises.ex05_wrong_order(PREDICTION))
 ''',
 }
