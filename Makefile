@@ -13,8 +13,9 @@ TRUST_HOST_CA ?= 1
 OFFLINE ?= 0
 
 # The engines `make test` runs the integration tests and notebooks on (see testbed/test_run.py;
-# `make test ENGINE=28.5+containerd` picks one). Specs: python -m testbed.engines list.
-ENGINES ?= 20.10 28.5+api1.44 28.5+containerd+api1.44
+# `make test ENGINE=28.5+containerd` picks one; empty: testbed.engines.MATRIX, the three of
+# docs/TESTING.md). Specs: python -m testbed.engines list.
+ENGINES ?=
 ifdef ENGINE
 ENGINES := $(ENGINE)
 export LABKIT_ENGINE := $(ENGINE)

@@ -39,6 +39,9 @@ OPTIONS = ("containerd", "api1.44")
 DEFAULT_SPEC = "28.5+containerd+api1.44"
 #: The oldest and the newest engine of the matrix (what the benchmark compares).
 BENCH_SPECS = ("20.10", DEFAULT_SPEC)
+#: The engines `make test` runs on (LABKIT_ENGINES replaces them): oldest, current, current
+#: on the containerd image store (the last gets the full run).
+MATRIX = ("20.10", "28.5+api1.44", DEFAULT_SPEC)
 PACKAGES = "docker.io,iptables,openssl,ca-certificates,procps,iproute2"
 #: What docker's image store reports in `docker info`'s driver status on containerd.
 CONTAINERD_SNAPSHOTTER = "io.containerd.snapshotter.v1"

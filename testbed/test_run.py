@@ -63,11 +63,12 @@ from pathlib import Path
 from types import FrameType
 
 from testbed import engines
+from testbed.dind import read_env
+from testbed.engines import MATRIX
 from testbed.stages import Env, Interrupted, Result, Runner, Stage, environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / ".cache" / "test-run"
-DEFAULT_ENGINES = ("20.10", "28.5+api1.44", "28.5+containerd+api1.44")
 QUICK_ENGINE = engines.DEFAULT_SPEC
 SERVICE = "service"  # the engine named by LABKIT_DIND_HOST
 NBVAL_USER = "nbval"
@@ -105,7 +106,7 @@ class Plan:
         elif quick:
             engines = (env.get("LABKIT_ENGINE") or QUICK_ENGINE,)
         else:
-            engines = tuple(env.get("LABKIT_ENGINES", "").split()) or DEFAULT_ENGINES
+            engines = tuple(env.get("LABKIT_ENGINES", "").split()) or MATRIX
         full = SERVICE if service else env.get("LABKIT_FULL_ENGINE") or engines[-1]
         chromium = env.get("LABKIT_CHROMIUM", "")
         return cls(
@@ -134,19 +135,13 @@ def state_dir(spec: str) -> Path:
     return ROOT / ".cache" / f"dind-test-{spec.replace('+', '-')}"
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines (the DinD env file)."""
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
 def in_dind(state: Path, extra: Mapping[str, str] | None = None) -> Env:
     """The environment of a command run against the DinD engine of ``state`` (read when the
     command starts: the env file is written by the stage that starts the engine)."""
 
     def env() -> dict[str, str | None]:
         out: dict[str, str | None] = dict.fromkeys(ENGINE_VARIABLES)
-        out.update(read_env_file(state / "env"))
+        out.update(read_env(state / "env"))
         out.update(extra or {})
         return out
 
