@@ -123,7 +123,7 @@ badges:
 # A classroom on this machine (scripts/classroom.sh, classroom/): JupyterHub with one Docker
 # engine per learner, e.g. `make classroom LEARNERS=30`; `make classroom-stop` removes all of
 # it (CLEAN=1: its images and records too). `make test-classroom`: three learners through the
-# hub's REST API through every notebook (tests/classroom/, its own classroom; its time is in
+# hub's REST API, the first through every notebook (tests/classroom/; its time is in
 # docs/MEASUREMENTS.md).
 .PHONY: classroom classroom-stop classroom-status test-classroom
 LEARNERS ?= 3
