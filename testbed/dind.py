@@ -390,7 +390,10 @@ def main(argv: list[str] | None = None) -> int:
             session.stop()
         else:
             return session.status()
-    except (DindError, engines.SpecError) as exc:
+    except engines.SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except DindError as exc:
         print(exc, file=sys.stderr)
         return 1
     return 0

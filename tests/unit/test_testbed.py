@@ -120,6 +120,19 @@ def test_the_session_follows_the_environment(tmp_path: Path) -> None:
     assert "--cap-drop" in plain.flags
 
 
+def test_the_cli_refuses_an_unknown_command_and_an_unknown_engine(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert dind.main(["restart"]) == 2
+    monkeypatch.setenv("LABKIT_DIND_STATE", str(tmp_path))
+    monkeypatch.setenv("LABKIT_ENGINE", "27.0")
+    assert dind.main(["start"]) == 2
+    assert "Unknown engine version '27.0'" in capsys.readouterr().err
+    monkeypatch.delenv("LABKIT_ENGINE")
+    assert dind.main(["status"]) == 1
+    assert capsys.readouterr().out == "dind: not started.\n"
+
+
 # ------------------------------------------------------------------ is it the engine asked for
 STORE_CLASSIC = "extfs true true false"
 STORE_CONTAINERD = "io.containerd.snapshotter.v1"
