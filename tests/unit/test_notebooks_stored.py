@@ -48,6 +48,16 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_terminal_cell_stops_at_its_first_failing_command(path: Path):
+    """A `%%bash` cell fails only when its last command fails, unless it says otherwise."""
+    cells = load(path)["cells"]
+    bash = [(index, "".join(cell["source"]).splitlines()) for index, cell in enumerate(cells)
+            if cell["cell_type"] == "code" and "".join(cell["source"]).startswith("%%bash")]
+    loose = [index for index, lines in bash if lines[1:2] != ["set -euo pipefail"]]
+    assert loose == [], f"{path.name}: %%bash cells {loose} go on after a failing command"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_ansi_escape_in_any_output(path: Path):
     found = [index for index, out in outputs(load(path))
              if any("\x1b" in piece for piece in strings(out))]
