@@ -143,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     state = Path(os.environ.get("CONCURRENCY_DIND_STATE")
                  or ROOT / ".cache" / "dind-concurrency")
     session = dind.own_engine(spec, state)
-    rc = 1
     with tempfile.TemporaryDirectory(prefix="labkit-concurrency.") as scratch_dir:
         scratch = Path(scratch_dir)
         logs = Path(os.environ.get("CONCURRENCY_LOGS") or scratch / "logs")
@@ -151,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         (scratch / "notebooks").mkdir()
         for nb in chosen:
             shutil.copy(nb, scratch / "notebooks")
-        try:
-            session.start()
+
+        def learners(session: dind.Dind) -> int:
             print(f"concurrency: {count} learners, {len(chosen)} notebooks each, on "
                   f"{spec.text}; {os.cpu_count()} CPUs, load {load()}", flush=True)
             outcomes = run_learners(session, count, [nb.name for nb in chosen], scratch, logs)
@@ -164,18 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"concurrency: {failed} of {count} learners FAILED (logs: {logs})")
             else:
                 print(f"concurrency: all {count} learners passed")
-            rc = 1 if failed else 0
-        except dind.DindError as exc:
-            print(exc, file=sys.stderr)
-        except KeyboardInterrupt:
-            rc = 130
-        except SystemExit as exc:  # SIGTERM
-            rc = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            print("concurrency: stopping the DinD engine of this run", flush=True)
-            session.stop()
-            print(f"concurrency: {time.monotonic() - t0:.0f} s in all (exit {rc})")
-    return rc
+            return 1 if failed else 0
+
+        return dind.run_on(session, "concurrency", learners)
 
 
 if __name__ == "__main__":

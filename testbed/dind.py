@@ -47,7 +47,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -363,6 +363,26 @@ def own_engine(spec: EngineSpec, state: Path) -> Dind:
     """A DinD engine of a run's own (never a given one): ``spec`` with state in ``state``."""
     return Dind(state=state, spec=spec, image=spec.image,
                 flags=shlex.split(os.environ.get("LABKIT_DIND_FLAGS") or DEFAULT_FLAGS))
+
+
+def run_on(session: Dind, tool: str, body: Callable[[Dind], int]) -> int:
+    """Start ``session``, run ``body`` on it and stop it, also on failure, Ctrl-C or SIGTERM:
+    body's exit status, 1 when the engine could not start, 130 or 143 when interrupted."""
+    started, rc = time.monotonic(), 1
+    try:
+        session.start()
+        rc = body(session)
+    except DindError as exc:
+        print(exc, file=sys.stderr)
+    except KeyboardInterrupt:
+        rc = 130
+    except SystemExit as exc:  # SIGTERM, by exit_on_sigterm
+        rc = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        print(f"{tool}: stopping the DinD engine of this run", flush=True)
+        session.stop()
+        print(f"{tool}: {time.monotonic() - started:.0f} s in all (exit {rc})")
+    return rc
 
 
 def exit_on_sigterm() -> None:

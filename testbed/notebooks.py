@@ -167,16 +167,13 @@ def store(paths: list[Path], out: Path | None, spec: str, run_id: str, timeout: 
 
 def store_on_own_engine(spec: engines.EngineSpec, out: Path | None) -> int:
     """`make notebooks`: a fresh DinD engine of its own, ``execute`` in it, then removed."""
-    started = time.monotonic()
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
         print("notebooks: no Docker engine answers here; run 'make images' first (it starts "
               "one and prepares the course images).", file=sys.stderr)
         return 1
     state = Path(os.environ.get("NOTEBOOKS_DIND_STATE") or ROOT / ".cache" / "dind-notebooks")
-    session = dind.own_engine(spec, state)
-    rc = 1
-    try:
-        session.start()
+
+    def store(session: dind.Dind) -> int:
         with tempfile.TemporaryDirectory(prefix="labkit-notebooks-state.") as run_state:
             # The course's defaults, whatever this shell sets: the stored outputs are what a
             # learner sees.
@@ -188,18 +185,9 @@ def store_on_own_engine(spec: engines.EngineSpec, out: Path | None) -> int:
             command = [sys.executable, "-m", "testbed.notebooks", "execute", "--spec",
                        spec.text, *(["--out", str(out.resolve())] if out else []),
                        *map(str, course_notebooks())]
-            rc = subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
-    except dind.DindError as exc:
-        print(exc, file=sys.stderr)
-    except KeyboardInterrupt:
-        rc = 130
-    except SystemExit as exc:  # SIGTERM
-        rc = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        print("notebooks: stopping the DinD engine of this run", flush=True)
-        session.stop()
-        print(f"notebooks: {time.monotonic() - started:.0f} s in all (exit {rc})")
-    return rc
+            return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
+
+    return dind.run_on(dind.own_engine(spec, state), "notebooks", store)
 
 
 # ------------------------------------------------------------------ cell times
