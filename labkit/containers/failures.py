@@ -12,6 +12,7 @@ One rule for every failure of :func:`labkit.containers.apps.run`:
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import docker.errors
@@ -28,6 +29,20 @@ def tail(container: Container, lines: int = LOG_TAIL) -> str:
         return strip_ansi(container.logs(tail=lines).decode("utf-8", "replace")).rstrip()
     except docker.errors.APIError:
         return ""
+
+
+def tail_once_logged(container: Container, marker: str, wait: float = 3.0) -> str:
+    """The logs' tail, once ``marker`` shows in it or ``wait`` seconds have passed.
+
+    An engine ships a container's output to its log driver a moment after the app wrote it,
+    so an app's traceback can reach ``docker container logs`` after its 500 reached us. Web
+    servers log the request line after the error, so the marker is that request's path."""
+    deadline = time.monotonic() + wait
+    text = tail(container)
+    while marker not in text and time.monotonic() < deadline:
+        time.sleep(0.1)
+        text = tail(container)
+    return text
 
 
 def kept(name: str) -> str:
@@ -90,7 +105,9 @@ def http_failed(name: str, path: str, response: Any, container: Container | None
            "and run again" if status >= 500
            else "The app has no such page, or refused the request: check the path")
     return AppError(f"The app in {name} answered {status} {reason} to GET {path}.".replace(
-        "  ", " "), status_code=status, logs=tail(container) if container else "",
+        "  ", " "), status_code=status,
+        logs=(tail_once_logged(container, f"GET {path}") if status >= 500 else tail(container))
+        if container else "",
         hint=f"{fix} (`docker container logs {name}`).")
 
 
