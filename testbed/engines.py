@@ -43,6 +43,11 @@ BENCH_SPECS = ("20.10", DEFAULT_SPEC)
 #: on the containerd image store (the last gets the full run).
 MATRIX = ("20.10", "28.5+api1.44", DEFAULT_SPEC)
 PACKAGES = "docker.io,iptables,openssl,ca-certificates,procps,iproute2"
+#: Debian releases whose archive has the buildx plugin: their docker CLI builds with BuildKit,
+#: as Docker CE's, Docker Desktop's and docker:dind's do (bookworm's 20.10 has none).
+BUILDX_SUITES = ("trixie", "forky")
+#: The label recording which packages an engine image was made from (a changed list rebuilds it).
+PACKAGES_LABEL = "org.labkit.packages"
 #: What docker's image store reports in `docker info`'s driver status on containerd.
 CONTAINERD_SNAPSHOTTER = "io.containerd.snapshotter.v1"
 
@@ -64,6 +69,11 @@ class EngineSpec:
     def suite(self) -> str:
         """The Debian release whose docker.io this engine is."""
         return SUITES[self.version]
+
+    @property
+    def packages(self) -> str:
+        """The Debian packages of this engine's image (docker-buildx where the release has it)."""
+        return PACKAGES + (",docker-cli,docker-buildx" if self.suite in BUILDX_SUITES else "")
 
     @property
     def image(self) -> str:
@@ -109,10 +119,14 @@ def say(message: str) -> None:
     print(f"engines: {message}", flush=True)
 
 
-def image_present(name: str) -> bool:
-    """True when the current engine has the image ``name``."""
-    return subprocess.run(["docker", "image", "inspect", name], capture_output=True,
-                          check=False).returncode == 0
+def image_present(name: str, packages: str | None = None) -> bool:
+    """True when the current engine has the image ``name`` (made from ``packages``, if given)."""
+    answer = subprocess.run(["docker", "image", "inspect", "--format",
+                             f'{{{{index .Config.Labels "{PACKAGES_LABEL}"}}}}', name],
+                            capture_output=True, text=True, check=False)
+    if answer.returncode != 0:
+        return False
+    return packages is None or answer.stdout.strip() == packages
 
 
 def _need_mmdebstrap() -> None:
@@ -133,7 +147,7 @@ def _need_mmdebstrap() -> None:
 
 def build(spec: EngineSpec) -> None:
     """Make the stand-in image of ``spec`` on the current engine unless it exists."""
-    if image_present(spec.image):
+    if image_present(spec.image, spec.packages):
         say(f"{spec.image} is present")
         return
     started = time.monotonic()
@@ -143,7 +157,7 @@ def build(spec: EngineSpec) -> None:
     say(f"building {spec.image} from Debian {spec.suite}'s docker.io ({mirror}, "
         f"mmdebstrap --mode={mode})")
     entrypoint = ROOT / "images" / "dind" / "dockerd-entrypoint.sh"
-    strap = ["mmdebstrap", f"--mode={mode}", "--variant=minbase", f"--include={PACKAGES}",
+    strap = ["mmdebstrap", f"--mode={mode}", "--variant=minbase", f"--include={spec.packages}",
              # a mirror frozen at a date serves Release files past their Valid-Until
              "--aptopt=Acquire::Check-Valid-Until \"false\"",
              f"--customize-hook=copy-in {entrypoint} /usr/local/bin",
@@ -155,7 +169,7 @@ def build(spec: EngineSpec) -> None:
                "ENV DOCKER_TLS_CERTDIR=/certs", 'VOLUME ["/var/lib/docker"]',
                "EXPOSE 2375 2376", 'ENTRYPOINT ["dockerd-entrypoint.sh"]',
                "LABEL org.labkit.managed=true org.labkit.standin=true "
-               "org.labkit.role=engine-matrix"]
+               f"org.labkit.role=engine-matrix {PACKAGES_LABEL}={spec.packages}"]
     importer = ["docker", "import", *(f"--change={c}" for c in changes), "-", spec.image]
     with tempfile.TemporaryFile() as log:
         strapping = subprocess.Popen(strap, stdout=subprocess.PIPE, stderr=log)
