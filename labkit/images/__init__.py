@@ -1,7 +1,9 @@
 """Images: the streamed build and its result, the image list, history and tags, the build
-cache's parent chains, a saved image read as it streams, and one file from an image.
+cache's parent chains, which images are this learner's (module ``owned``), a saved image
+read as it streams, and one file from an image.
 """
 
+from . import owned
 from .archive import (
     chain_ids,
     instruction_of,
@@ -85,6 +87,7 @@ __all__ = [
     "iter_tar",
     "list_images",
     "list_images_command",
+    "owned",
     "parent_chain",
     "parse_error_to_build_failed",
     "read_archive",
