@@ -35,6 +35,7 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
     out = [
         Check("engine", True, f"{info.host}: Docker {info.version} ({info.os}/{info.arch}, "
               f"cgroup v{info.cgroup_version})"),
+        Check("connection", True, info.transport.summary),
         Check("API version", True, f"labkit speaks {info.client_api_version}; the engine "
               f"accepts {info.min_api_version} to {info.api_version}"),
         Check("image store", True, info.store_label),
