@@ -24,20 +24,33 @@ def forget_change(original: BuildResult, client: docker.DockerClient | None = No
     The build cache keys COPY on the file's content: after a first run of step 5 the
     changed app would come from the cache. Removing the images that share the original's
     steps up to COPY but differ from there (other versions of app.py) makes the lab's
-    experiment start fresh each run. Only images carrying this user's labels are removed.
+    experiment start fresh each run. Only images named in this user's repositories, and
+    untagged step images of those builds, are removed.
+
+    This is the classic builder's cache (step images, each the parent of the next). BuildKit
+    keeps no image per step: its cache is keyed on content and lives apart from the images
+    (``docker buildx du``), so after a BuildKit build there is nothing here to remove, and a
+    re-run may show ``COPY`` as cached (the notebook says so).
     """
     from labkit.images import parent_chain
 
+    if original.builder.buildkit:
+        return []
     cli = client or engine.client()
     api = cli.api
-    parents = {i["Id"]: i.get("ParentId") or "" for i in engine.images(cli, all=True)}
-    steps = [s for s in original.steps if not s.added_by_labkit]
+    listing = engine.images(cli, all=True)
+    parents = {i["Id"]: i.get("ParentId") or "" for i in listing}
+    steps = list(original.steps)
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
     fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
     keep = set(parent_chain(parents, api.inspect_image(original.image_id)["Id"]))
     ours = {"label": settings().label_filters()}
+    mine = f"{settings().namespace}/"
     doomed = {}  # image id -> length of its chain
-    for image in engine.images(cli, all=True, filters=ours):
+    for image in listing:
+        tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+        if any(not t.startswith(mine) for t in tags):
+            continue
         chain = parent_chain(parents, image["Id"])
         if image["Id"] not in keep and fork in chain:
             doomed[image["Id"]] = len(chain)

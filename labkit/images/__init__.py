@@ -1,5 +1,6 @@
-"""Images: the streamed build and its result, the image list, history and tags, the build
-cache's parent chains, a saved image read as it streams, and one file from an image.
+"""Images: the build (BuildKit through the docker CLI, or the classic builder) and its
+result, which builder runs and why, the image list, history and tags, the classic builder's
+parent chains, a saved image read as it streams, and one file from an image.
 """
 
 from .archive import (
@@ -29,7 +30,6 @@ from .build_stream import (
     parse_error_to_build_failed,
 )
 from .builder import (
-    CLASSIC_BUILDER_ENV,
     BuildResult,
     base_images,
     build,
@@ -39,6 +39,18 @@ from .builder import (
     image_name,
     require_image,
     tag,
+)
+from .builder_choice import (
+    BuilderChoice,
+    BuilderName,
+    decide,
+    forget_builder,
+    which_builder,
+)
+from .buildkit_stream import (
+    PlainParser,
+    RawJsonParser,
+    attach_layers,
 )
 from .history_table import (
     clean_created_by,
@@ -62,18 +74,24 @@ __all__ = [
     "BuildResult",
     "BuildStep",
     "BuildStreamParser",
+    "BuilderChoice",
+    "BuilderName",
+    "PlainParser",
+    "RawJsonParser",
     "ByteStream",
-    "CLASSIC_BUILDER_ENV",
     "COURSE_BASE_IMAGES",
     "EventKind",
     "ImageArchiveError",
     "TAIL_LINES",
+    "attach_layers",
     "base_images",
     "build",
     "build_command",
     "chain_ids",
     "clean_created_by",
     "clean_line",
+    "decide",
+    "forget_builder",
     "get_image",
     "history",
     "history_command",
@@ -94,4 +112,5 @@ __all__ = [
     "require_image",
     "resolve_image",
     "tag",
+    "which_builder",
 ]
