@@ -45,6 +45,7 @@ from .builder_choice import (
     BuilderName,
     decide,
     forget_builder,
+    probe,
     which_builder,
 )
 from .buildkit_stream import (
@@ -105,6 +106,7 @@ __all__ = [
     "list_images_command",
     "parent_chain",
     "parse_error_to_build_failed",
+    "probe",
     "read_archive",
     "read_file",
     "read_layer_tar",

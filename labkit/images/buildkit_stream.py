@@ -56,6 +56,7 @@ class BuildKitParser:
         self.errors: dict[str, str] = {}  # vertex -> BuildKit's error of that step
         self.trailer: list[str] = []  # what the CLI printed that is not progress
         self.warnings: list[str] = []
+        self._partial: dict[tuple[str, int], str] = {}  # a log line not ended yet
 
     @property
     def steps(self) -> list[BuildStep]:
@@ -89,11 +90,28 @@ class BuildKitParser:
                 events.append(BuildEvent("output", step, line))
         return events
 
+    def _log(self, vertex: str, stream: int, data: str) -> list[BuildEvent]:
+        """Output as BuildKit sends it: chunks of bytes, a line possibly in several."""
+        step = self._by_vertex.get(vertex)
+        if step is None:
+            return []
+        text = self._partial.pop((vertex, stream), "") + data
+        whole, newline, rest = text.rpartition("\n")
+        if rest:
+            self._partial[(vertex, stream)] = rest
+        return self._output(step, whole) if newline else []
+
+    def _flush(self, vertex: str, step: BuildStep) -> list[BuildEvent]:
+        events = []
+        for key in [k for k in self._partial if k[0] == vertex]:
+            events += self._output(step, self._partial.pop(key))
+        return events
+
     def _complete(self, vertex: str, step: BuildStep) -> list[BuildEvent]:
         if vertex in self._done:
             return []
         self._done.add(vertex)
-        return [BuildEvent("step_done", step)]
+        return [*self._flush(vertex, step), BuildEvent("step_done", step)]
 
     def failure(self, dockerfile_text: str = "") -> BuildFailed:
         """The error of a build the CLI ended with a non-zero status."""
@@ -138,10 +156,10 @@ class RawJsonParser(BuildKitParser):
         for vertex in status.get("vertexes") or []:
             events += self._vertex(vertex)
         for log in status.get("logs") or []:
-            step = self._by_vertex.get(str(log.get("vertex", "")))
-            if step is not None and log.get("data"):
+            if log.get("data"):
                 data = base64.b64decode(log["data"]).decode("utf-8", "replace")
-                events += self._output(step, data)
+                events += self._log(str(log.get("vertex", "")), int(log.get("stream") or 1),
+                                    data)
         for warning in status.get("warnings") or []:
             short = warning.get("short")
             if short:
@@ -168,8 +186,11 @@ class RawJsonParser(BuildKitParser):
         return events
 
     def finish(self) -> list[BuildEvent]:
-        """Nothing is buffered: every line is whole."""
-        return []
+        """The output lines not ended by a newline yet."""
+        events = []
+        for vertex, step in self._by_vertex.items():
+            events += self._flush(vertex, step)
+        return events
 
 
 class PlainParser(BuildKitParser):

@@ -14,8 +14,8 @@ from labkit.course.workspace import DOCKERFILE
 from labkit.engine import config
 from labkit.engine.commands import docker as docker_cmd
 from labkit.experiments.cache_order import COPY_FIRST, LAB_ORDER, CacheExperiment, Round
-from labkit.images.build_stream import BuildStep
 from labkit.images import BuilderChoice
+from labkit.images.build_stream import BuildStep
 from labkit.images.builder import BuildResult
 
 from .conftest import FakeClient
