@@ -10,22 +10,31 @@ start  Run a container from docker:dind on the current engine (TLS on :2376, cli
            DOCKER_TLS_VERIFY=1
            DOCKER_CERT_PATH=<repo>/.cache/dind/<name>/certs/client
            LABKIT_BIND_IP=0.0.0.0
-       (KEY=VALUE lines: `set -a; . .cache/dind/env; set +a`, or `docker --env-file`).
+           PATH=<repo>/.cache/dind/client/bin:<PATH>
+           DOCKER_CONFIG=<repo>/.cache/dind/client/config
+       (KEY=VALUE lines: `set -a; . .cache/dind/env; set +a`).
+       The engine comes with its own docker CLI: the image's /usr/bin/docker and its CLI
+       plugins (/usr/libexec/docker/cli-plugins/*: forky's docker-buildx) are copied out of
+       the image into client/, first on PATH, with a fresh DOCKER_CONFIG (logins stay per
+       engine). So 20.10 is driven by bookworm's 20.10 CLI without buildx (the classic
+       builder, as a Debian 12 user has), 28.5 by forky's 28.5 CLI with buildx (BuildKit,
+       as Docker CE, Docker Desktop and docker:dind users have).
        The container's own IP is used, not a published port: ports that containers
        publish inside DinD open on that address, and labkit builds URLs from DOCKER_HOST.
        LABKIT_BIND_IP=0.0.0.0 is the explicit opt-in labkit needs for that: without it a
        remote engine's ports listen on its 127.0.0.1 only, out of reach from here (the
        DinD engine is a remote one; its network is this machine's engine's bridge).
        Given LABKIT_DIND_HOST, e.g. a CI service, that engine is used: nothing is started,
-       the images are still loaded. LABKIT_DIND_CERT_PATH names its client certificates
-       (ca.pem cert.pem key.pem); the env file then says DOCKER_TLS_VERIFY=1 and
-       DOCKER_CERT_PATH: TLS is always verified. Without them only a loopback address
-       (tcp://127.0.0.1:2375) is accepted: plain TCP over a network is refused (registry
-       passwords go to the engine with `docker login`).
+       the images are still loaded, and this machine's own docker CLI drives it.
+       LABKIT_DIND_CERT_PATH names its client certificates (ca.pem cert.pem key.pem); the
+       env file then says DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH: TLS is always verified.
+       Without them only a loopback address (tcp://127.0.0.1:2375) is accepted: plain TCP
+       over a network is refused (registry passwords go to the engine with `docker login`).
        They are the DinD engine's own variables, so that the job's DOCKER_* ones stay
        those of the engine the job itself uses (TLS settings never reach the whole job).
 stop   Remove the container we started (and its volumes), and any other container that
-       carries this state directory's label (one an interrupted start left); nothing else.
+       carries this state directory's label (one an interrupted start left), and the
+       engine's CLI copied into client/; nothing else.
 status The env file, and whether the engine answers.
 
 LABKIT_DIND_STATE=DIR keeps one engine per state directory (default .cache/dind).
@@ -65,11 +74,17 @@ DEFAULT_FLAGS = ("--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=u
                  "--security-opt apparmor=unconfined --security-opt systempaths=unconfined "
                  "-v /sys/fs/cgroup:/sys/fs/cgroup:rw")
 ROLE = "dind-engine"
+#: The role of the container created only to copy an engine image's docker CLI out of it.
+CLIENT_ROLE = "dind-client-copy"
 #: The label that names the state directory of the session that started a container.
 STATE_LABEL = "org.labkit.dind-state"
 #: The client's engine variables: replaced by the env file's when commanding the DinD engine.
 CLIENT_VARIABLES = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_TLS",
                     "DOCKER_CONTEXT")
+#: Where an engine image keeps its docker CLI, and its CLI plugins (Debian's, then the
+#: official docker:dind image's layout).
+IMAGE_CLI_PATHS = ("/usr/bin/docker", "/usr/local/bin/docker")
+IMAGE_PLUGIN_DIRS = ("/usr/libexec/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins")
 
 
 #: A learner's own settings: dropped where a run must see the course's defaults.
@@ -127,13 +142,19 @@ def given_engine_env(host: str, cert_path: str | None) -> dict[str, str]:
     return env
 
 
-def started_engine_env(ip: str, certs: Path, spec: EngineSpec | None) -> dict[str, str]:
-    """The env file for a DinD container this session started at ``ip``."""
+def started_engine_env(ip: str, certs: Path, spec: EngineSpec | None,
+                       client: Path | None = None, path: str = "") -> dict[str, str]:
+    """The env file for a DinD container this session started at ``ip``; with ``client``
+    (the engine's own CLI, see :func:`copy_client`) its bin/ first on ``path`` and its
+    config/ as DOCKER_CONFIG."""
     env = {"DOCKER_HOST": f"tcp://{ip}:2376", "DOCKER_TLS_VERIFY": "1",
            "DOCKER_CERT_PATH": f"{certs}/client",
            "LABKIT_BIND_IP": "0.0.0.0"}  # the opt-in: its ports must be reached from here
     if spec:
         env["LABKIT_ENGINE"] = spec.text
+    if client:
+        env["PATH"] = os.pathsep.join(p for p in (str(client / "bin"), path) if p)
+        env["DOCKER_CONFIG"] = str(client / "config")
     return env
 
 
@@ -151,6 +172,39 @@ def engine_mismatch(spec: EngineSpec, version: str, min_api: str, driver_status:
 def _host_docker(*args: str) -> subprocess.CompletedProcess[str]:
     """The docker CLI against this machine's engine (the one the DinD container runs on)."""
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+
+
+def copy_client(image: str, client: Path, state: Path) -> str:
+    """Copy ``image``'s own docker CLI to ``client``/bin/docker and its CLI plugins (if any)
+    to ``client``/config/cli-plugins/, from a container created for it and removed after,
+    also on failure; the CLI's version. DindError when the image has no docker CLI."""
+    shutil.rmtree(client, ignore_errors=True)
+    (client / "bin").mkdir(parents=True)
+    (client / "config" / "cli-plugins").mkdir(parents=True)
+    created = _host_docker("create", "--label", "org.labkit.managed=true", "--label",
+                           f"org.labkit.role={CLIENT_ROLE}", "--label", f"{STATE_LABEL}={state}",
+                           image)
+    if created.returncode:
+        raise DindError(f"docker create {image} failed: {created.stderr.strip()}")
+    container = created.stdout.strip()
+    try:
+        for cli in IMAGE_CLI_PATHS:
+            if _host_docker("cp", "-L", f"{container}:{cli}",
+                            str(client / "bin" / "docker")).returncode == 0:
+                break
+        else:
+            raise DindError(f"{image} has no docker CLI (looked for "
+                            f"{', '.join(IMAGE_CLI_PATHS)}).")
+        for plugins in IMAGE_PLUGIN_DIRS:  # absent on bookworm: no plugin at all
+            if _host_docker("cp", "-L", f"{container}:{plugins}/.",
+                            str(client / "config" / "cli-plugins")).returncode == 0:
+                break
+    finally:
+        _host_docker("rm", "-f", "-v", container)  # -v: the image's VOLUME made one
+    version = subprocess.run([str(client / "bin" / "docker"), "version", "--format",
+                              "{{.Client.Version}}"], capture_output=True, text=True, check=False,
+                             env=os.environ | {"DOCKER_HOST": "unix:///nonexistent"})
+    return version.stdout.strip() or "?"
 
 
 @dataclass
@@ -182,6 +236,11 @@ class Dind:
         return self.state / "env"
 
     @property
+    def client_dir(self) -> Path:
+        """Where the engine's own docker CLI is copied (bin/docker, config/cli-plugins/)."""
+        return self.state / "client"
+
+    @property
     def name_file(self) -> Path:
         """Where the name of the container this session started is written."""
         return self.state / "container"
@@ -194,7 +253,8 @@ class Dind:
 
     def docker(self, *args: str, capture: bool = True,
                stdin: int | None = None) -> subprocess.CompletedProcess[str]:
-        """The docker CLI against the DinD engine named in the env file."""
+        """The docker CLI of the env file (the engine's own, first on its PATH) against the
+        DinD engine it names."""
         return subprocess.run(["docker", *args], env=self.environ(), capture_output=capture,
                               text=True, check=False, stdin=stdin)
 
@@ -232,6 +292,10 @@ class Dind:
         elif not engines.image_present(self.image):
             raise DindError(f"{self.image} is not on the engine: run 'make images' "
                             "(labkit prepare) first.")
+        cli = copy_client(self.image, self.client_dir, self.state)
+        plugins = sorted(p.name for p in (self.client_dir / "config" / "cli-plugins").iterdir())
+        say(f"the engine's own docker CLI {cli} (plugins: {', '.join(plugins) or 'none'}) "
+            f"in {self.client_dir}")
         name = f"labkit-dind-{secrets.token_hex(4)}"
         certs = self.state / name / "certs"
         certs.mkdir(parents=True)
@@ -244,7 +308,8 @@ class Dind:
             raise DindError(run.stderr.strip() or f"docker run {self.image} failed.")
         self.name_file.write_text(name + "\n")
         ip = self._address(name)
-        write_env(self.env_file, started_engine_env(ip, certs, self.spec))
+        write_env(self.env_file, started_engine_env(ip, certs, self.spec, self.client_dir,
+                                                    os.environ.get("PATH", "")))
         for _ in range(120):  # the certificates appear before dockerd listens
             if (certs / "client" / "key.pem").is_file() and \
                     (certs / "client" / "key.pem").stat().st_size:
@@ -325,9 +390,8 @@ class Dind:
             return ""
 
     def leftovers(self) -> list[str]:
-        """Containers that carry this state directory's label (started by a session here)."""
-        listed = _host_docker("ps", "-aq", "--filter", f"label=org.labkit.role={ROLE}",
-                              "--filter", f"label={STATE_LABEL}={self.state}")
+        """Containers that carry this state directory's label (made by a session here)."""
+        listed = _host_docker("ps", "-aq", "--filter", f"label={STATE_LABEL}={self.state}")
         return listed.stdout.split() if listed.returncode == 0 else []
 
     def stop(self) -> None:
@@ -344,6 +408,7 @@ class Dind:
         if self.state.is_dir():
             for certs in self.state.glob("labkit-dind-*"):
                 shutil.rmtree(certs, ignore_errors=True)
+        shutil.rmtree(self.client_dir, ignore_errors=True)
         self.name_file.unlink(missing_ok=True)
         self.env_file.unlink(missing_ok=True)
 

@@ -1,8 +1,10 @@
 """Images: the build (BuildKit through the docker CLI, or the classic builder) and its
 result, which builder runs and why, the image list, history and tags, the classic builder's
-parent chains, a saved image read as it streams, and one file from an image.
+parent chains, which images are this learner's (module ``owned``), a saved image read as it
+streams, and one file from an image.
 """
 
+from . import owned
 from .archive import (
     chain_ids,
     instruction_of,
@@ -104,6 +106,7 @@ __all__ = [
     "iter_tar",
     "list_images",
     "list_images_command",
+    "owned",
     "parent_chain",
     "parse_error_to_build_failed",
     "probe",

@@ -51,6 +51,7 @@ from labkit.images.builder_choice import (
     which_builder,
 )
 from labkit.images.buildkit_stream import PlainParser, RawJsonParser, attach_layers
+from labkit.images.owned import remember_build
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,7 +187,8 @@ def build(
     The builder is the one ``docker build`` uses here (:func:`which_builder`): BuildKit
     through the docker CLI, else the classic builder through the Engine API; ``builder=
     "classic"`` asks for the classic builder (e.g. to compare the two). No label is added:
-    the image is what the learner's own ``docker build -t NAME .`` makes.
+    the image is what the learner's own ``docker build -t NAME .`` makes, and labkit records
+    its ID as this learner's (:func:`labkit.images.owned.remember_build`).
     Progress goes to ``observer`` and, with ``show``, to the registered renderer (live
     steps in a notebook, plain lines elsewhere: :class:`labkit.render.builds.BuildProgress`).
 
@@ -253,6 +255,7 @@ def _build(path: Path, name: str, tag: str, dockerfile: str, nocache: bool,
     else:
         image_id, steps = _run_classic(path, full_tag, dockerfile, nocache, text, command,
                                        observers, cli)
+    remember_build(image_id, full_tag)  # this learner's image, without a label
     result = BuildResult(image_id, full_tag, steps, time.monotonic() - started, command,
                          choice)
     for seen in observers:

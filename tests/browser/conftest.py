@@ -152,6 +152,10 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         f"--LabApp.user_settings_dir={base / 'user-settings'}",
         f"--LabApp.workspaces_dir={base / 'workspaces'}",
         "--LabApp.extension_manager=readonly",
+        # A terminal is the server's own shell, not a login shell (which Jupyter starts when
+        # its output is no terminal): Debian's /etc/profile would reset PATH, and with it the
+        # docker CLI this run's engine comes with (testbed.dind puts it first on PATH).
+        f"--ServerApp.terminado_settings=shell_command={shutil.which('bash') or '/bin/sh'}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI images run as root
         command.append("--allow-root")

@@ -1,7 +1,8 @@
 """A DinD engine session for real, on this machine's engine (not the DinD one the integration
 tests use): started through testbed.dind, from Python and from its command line, it runs the
-engine its spec asks for with the course images, and when stopped leaves no container and no
-volume behind. About 30 s; run it with `pytest -q tests/testbed`."""
+engine its spec asks for with the course images, drives it with the engine image's own docker
+CLI, and when stopped leaves no container, no volume and no copy of that CLI behind. About
+30 s; run it with `pytest -q tests/testbed`."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def state(tmp_path: Path, seen: Seen) -> Iterator[Path]:
     assert not left, f"the DinD engine's volumes were left: {left}"
     assert not (tmp_path / "env").exists()
     assert not list(tmp_path.glob("labkit-dind-*")), "its certificates were left"
+    assert not (tmp_path / "client").exists(), "the engine's docker CLI was left"
 
 
 def check_engine(session: dind.Dind, spec: engines.EngineSpec, seen: Seen) -> None:
@@ -60,9 +62,30 @@ def check_engine(session: dind.Dind, spec: engines.EngineSpec, seen: Seen) -> No
     assert (engines.CONTAINERD_SNAPSHOTTER in store.stdout) is spec.containerd, store.stdout
     for image in dind.COURSE_IMAGES:
         assert session.docker("image", "inspect", image).returncode == 0, image
+    check_client(session, spec)
     (container,) = host("ps", "-q", "--filter", f"label={dind.STATE_LABEL}={session.state}")
     seen.volumes |= set(host("inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", container))
     assert seen.volumes, "the engine's /var/lib/docker is a volume (the image's VOLUME)"
+
+
+def check_client(session: dind.Dind, spec: engines.EngineSpec) -> None:
+    """The engine's environment runs the engine image's own docker CLI, with a config of its
+    own: the same version as the engine, buildx exactly where the image's Debian has it."""
+    env = session.environ()
+    client = session.state / "client"
+    assert env["PATH"].split(os.pathsep)[0] == str(client / "bin")
+    assert env["DOCKER_CONFIG"] == str(client / "config")
+    versions = session.docker("version", "--format", "{{.Client.Version}} {{.Server.Version}}")
+    assert versions.returncode == 0, versions.stderr
+    cli, server = versions.stdout.split()
+    assert cli.startswith(spec.version + ".") and server.startswith(spec.version + "."), cli
+    buildx = session.docker("buildx", "version")
+    if spec.suite in engines.BUILDX_SUITES:
+        assert buildx.returncode == 0 and "buildx" in buildx.stdout, buildx.stderr
+        assert (client / "config" / "cli-plugins" / "docker-buildx").is_file()
+    else:
+        assert buildx.returncode != 0, buildx.stdout
+        assert "'buildx' is not a docker command" in buildx.stderr, buildx.stderr
 
 
 def test_a_session_from_python_starts_the_engine_asked_for_and_removes_it(

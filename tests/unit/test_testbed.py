@@ -78,6 +78,18 @@ def test_reading_an_env_file_skips_blanks_and_comments_and_refuses_other_lines(
         dind.read_env(path)
 
 
+def test_the_env_file_puts_the_engines_own_cli_first_with_a_config_of_its_own(
+        tmp_path: Path) -> None:
+    values = dind.started_engine_env("172.17.0.2", tmp_path / "c", engines.parse("28.5"),
+                                     tmp_path / "client", "/usr/local/bin:/usr/bin")
+    assert values["PATH"] == f"{tmp_path}/client/bin:/usr/local/bin:/usr/bin"
+    assert values["DOCKER_CONFIG"] == f"{tmp_path}/client/config"
+    session = dind.Dind(state=tmp_path)
+    dind.write_env(session.env_file, values)
+    env = session.environ({"PATH": "/bin", "DOCKER_CONFIG": "/home/u/.docker", "HOME": "/h"})
+    assert (env["PATH"], env["DOCKER_CONFIG"]) == (values["PATH"], values["DOCKER_CONFIG"])
+
+
 def test_a_session_without_an_engine_names_no_engine_in_the_env_file(tmp_path: Path) -> None:
     assert "LABKIT_ENGINE" not in dind.started_engine_env("10.0.0.2", tmp_path, None)
 

@@ -1,0 +1,63 @@
+"""A terminal of the lab runs the docker CLI of the lab's environment, as its kernels do.
+
+`make test` gives each engine its own docker CLI first on PATH (testbed.dind); what a
+learner types in a JupyterLab terminal must reach the same CLI, with the same DOCKER_CONFIG,
+not the one a login shell's PATH would find.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+from typing import TYPE_CHECKING
+
+import pytest
+from tornado.websocket import websocket_connect
+
+if TYPE_CHECKING:  # the fixture's type; conftest modules are not imported by name
+    from conftest import LabServer
+
+FORMAT = "CLI={{.Client.Version}}"
+
+
+async def typed(server: LabServer, name: str, line: str, until: re.Pattern[str]) -> str:
+    """What the terminal ``name`` prints after ``line`` is typed, up to ``until``."""
+    url = server.url.replace("http://", "ws://") + f"/terminals/websocket/{name}"
+    socket = await websocket_connect(f"{url}?token={server.token}")
+    seen = ""
+    try:
+        await socket.write_message(json.dumps(["stdin", line + "\r"]))
+        while not until.search(seen):
+            message = await asyncio.wait_for(socket.read_message(), timeout=30)
+            if message is None:
+                break
+            kind, *body = json.loads(message)
+            if kind == "stdout":
+                seen += "".join(body)
+    finally:
+        socket.close()
+    return seen
+
+
+@pytest.mark.browser
+def test_a_terminal_runs_the_environments_docker_cli(lab_server: LabServer) -> None:
+    docker = shutil.which("docker")
+    assert docker, "no docker CLI on this environment's PATH"
+    expected = subprocess.run([docker, "version", "--format", FORMAT], capture_output=True,
+                              text=True, check=False).stdout.strip()
+    assert expected.startswith("CLI="), expected
+    terminal = lab_server.api("/api/terminals", method="POST")
+    assert isinstance(terminal, dict)
+    try:
+        line = (f"echo WHICH=$(command -v docker) CONFIG=${{DOCKER_CONFIG:-none}}; "
+                f"docker version --format '{FORMAT}'")
+        out = asyncio.run(typed(lab_server, terminal["name"], line, re.compile(r"CLI=\d[^\s']*")))
+    finally:
+        lab_server.api(f"/api/terminals/{terminal['name']}", method="DELETE")
+    assert f"WHICH={docker} " in out, out
+    assert f"CONFIG={os.environ.get('DOCKER_CONFIG', 'none')}" in out, out
+    assert expected in out, out
