@@ -12,7 +12,6 @@ from labkit import engine
 from labkit.engine import (
     BASE_IMAGE,
     DIND_IMAGE,
-    LABEL_NAMESPACE,
     LABEL_ROLE,
     LABEL_STANDIN,
     REGISTRY_IMAGE,
@@ -22,6 +21,7 @@ from labkit.engine import (
     settings,
 )
 from labkit.engine import docker as docker_cmd
+from labkit.images import owned
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,19 +33,19 @@ def _is_base(entry: Mapping[str, Any]) -> bool:
     return any(t in COURSE_BASE_IMAGES for t in entry.get("RepoTags") or [])
 
 
-def _course_image(entry: Mapping[str, Any], namespace: str | None) -> bool:
-    """A course base image by name, or an image built in the course (namespace label present,
-    set by labkit or by its echoed ``docker image build`` command).
-
-    Labels are inherited from the FROM image, so the stand-in labels alone do not make an
-    image a course image: every image built on a stand-in carries them too.
+def _course_image(entry: Mapping[str, Any], namespace: str | None,
+                  recorded: frozenset[str] = frozenset()) -> bool:
+    """A course base image by name, or an image of a learner (``namespace``, or any learner
+    when None): a tag under the learner's name, or an ID labkit recorded when it built it
+    (:mod:`labkit.images.owned`; builds carry no label). The stand-in labels alone do not make
+    an image a course image: every image built on a stand-in inherits them.
     """
     if _is_base(entry):
         return True
-    labels = entry.get("Labels") or {}
-    if not labels.get(LABEL_NAMESPACE):
-        return False
-    return namespace is None or labels.get(LABEL_NAMESPACE) == namespace
+    owners = {owned.owner_of_reference(t) for t in owned.tags_of(entry)} - {None}
+    if namespace is None:
+        return bool(owners)
+    return namespace in owners or str(entry.get("Id") or "").removeprefix("sha256:") in recorded
 
 
 def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
@@ -55,12 +55,15 @@ def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     return str(labels.get(LABEL_ROLE, ""))
 
 
-def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) -> pd.DataFrame:
-    """Shape the engine's image list: one row per tag of a course image, newest first."""
+def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None,
+                 recorded: Iterable[str] = ()) -> pd.DataFrame:
+    """Shape the engine's image list: one row per tag of a course image, newest first
+    (``recorded``: the image IDs labkit built for ``namespace``)."""
     import pandas as pd
     rows = []
+    ids = frozenset(recorded)
     for entry in entries:
-        if not _course_image(entry, namespace):
+        if not _course_image(entry, namespace, ids):
             continue
         labels = entry.get("Labels") or {}
         tags = [t for t in entry.get("RepoTags") or [] if t != "<none>:<none>"] or ["<none>"]
@@ -90,12 +93,12 @@ def list_images(client: docker.DockerClient | None = None,
     """
     cli = client or engine.client()
     namespace = None if all_course else settings().namespace
-    frame = images_frame(engine.images(cli), namespace)
+    recorded = owned.recorded_ids() if namespace is not None else set()
+    frame = images_frame(engine.images(cli), namespace, recorded)
     frame.attrs["command"] = list_images_command()
     return frame
 
 
 def list_images_command() -> DockerCommand:
-    """The equivalent of :func:`list_images` (filtered to this namespace's label)."""
-    return docker_cmd("image", "ls", "--filter",
-                      f"label={LABEL_NAMESPACE}={settings().namespace}")
+    """The equivalent of :func:`list_images`: the images under the learner's name."""
+    return docker_cmd("image", "ls", f"{settings().namespace}/*")
