@@ -11,7 +11,7 @@ import docker.errors
 
 from labkit import engine
 from labkit.course.workspace import APP_NAME
-from labkit.engine import LabkitError, settings
+from labkit.engine import LabkitError
 
 if TYPE_CHECKING:
     from labkit.images import BuildResult
@@ -24,37 +24,31 @@ def forget_change(original: BuildResult, client: docker.DockerClient | None = No
     The build cache keys COPY on the file's content: after a first run of step 5 the
     changed app would come from the cache. Removing the images that share the original's
     steps up to COPY but differ from there (other versions of app.py) makes the lab's
-    experiment start fresh each run. Only images named in this user's repositories, and
-    untagged step images of those builds, are removed.
+    experiment start fresh each run. Only this learner's images (:mod:`labkit.images.owned`)
+    and containers are removed.
 
     This is the classic builder's cache (step images, each the parent of the next). BuildKit
     keeps no image per step: its cache is keyed on content and lives apart from the images
     (``docker buildx du``), so after a BuildKit build there is nothing here to remove, and a
     re-run may show ``COPY`` as cached (the notebook says so).
     """
-    from labkit.images import parent_chain
+    from labkit.images import owned, parent_chain
 
     if original.builder.buildkit:
         return []
     cli = client or engine.client()
     api = cli.api
-    listing = engine.images(cli, all=True)
-    parents = {i["Id"]: i.get("ParentId") or "" for i in listing}
+    parents = {i["Id"]: i.get("ParentId") or "" for i in engine.images(cli, all=True)}
     steps = list(original.steps)
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
     fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
     keep = set(parent_chain(parents, api.inspect_image(original.image_id)["Id"]))
-    ours = {"label": settings().label_filters()}
-    mine = f"{settings().namespace}/"
     doomed = {}  # image id -> length of its chain
-    for image in listing:
-        tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
-        if any(not t.startswith(mine) for t in tags):
-            continue
+    for image in owned.own_images(cli, all=True):
         chain = parent_chain(parents, image["Id"])
         if image["Id"] not in keep and fork in chain:
             doomed[image["Id"]] = len(chain)
-    for container in api.containers(all=True, filters=ours):
+    for container in owned.own_containers(cli, all=True):
         if container.get("ImageID") in doomed:  # ours, running an image to forget
             api.remove_container(container["Id"], force=True)
     removed: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,19 +34,21 @@ def _is_base(entry: Mapping[str, Any]) -> bool:
     return any(t in COURSE_BASE_IMAGES for t in entry.get("RepoTags") or [])
 
 
-def _course_image(entry: Mapping[str, Any], namespace: str | None,
-                  recorded: frozenset[str] = frozenset()) -> bool:
-    """A course base image by name, or an image of a learner (``namespace``, or any learner
-    when None): a tag under the learner's name, or an ID labkit recorded when it built it
-    (:mod:`labkit.images.owned`; builds carry no label). The stand-in labels alone do not make
-    an image a course image: every image built on a stand-in inherits them.
+def _course_image(entry: Mapping[str, Any], namespace: str | None) -> bool:
+    """A course base image by name, or a learner's image (:mod:`labkit.images.owned`: a
+    name under the learner's, or labkit's record of its builds); ``namespace`` None: any
+    learner's (a name under a learner's, or labkit's namespace label).
+
+    Labels are inherited from the FROM image, so the stand-in labels alone do not make an
+    image a course image: every image built on a stand-in carries them too.
     """
     if _is_base(entry):
         return True
-    owners = {owned.owner_of_reference(t) for t in owned.tags_of(entry)} - {None}
     if namespace is None:
-        return bool(owners)
-    return namespace in owners or str(entry.get("Id") or "").removeprefix("sha256:") in recorded
+        return bool(owned.foreign_owner(entry) or owned.is_own_image(entry))
+    learner = settings() if namespace == settings().namespace else replace(settings(),
+                                                                           user=namespace)
+    return owned.is_own_image(entry, s=learner)
 
 
 def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
@@ -55,15 +58,12 @@ def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     return str(labels.get(LABEL_ROLE, ""))
 
 
-def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None,
-                 recorded: Iterable[str] = ()) -> pd.DataFrame:
-    """Shape the engine's image list: one row per tag of a course image, newest first
-    (``recorded``: the image IDs labkit built for ``namespace``)."""
+def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) -> pd.DataFrame:
+    """Shape the engine's image list: one row per tag of a course image, newest first."""
     import pandas as pd
     rows = []
-    ids = frozenset(recorded)
     for entry in entries:
-        if not _course_image(entry, namespace, ids):
+        if not _course_image(entry, namespace):
             continue
         labels = entry.get("Labels") or {}
         tags = [t for t in entry.get("RepoTags") or [] if t != "<none>:<none>"] or ["<none>"]
@@ -86,19 +86,19 @@ def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None,
 @boundary("list the images")
 def list_images(client: docker.DockerClient | None = None,
                 all_course: bool = False) -> pd.DataFrame:
-    """This namespace's images plus the course base images (``all_course``: every namespace).
+    """This learner's images plus the course base images (``all_course``: every learner's).
 
     Columns: image (repository:tag), id, size_bytes, size, created, standin (an offline
     stand-in of a course base image), role.
     """
     cli = client or engine.client()
     namespace = None if all_course else settings().namespace
-    recorded = owned.recorded_ids() if namespace is not None else set()
-    frame = images_frame(engine.images(cli), namespace, recorded)
+    frame = images_frame(engine.images(cli), namespace)
     frame.attrs["command"] = list_images_command()
     return frame
 
 
 def list_images_command() -> DockerCommand:
-    """The equivalent of :func:`list_images`: the images under the learner's name."""
-    return docker_cmd("image", "ls", f"{settings().namespace}/*")
+    """The equivalent of :func:`list_images`: ``docker image ls`` (every image; the table
+    keeps the course's base images and this learner's)."""
+    return docker_cmd("image", "ls")
