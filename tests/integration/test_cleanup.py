@@ -207,7 +207,7 @@ def test_the_echoed_commands_clean_what_clean_does(own: config.Settings,
     assert shutil.which("docker"), "this test runs the echoed commands with the docker CLI"
     labels = own.labels("app")
     # one step on the tagged base: the image the shell removes leaves no parent behind
-    label = " ".join(f"{k}={v}" for k, v in own.image_labels().items())
+    label = f"{config.LABEL_NAMESPACE}={own.namespace}"
     dockerfile = io.BytesIO(f"FROM {config.BASE_IMAGE}\nLABEL {label}\n".encode())
     image, _ = client.images.build(fileobj=dockerfile, tag=own.image_name("by-shell"),
                                    pull=False, rm=True)
