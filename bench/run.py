@@ -139,8 +139,8 @@ def cli_labels() -> list[str]:
 
 
 def cli_build(ctx: Path, name: str, env: dict[str, str]) -> str:
-    """`docker image build -q` of ``ctx`` (the builder is whatever ``env`` selects)."""
-    return docker_cli("image", "build", "-q", *cli_labels(), "-t", name, str(ctx), env=env)
+    """`docker build -q -t NAME CONTEXT`, as a learner types it (the CLI's default builder)."""
+    return docker_cli("build", "-q", "-t", name, str(ctx), env=env)
 
 
 def cli_round(ctx: Path, reg: registry.Registry, env: dict[str, str],
