@@ -35,6 +35,7 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
     out = [
         Check("engine", True, f"{info.host}: Docker {info.version} ({info.os}/{info.arch}, "
               f"cgroup v{info.cgroup_version})"),
+        Check("connection", True, info.transport.summary),
         Check("API version", True, f"labkit speaks {info.client_api_version}; the engine "
               f"accepts {info.min_api_version} to {info.api_version}"),
         Check("image store", True, info.store_label),
@@ -188,9 +189,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
         print("A plain `docker system prune` would remove (nothing removed):")
         print(_frame(preview_system_prune()))
         return 0
-    report = clean(include_base=args.include_base, show=False)
+    report = clean(include_base=args.include_base, show=False,
+                   build_cache_prune=True if args.build_cache else None)
     print(_frame(report.items))
     print(f"reclaimed {report.reclaimed_bytes / 1e6:.1f} MB")
+    if report.build_cache:
+        print(report.build_cache)
     for command in report.commands:
         print(f"$ {command}")
     return 0
@@ -217,8 +221,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("action", choices=["start", "stop", "status", "password"],
                    help="password: write the password to a pipe (for docker login)")
     r.add_argument("--remove", action="store_true", help="with stop: remove the container")
-    c = sub.add_parser("clean", help="remove what the course created (by label)")
+    c = sub.add_parser("clean", help="remove what is yours: the course's containers, "
+                       "volumes and networks, your images and the containers that run them")
     c.add_argument("--include-base", action="store_true", help="also the prepared images")
+    c.add_argument("--build-cache", action="store_true",
+                   help="also prune the build cache when other learners share the engine "
+                   "(it names no owner: theirs goes too)")
     c.add_argument("--preview", action="store_true",
                    help="only show what `docker system prune` would remove")
     return top

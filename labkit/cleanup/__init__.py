@@ -1,33 +1,39 @@
-"""Clean-up by label, a preview of what a plain prune would take, and what on a shared engine
-belongs to other learners.
+"""Clean-up of what is this learner's (:mod:`labkit.images.owned` decides), the build cache
+(pruned only when no other learner shares the engine, or when asked), a preview of what a
+plain prune would take, and what on a shared engine belongs to other learners.
 """
 
-from . import shared_engine
-from .labelled import (
+from . import build_cache, shared_engine
+from .prune_preview import (
     DEFAULT_NETWORKS,
+    PREVIEW_COLUMNS,
+    preview_system_prune,
+)
+from .removal import (
     ITEM_COLUMNS,
     KINDS,
     PREPARED_IMAGES,
-    PREVIEW_COLUMNS,
     CleanupReport,
-    DockerSubstCommand,
+    Plan,
     Rows,
     clean,
     cleanup_commands,
-    preview_system_prune,
+    plan,
 )
 
 __all__ = [
     "CleanupReport",
     "DEFAULT_NETWORKS",
-    "DockerSubstCommand",
     "ITEM_COLUMNS",
     "KINDS",
     "PREPARED_IMAGES",
     "PREVIEW_COLUMNS",
+    "Plan",
     "Rows",
+    "build_cache",
     "clean",
     "cleanup_commands",
+    "plan",
     "preview_system_prune",
     "shared_engine",
 ]

@@ -1,5 +1,6 @@
 """What is not this learner's, on an engine that other learners share.
 
+Whose an object is: :mod:`labkit.images.owned`.
 Other learners' containers, images, volumes and networks come and go at any time, so
 "everything else is still there" cannot be proven by comparing the whole engine before
 and after a clean-up. :func:`record` notes what is not ours and adds one canary of each
@@ -21,8 +22,9 @@ import docker
 from docker.errors import APIError, NotFound
 
 from labkit import engine
-from labkit.cleanup.labelled import CleanupReport
+from labkit.cleanup.removal import CleanupReport
 from labkit.engine import BASE_IMAGE, LABEL_NAMESPACE, LABEL_ROLE, settings
+from labkit.images import owned
 
 CANARY_ROLE = "canary"
 KINDS = ("container", "image", "volume", "network")
@@ -41,18 +43,28 @@ def _strip(ident: str) -> str:
     return ident.removeprefix("sha256:")
 
 
+def canary_tag() -> str:
+    """``<user>-canary…/app:check``: a repository that starts like ours and that no learner
+    can own (longer than a learner name may be), on the canary image."""
+    return f"{settings().namespace}-{'canary' * 6}"[:40] + "/app:check"
+
+
 def inventory(client: docker.DockerClient | None = None) -> set[tuple[str, str]]:
-    """The (kind, id) of every container, image, volume and network NOT of this namespace
-    (image ids without ``sha256:``, volumes by name), as the engine lists them now."""
+    """The (kind, id) of every container, image, volume and network that is NOT this
+    learner's (:mod:`labkit.images.owned`; image ids without ``sha256:``, volumes by name),
+    as the engine lists them now."""
     cli = client or engine.client()
     api, ours = cli.api, settings().namespace
 
     def foreign(labels: dict[str, str] | None) -> bool:
         return (labels or {}).get(LABEL_NAMESPACE) != ours
 
+    images = engine.images(cli)
+    mine = owned.own_image_ids(images)
     return (
-        {("container", c["Id"]) for c in api.containers(all=True) if foreign(c.get("Labels"))}
-        | {("image", _strip(i["Id"])) for i in engine.images(cli) if foreign(i.get("Labels"))}
+        {("container", c["Id"]) for c in api.containers(all=True)
+         if not owned.is_own_container(c, mine)}
+        | {("image", _strip(i["Id"])) for i in images if _strip(i["Id"]) not in mine}
         | {("volume", v["Name"]) for v in api.volumes().get("Volumes") or []
            if foreign(v.get("Labels"))}
         | {("network", n["Id"]) for n in api.networks() if foreign(n.get("Labels"))}
@@ -87,6 +99,8 @@ def _make_canaries(cli: docker.DockerClient) -> dict[str, str]:
         lambda: api.commit(container, repository="labkit-canary", tag=settings().namespace,
                            conf={"Labels": labels}), "docker container commit", timeout=60,
         again=lambda exc: engine.is_vanished_image(str(exc)))["Id"]
+    repository, _, tag = canary_tag().rpartition(":")
+    api.tag(image, repository, tag)
     volume = api.create_volume(name=f"{name}-volume", labels=labels)["Name"]
     network = api.create_network(f"{name}-network", labels=labels)["Id"]
     return {"container": container, "image": _strip(image), "volume": volume,
@@ -102,6 +116,8 @@ def _exists(api: Any, kind: str, ident: str) -> bool:
         return False
     labels = (found.get("Config") or {}).get("Labels") if kind in ("container", "image") \
         else found.get("Labels")
+    if kind == "image" and canary_tag() not in (found.get("RepoTags") or []):
+        return False  # the name that starts like ours was taken
     return (labels or {}).get(LABEL_NAMESPACE) == canary_namespace()
 
 
@@ -118,7 +134,7 @@ class Others:
                      client: docker.DockerClient | None = None) -> bool:
         """True when ``report``'s clean-up took nothing that was not ours.
 
-        Everything it removed carried this namespace's label, no removed object nor image
+        Everything it removed was this learner's by the rule, no removed object nor image
         the prune deleted was recorded as not ours, and every canary is still there. The
         verdict's reasons are kept in ``problems``; the canaries are removed (once: asking
         again returns the same verdict).
@@ -128,7 +144,7 @@ class Others:
         cli = client or engine.client()
         ours = settings().namespace
         removed = set(report.removed) | {("image", i) for i in report.deleted_images}
-        self.problems = [f"removed {kind} {ident[:19]} labelled {ns!r}"
+        self.problems = [f"removed {kind} {ident[:19]} of {ns!r}"
                          for (kind, ident), ns in report.removed.items() if ns != ours]
         self.problems += [f"removed {kind} {ident[:19]}, which was not ours"
                           for kind, ident in sorted(removed & self.before)]

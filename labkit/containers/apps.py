@@ -43,6 +43,7 @@ from labkit.engine import (
     translate,
     wait_until,
 )
+from labkit.images import owned
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,10 +68,14 @@ ContainerLogs = CommandOutput
 # --------------------------------------------------------------------------- lookup
 
 
-def _is_ours(labels: Mapping[str, str] | None) -> bool:
-    labels = labels or {}
-    return (labels.get(LABEL_MANAGED) == "true"
-            and labels.get(LABEL_NAMESPACE) == settings().namespace)
+def _is_ours(container: Container) -> bool:
+    """labkit's label for this learner, or no such label and an image of this learner's
+    (a container run in the terminal: :mod:`labkit.images.owned`)."""
+    labels = container.labels or {}
+    if LABEL_NAMESPACE in labels:
+        return (labels.get(LABEL_MANAGED) == "true"
+                and labels.get(LABEL_NAMESPACE) == settings().namespace)
+    return owned.is_own_container(container.attrs, owned.recorded_ids())
 
 
 def _find(ref: Any, cli: docker.DockerClient) -> Container | None:
@@ -91,7 +96,7 @@ def _find(ref: Any, cli: docker.DockerClient) -> Container | None:
 
 
 def _require_ours(container: Container, action: str) -> None:
-    if not _is_ours(container.labels):
+    if not _is_ours(container):
         raise LabkitError(
             f"The container {container.name} was not created by labkit in namespace "
             f"'{settings().namespace}'; labkit will not {action} it.",
@@ -201,7 +206,7 @@ def run(
     except docker.errors.NotFound:
         existing = None
     if existing is not None:
-        if not _is_ours(existing.labels):
+        if not _is_ours(existing):
             raise LabkitError(
                 f"A container named {cname} exists that labkit did not create in namespace "
                 f"'{settings().namespace}'; labkit leaves it alone.",
@@ -372,9 +377,10 @@ def containers_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 @boundary("list the containers")
 def list_containers(client: docker.DockerClient | None = None) -> pd.DataFrame:
-    """This namespace's containers, running or not (see :func:`containers_frame`)."""
+    """This learner's containers, running or not (see :func:`containers_frame`): labkit's,
+    and those run from this learner's images (:mod:`labkit.images.owned`)."""
     cli = client or engine.client()
-    entries = cli.api.containers(all=True, filters={"label": settings().label_filters()})
+    entries = owned.own_containers(cli, all=True)
     frame = containers_frame(entries)
     frame.attrs["command"] = list_command()
     return frame

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labkit.engine import LABEL_NAMESPACE, DockerCommand, settings
+from labkit.engine import DockerCommand
 from labkit.engine import docker as docker_cmd
 
 
@@ -38,6 +38,5 @@ def diff_command(name: str) -> DockerCommand:
 
 
 def list_command() -> DockerCommand:
-    """``docker container ls -a`` filtered to this namespace's label."""
-    return docker_cmd("container", "ls", "-a", "--filter",
-                      f"label={LABEL_NAMESPACE}={settings().namespace}")
+    """``docker container ls --all`` (every container; the table keeps this learner's)."""
+    return docker_cmd("container", "ls", "--all")

@@ -14,7 +14,8 @@ import docker
 
 from labkit import engine
 from labkit.containers.apps import stop
-from labkit.engine import LABEL_ROLE, settings
+from labkit.engine import LABEL_ROLE
+from labkit.images import owned
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,13 +24,14 @@ COLUMNS = ["name", "role", "seconds", "exit_code", "killed", "command"]
 
 
 def stop_all(timeout: int = 2, client: docker.DockerClient | None = None) -> pd.DataFrame:
-    """Stop every running container of this namespace at once (each gets ``timeout`` s
+    """Stop every running container of this learner's (labkit's, and those run from the
+    learner's images: :mod:`labkit.images.owned`) at once (each gets ``timeout`` s
     after ``SIGTERM``); one row each: how long it took, its exit code, whether it was
     killed."""
     import pandas as pd
     cli = client or engine.client()
-    running = cli.containers.list(filters={"label": settings().label_filters(),
-                                           "status": "running"})
+    running = [cli.containers.get(c["Id"])
+               for c in owned.own_containers(cli, filters={"status": "running"})]
 
     def one(container: docker.models.containers.Container) -> dict[str, object]:
         started = time.monotonic()

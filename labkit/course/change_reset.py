@@ -11,7 +11,7 @@ import docker.errors
 
 from labkit import engine
 from labkit.course.workspace import APP_NAME
-from labkit.engine import LabkitError, settings
+from labkit.engine import LabkitError
 
 if TYPE_CHECKING:
     from labkit.images import BuildResult
@@ -24,9 +24,10 @@ def forget_change(original: BuildResult, client: docker.DockerClient | None = No
     The build cache keys COPY on the file's content: after a first run of step 5 the
     changed app would come from the cache. Removing the images that share the original's
     steps up to COPY but differ from there (other versions of app.py) makes the lab's
-    experiment start fresh each run. Only images carrying this user's labels are removed.
+    experiment start fresh each run. Only this learner's images (:mod:`labkit.images.owned`)
+    and containers are removed.
     """
-    from labkit.images import parent_chain
+    from labkit.images import owned, parent_chain
 
     cli = client or engine.client()
     api = cli.api
@@ -35,13 +36,12 @@ def forget_change(original: BuildResult, client: docker.DockerClient | None = No
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
     fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
     keep = set(parent_chain(parents, api.inspect_image(original.image_id)["Id"]))
-    ours = {"label": settings().label_filters()}
     doomed = {}  # image id -> length of its chain
-    for image in engine.images(cli, all=True, filters=ours):
+    for image in owned.own_images(cli, all=True):
         chain = parent_chain(parents, image["Id"])
         if image["Id"] not in keep and fork in chain:
             doomed[image["Id"]] = len(chain)
-    for container in api.containers(all=True, filters=ours):
+    for container in owned.own_containers(cli, all=True):
         if container.get("ImageID") in doomed:  # ours, running an image to forget
             api.remove_container(container["Id"], force=True)
     removed: list[str] = []

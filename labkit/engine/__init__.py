@@ -26,6 +26,9 @@ from .config import (
 )
 from .connection import (
     BIND_OPT_IN,
+    PLAIN_TCP_OPT_IN,
+    Transport,
+    UnencryptedEngineWarning,
     bind_ip,
     client,
     connect,
@@ -37,6 +40,7 @@ from .connection import (
     publish_host,
     require_reachable,
     reset,
+    transport,
 )
 from .disk import (
     BUSY_TIMEOUT,
@@ -136,6 +140,7 @@ __all__ = [
     "LABEL_STANDIN",
     "LabkitError",
     "Obs",
+    "PLAIN_TCP_OPT_IN",
     "PortsUnreachable",
     "PrepareError",
     "PushObserver",
@@ -147,6 +152,8 @@ __all__ = [
     "Settings",
     "StateError",
     "T",
+    "Transport",
+    "UnencryptedEngineWarning",
     "bind_ip",
     "boundary",
     "build_observers",
@@ -187,6 +194,7 @@ __all__ = [
     "show_result",
     "strip_ansi",
     "translate",
+    "transport",
     "use",
     "wait_until",
 ]

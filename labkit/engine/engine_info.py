@@ -9,10 +9,12 @@ import docker
 
 from labkit.engine.connection import (
     CONTAINERD_SNAPSHOTTER,
+    Transport,
     bind_ip,
     client,
     describe_engine,
     publish_host,
+    transport,
 )
 from labkit.engine.error_translation import boundary
 
@@ -55,6 +57,7 @@ class EngineInfo:
     containers: int
     publish_host: str
     bind_ip: str
+    transport: Transport
 
     @property
     def store_label(self) -> str:
@@ -73,7 +76,7 @@ class EngineInfo:
 
 @boundary("ask the engine for its version")
 def info(cli: docker.DockerClient | None = None) -> EngineInfo:
-    """Collect the engine's version, APIs, image store and where its ports are reachable."""
+    """The engine's version, APIs, image store, how it is reached and where its ports are."""
     cli = cli or client()
     ver = cli.version()
     data = cli.info()
@@ -92,4 +95,5 @@ def info(cli: docker.DockerClient | None = None) -> EngineInfo:
         containers=int(data.get("Containers", 0)),
         publish_host=publish_host(),
         bind_ip=bind_ip(),
+        transport=transport(),
     )

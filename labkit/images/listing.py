@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,6 @@ from labkit import engine
 from labkit.engine import (
     BASE_IMAGE,
     DIND_IMAGE,
-    LABEL_NAMESPACE,
     LABEL_ROLE,
     LABEL_STANDIN,
     REGISTRY_IMAGE,
@@ -22,6 +22,7 @@ from labkit.engine import (
     settings,
 )
 from labkit.engine import docker as docker_cmd
+from labkit.images import owned
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,18 +35,20 @@ def _is_base(entry: Mapping[str, Any]) -> bool:
 
 
 def _course_image(entry: Mapping[str, Any], namespace: str | None) -> bool:
-    """A course base image by name, or an image built in the course (namespace label present,
-    set by labkit or by its echoed ``docker image build`` command).
+    """A course base image by name, or a learner's image (:mod:`labkit.images.owned`: a
+    name under the learner's, or labkit's record of its builds); ``namespace`` None: any
+    learner's (a name under a learner's, or labkit's namespace label).
 
     Labels are inherited from the FROM image, so the stand-in labels alone do not make an
     image a course image: every image built on a stand-in carries them too.
     """
     if _is_base(entry):
         return True
-    labels = entry.get("Labels") or {}
-    if not labels.get(LABEL_NAMESPACE):
-        return False
-    return namespace is None or labels.get(LABEL_NAMESPACE) == namespace
+    if namespace is None:
+        return bool(owned.foreign_owner(entry) or owned.is_own_image(entry))
+    learner = settings() if namespace == settings().namespace else replace(settings(),
+                                                                           user=namespace)
+    return owned.is_own_image(entry, s=learner)
 
 
 def _role(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
@@ -83,7 +86,7 @@ def images_frame(entries: Iterable[Mapping[str, Any]], namespace: str | None) ->
 @boundary("list the images")
 def list_images(client: docker.DockerClient | None = None,
                 all_course: bool = False) -> pd.DataFrame:
-    """This namespace's images plus the course base images (``all_course``: every namespace).
+    """This learner's images plus the course base images (``all_course``: every learner's).
 
     Columns: image (repository:tag), id, size_bytes, size, created, standin (an offline
     stand-in of a course base image), role.
@@ -96,6 +99,6 @@ def list_images(client: docker.DockerClient | None = None,
 
 
 def list_images_command() -> DockerCommand:
-    """The equivalent of :func:`list_images` (filtered to this namespace's label)."""
-    return docker_cmd("image", "ls", "--filter",
-                      f"label={LABEL_NAMESPACE}={settings().namespace}")
+    """The equivalent of :func:`list_images`: ``docker image ls`` (every image; the table
+    keeps the course's base images and this learner's)."""
+    return docker_cmd("image", "ls")

@@ -23,6 +23,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import docker
+
+from labkit import engine
 from labkit.engine import LABEL_NAMESPACE, Settings, settings
 from labkit.learners import is_learner_name
 
@@ -156,37 +159,80 @@ def own_image_ids(images: Iterable[Mapping[str, Any]], recorded: set[str] | None
     return {_strip(str(i["Id"])) for i in images if is_own_image(i, ids, s)}
 
 
+def _container_fields(container: Mapping[str, Any]) -> tuple[dict[str, str], str, str]:
+    """(labels, image reference, image ID) of a container, listed or inspected.
+
+    ``docker container ls`` gives ``Labels``, ``Image`` (the reference) and ``ImageID``;
+    ``docker container inspect`` gives ``Config.Labels``, ``Config.Image`` and ``Image``
+    (the ID).
+    """
+    config = container.get("Config")
+    if isinstance(config, Mapping):
+        return (dict(config.get("Labels") or {}), str(config.get("Image") or ""),
+                _strip(str(container.get("Image") or "")))
+    return (dict(container.get("Labels") or {}), str(container.get("Image") or ""),
+            _strip(str(container.get("ImageID") or "")))
+
+
 def container_namespace(container: Mapping[str, Any]) -> str | None:
-    """The namespace labkit's label puts on a container entry, if any."""
-    labels = container.get("Labels") or (container.get("Config") or {}).get("Labels") or {}
-    return labels.get(LABEL_NAMESPACE) if isinstance(labels, dict) else None
+    """The namespace labkit's label puts on a container (or image) entry, if any."""
+    config = container.get("Config")
+    labels = (config.get("Labels") if isinstance(config, Mapping) else None) \
+        or container.get("Labels") or {}
+    return labels.get(LABEL_NAMESPACE) if isinstance(labels, Mapping) else None
 
 
 def is_own_container(container: Mapping[str, Any], own_images: set[str],
                      s: Settings | None = None) -> bool:
-    """A container entry (``docker container ls --all``) is this learner's.
+    """A container entry (listed or inspected) is this learner's.
 
     labkit's label decides when there is one; otherwise the container's image does: its
     reference under this learner's name, or an image ID in ``own_images``
     (:func:`own_image_ids`).
     """
-    ns = container_namespace(container)
+    labels, reference, image_id = _container_fields(container)
+    ns = labels.get(LABEL_NAMESPACE)
     if ns is not None:
         return ns == (s or settings()).namespace
-    image = str(container.get("Image") or "")
-    image_id = _strip(str(container.get("ImageID") or ""))
-    return is_own_reference(image, s) or image_id in own_images or _strip(image) in own_images
+    return (is_own_reference(reference, s) or image_id in own_images
+            or _strip(reference) in own_images)
 
 
-def foreign_owner(container_or_image: Mapping[str, Any], s: Settings | None = None) -> str | None:
-    """Another learner an entry belongs to (label, or a tag or image under their name)."""
+def foreign_owner(entry: Mapping[str, Any], s: Settings | None = None) -> str | None:
+    """Another learner a container or image entry belongs to (labkit's label, or a tag or an
+    image reference under their name), or None."""
     me = (s or settings()).namespace
-    ns = container_namespace(container_or_image)
+    ns = container_namespace(entry)
     if ns is not None:
         return ns if ns != me else None
-    refs = [*tags_of(container_or_image), str(container_or_image.get("Image") or "")]
+    config = entry.get("Config")
+    refs = [*tags_of(entry), str(entry.get("Image") or "")]
+    if isinstance(config, Mapping):
+        refs.append(str(config.get("Image") or ""))
     for ref in refs:
         owner = owner_of_reference(ref)
         if owner is not None and owner != me:
             return owner
     return None
+
+
+# --------------------------------------------------------------------------- on the engine
+
+
+def own_images(client: docker.DockerClient | None = None,
+               **filters: Any) -> list[dict[str, Any]]:
+    """This learner's images as the engine lists them (``docker image ls``)."""
+    cli = client or engine.client()
+    recorded = recorded_ids()
+    return [i for i in engine.images(cli, **filters) if is_own_image(i, recorded)]
+
+
+def own_containers(client: docker.DockerClient | None = None, size: bool = False,
+                   **kwargs: Any) -> list[dict[str, Any]]:
+    """This learner's containers as the engine lists them (``docker container ls``; ``all``
+    and ``filters`` as docker-py takes them; ``size`` adds ``SizeRw``)."""
+    cli = client or engine.client()
+    mine = own_image_ids(engine.images(cli))
+    listed = (engine.containers_with_size(cli, **kwargs) if size
+              else cli.api.containers(**kwargs))
+    return [c for c in listed if is_own_container(c, mine)]

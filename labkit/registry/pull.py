@@ -18,8 +18,9 @@ import docker.errors
 from docker.utils import parse_repository_tag
 
 from labkit import engine
-from labkit.engine import LABEL_NAMESPACE, DockerCommand, RegistryError, html_of, settings
+from labkit.engine import DockerCommand, RegistryError, html_of, settings
 from labkit.engine import docker as docker_cmd
+from labkit.images import owned
 from labkit.registry.model import Registry
 from labkit.registry.server import credentials, resolve_registry
 
@@ -85,9 +86,10 @@ def forget_local(reference: str, client: docker.DockerClient | None = None
                  ) -> list[DockerCommand]:
     """Remove the image ``reference`` names from this engine, under all of its names.
 
-    Only an image of this learner (namespace label) is removed, with the course containers
-    that run it; its parent steps stay (``noprune``), so the build cache survives. A
-    container that is not the course's keeps the image: :class:`RegistryError` says so.
+    Only an image of this learner (:mod:`labkit.images.owned`) is removed, with this
+    learner's containers that run it; its parent steps stay (``noprune``), so the build
+    cache survives. A container or a name that is not this learner's keeps the image:
+    :class:`RegistryError` says so.
     Returns the equivalent commands.
     """
     cli = client or engine.client()
@@ -95,18 +97,26 @@ def forget_local(reference: str, client: docker.DockerClient | None = None
         image = cli.images.get(reference)
     except docker.errors.ImageNotFound:
         return []
-    if (image.labels or {}).get(LABEL_NAMESPACE) != settings().namespace:
-        raise RegistryError(f"{reference} was not built by this course (namespace "
-                            f"'{settings().namespace}'): labkit will not remove it.",
+    recorded = owned.recorded_ids()
+    if not owned.is_own_image(image.attrs, recorded):
+        raise RegistryError(f"{reference} is not one of your images (none of its names is "
+                            f"under '{settings().namespace}/'): labkit will not remove it.",
                             f"Remove it yourself if you mean it: `docker image rm {reference}`.")
+    tags = _tags_of(image)
+    foreign = [t for t in tags if not owned.is_own_reference(t)]
+    if foreign:
+        raise RegistryError(f"{reference} also has names that are not yours: "
+                            f"{', '.join(foreign)}; labkit will not remove them.",
+                            f"Remove them yourself if you mean it: `docker image rm "
+                            f"{' '.join(foreign)}`.")
     commands = []
+    mine = {image.id.removeprefix("sha256:")}
     for c in cli.containers.list(all=True, filters={"ancestor": image.id}):
-        if (c.labels or {}).get(LABEL_NAMESPACE) != settings().namespace:
-            raise RegistryError(f"The container {c.name}, not the course's, uses {reference}.",
+        if not owned.is_own_container(c.attrs, mine):
+            raise RegistryError(f"The container {c.name}, not yours, uses {reference}.",
                                 f"Stop and remove it first: `docker container rm -f {c.name}`.")
         c.remove(force=True)
         commands.append(docker_cmd("container", "rm", "-f", c.name))
-    tags = _tags_of(image)
     for tag in tags:
         with contextlib.suppress(docker.errors.ImageNotFound):
             cli.api.remove_image(tag, noprune=True)

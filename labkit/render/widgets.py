@@ -13,8 +13,8 @@ from typing import Any
 
 import docker
 
-from labkit import engine
-from labkit.engine import BASE_IMAGE, human_size, settings
+from labkit import engine, images
+from labkit.engine import BASE_IMAGE, human_size
 from labkit.layers import ImageLayers, analyze
 
 
@@ -44,12 +44,11 @@ def files_html(analysis: ImageLayers, layer: int, limit: int = 50) -> str:
 
 
 def default_images(client: docker.DockerClient | None = None) -> list[str]:
-    """The course base image and every image this namespace built."""
+    """The course base image and every image of this learner's (:mod:`labkit.images.owned`)."""
     from labkit.engine import client as default_client
 
     cli = client or default_client()
-    listed = engine.images(cli, filters={"label": settings().label_filters()})
-    names = [t for img in listed for t in img.get("RepoTags") or [] if t != "<none>:<none>"]
+    names = [t for img in images.owned.own_images(cli) for t in images.owned.tags_of(img)]
     if engine.images(cli, name=BASE_IMAGE):
         names.append(BASE_IMAGE)
     return sorted(dict.fromkeys(names))

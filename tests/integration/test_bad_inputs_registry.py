@@ -15,8 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import registry
-from labkit.cleanup import labelled as cleanup
+from labkit import cleanup, registry
 from labkit.containers import apps as containers
 from labkit.engine import config
 from labkit.engine import connection as engine

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from labkit import course, registry
-from labkit.cleanup import labelled as cleanup
+from labkit import cleanup, course, registry
 from labkit.containers import apps as containers
 from labkit.containers import python_runtime as runtime
 from labkit.course import terminal_cells as shell

@@ -13,8 +13,7 @@ from dataclasses import dataclass, replace
 import docker
 import pytest
 
-from labkit import registry
-from labkit.cleanup import labelled as cleanup
+from labkit import cleanup, registry
 from labkit.engine import config
 
 pytestmark = pytest.mark.integration

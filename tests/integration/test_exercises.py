@@ -9,8 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from labkit import course, registry
-from labkit.cleanup import labelled as cleanup
+from labkit import cleanup, course, registry
 from labkit.containers import apps as containers
 from labkit.course import exercises
 from labkit.engine import connection as engine

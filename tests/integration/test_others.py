@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 import pytest
 
-from labkit.cleanup import labelled as cleanup
+from labkit import cleanup
 from labkit.cleanup import shared_engine as others
 from labkit.engine import config
 from labkit.engine import disk as system
@@ -111,7 +111,7 @@ def test_a_removal_of_something_labelled_otherwise_is_caught(
 
     assert not_ours.untouched_by(report, client=client) is False
     assert any("which was not ours" in p for p in not_ours.problems)
-    assert any("labelled" in p for p in not_ours.problems)
+    assert any(f"of {other_learner(settings, 'foreign')!r}" in p for p in not_ours.problems)
 
 
 def test_learners_asking_for_disk_usage_and_prunes_at_once_all_get_answers(

@@ -16,8 +16,7 @@ import docker
 import pytest
 import requests
 
-from labkit import images, layers, registry
-from labkit.cleanup import labelled as cleanup
+from labkit import cleanup, images, layers, registry
 from labkit.engine import config
 from labkit.engine.errors import RegistryError
 from labkit.registry import password as state

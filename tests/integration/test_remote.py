@@ -13,8 +13,7 @@ import docker
 import pytest
 import requests
 
-from labkit import course, registry
-from labkit.cleanup import labelled as cleanup
+from labkit import cleanup, course, registry
 from labkit.containers import apps as containers
 from labkit.engine import config
 from labkit.engine import connection as engine

@@ -1,4 +1,5 @@
-"""Clean-up without an engine: a fake low-level API that records what was removed."""
+"""Clean-up without an engine: a fake low-level API that removes as the engine does (an
+image by name is untagged, and deleted with its last name unless a container uses it)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from typing import Any
 import pytest
 from docker.errors import APIError, NotFound
 
-from labkit.cleanup import labelled as cleanup
+from labkit import cleanup
 from labkit.engine import config
+from labkit.images import owned
 
 from .conftest import FakeClient
 
 OURS = {"org.labkit.managed": "true", "org.labkit.namespace": "h3", "org.labkit.role": "app"}
-OTHER_NS = {"org.labkit.managed": "true", "org.labkit.namespace": "h2", "org.labkit.role": "app"}
+OTHER_NS = {"org.labkit.managed": "true", "org.labkit.namespace": "h3-b", "org.labkit.role": "app"}
 BASE = {"org.labkit.managed": "true", "org.labkit.role": "base", "org.labkit.standin": "true"}
+RECORDED = "a2" * 32  # an untagged image labkit recorded building for h3
 
 
 def matches(labels: dict[str, str] | None, wanted: list[str]) -> bool:
@@ -23,23 +26,39 @@ def matches(labels: dict[str, str] | None, wanted: list[str]) -> bool:
     return all(labels.get(k) == v for k, _, v in (w.partition("=") for w in wanted))
 
 
+def conflict(text: str) -> APIError:
+    return APIError(text, response=type("R", (), {"status_code": 409})())
+
+
 class FakeAPI:
-    """Just enough of docker-py's APIClient for cleanup.py."""
+    """Just enough of docker-py's APIClient for the clean-up."""
 
     def __init__(self) -> None:
         self.containers_ = [
+            # labkit's, labelled for h3
             {"Id": "c1" * 32, "Names": ["/h3-app"], "SizeRw": 1000, "Labels": OURS,
-             "State": "running", "ImageID": "sha256:i1", "Mounts": [], "NetworkSettings": {}},
+             "State": "running", "Image": "h3/app", "ImageID": "sha256:" + "a1" * 32,
+             "Mounts": [], "NetworkSettings": {}},
+            # typed in h3's terminal: `docker run h3/app`, no label
+            {"Id": "c3" * 32, "Names": ["/jolly_bell"], "SizeRw": 10, "Labels": {},
+             "State": "exited", "Image": "h3/app", "ImageID": "sha256:" + "a1" * 32,
+             "Mounts": [], "NetworkSettings": {}},
+            # someone's own container, nothing to do with the course
             {"Id": "c2" * 32, "Names": ["/mine"], "SizeRw": 7, "Labels": {},
-             "State": "exited", "ImageID": "sha256:i9", "Mounts": [
+             "State": "exited", "Image": "mine:1", "ImageID": "sha256:i9", "Mounts": [
                  {"Type": "volume", "Name": "foreign"}], "NetworkSettings": {}},
+            # learner h3-b's terminal container: its name starts with h3-
+            {"Id": "c4" * 32, "Names": ["/h3-b-web"], "SizeRw": 5, "Labels": {},
+             "State": "exited", "Image": "h3-b/app", "ImageID": "sha256:i3",
+             "Mounts": [], "NetworkSettings": {}},
         ]
         self.images_ = [
-            {"Id": "sha256:i1", "RepoTags": ["h3/app:latest", "localhost:1/h3/app:latest"],
-             "Labels": OURS, "Size": 500, "SharedSize": 400},
-            {"Id": "sha256:i2", "RepoTags": ["<none>:<none>"], "Labels": OURS, "Size": 450,
-             "SharedSize": 400},
-            {"Id": "sha256:i3", "RepoTags": ["h2/app:latest"], "Labels": OTHER_NS, "Size": 9,
+            {"Id": "sha256:" + "a1" * 32,
+             "RepoTags": ["h3/app:latest", "localhost:1/h3/app:latest"],
+             "Labels": BASE, "Size": 500, "SharedSize": 400},
+            {"Id": "sha256:" + RECORDED, "RepoTags": ["<none>:<none>"], "Labels": BASE,
+             "Size": 450, "SharedSize": 400},
+            {"Id": "sha256:i3", "RepoTags": ["h3-b/app:latest"], "Labels": OTHER_NS, "Size": 9,
              "SharedSize": 0},
             {"Id": "sha256:base", "RepoTags": [config.BASE_IMAGE], "Labels": BASE, "Size": 400,
              "SharedSize": 400},
@@ -54,17 +73,20 @@ class FakeAPI:
                           {"Id": "n2", "Name": "mine-net", "Labels": {}, "Driver": "bridge"}]
         self.removed: list[tuple[str, str]] = []
         self.in_use: set[str] = set()
+        self.build_cache_pruned = 0
 
     # listing
     def containers(self, all: bool = False, size: bool = False, filters: Any = None):
-        return [c for c in self.containers_ if matches(c["Labels"], filters["label"])]
+        wanted = (filters or {}).get("label", [])
+        return [c for c in self.containers_ if matches(c["Labels"], wanted)]
 
-    def images(self, all: bool = False, filters: Any = None):
+    def images(self, all: bool = False, filters: Any = None, name: Any = None):
         wanted = (filters or {}).get("label", [])
         return [i for i in self.images_ if matches(i["Labels"], wanted)]
 
     def volumes(self, filters: Any = None):
-        return {"Volumes": [v for v in self.volumes_ if matches(v["Labels"], filters["label"])]}
+        wanted = (filters or {}).get("label", [])
+        return {"Volumes": [v for v in self.volumes_ if matches(v["Labels"], wanted)]}
 
     def networks(self, filters: Any = None):
         wanted = (filters or {}).get("label", [])
@@ -75,27 +97,37 @@ class FakeAPI:
         self.removed.append(("container", ident))
         self.containers_ = [c for c in self.containers_ if c["Id"] != ident]
 
-    def prune_images(self, filters: Any) -> dict[str, Any]:
-        self.last_prune = filters
-        gone = [i for i in self.images_ if matches(i["Labels"], filters["label"])
-                and i["Id"] not in self.in_use]
-        self.images_ = [i for i in self.images_ if i not in gone]
-        self.removed += [("image", i["Id"]) for i in gone]
-        return {"ImagesDeleted": [{"Deleted": i["Id"]} for i in gone], "SpaceReclaimed": 0}
-
-    def remove_image(self, ref: str) -> None:
-        self.removed.append(("image", ref))
-        self.images_ = [i for i in self.images_ if ref not in i["RepoTags"]]
+    def remove_image(self, ref: str) -> list[dict[str, str]]:
+        img = next((i for i in self.images_ if ref in i["RepoTags"]
+                    or i["Id"].removeprefix("sha256:") == ref), None)
+        if img is None:
+            raise NotFound("no such image")
+        tags = [t for t in img["RepoTags"] if t != "<none>:<none>"]
+        if ref in tags and len(tags) > 1:
+            img["RepoTags"] = [t for t in tags if t != ref]
+            self.removed.append(("untag", ref))
+            return [{"Untagged": ref}]
+        if ref not in tags and len(tags) > 1:
+            raise conflict("image is referenced in multiple repositories")
+        if img["Id"] in self.in_use or any(c["ImageID"] == img["Id"] for c in self.containers_):
+            raise conflict("image is being used by a container")
+        self.images_.remove(img)
+        self.removed.append(("image", img["Id"]))
+        return [{"Untagged": ref}, {"Deleted": img["Id"]}]
 
     def remove_volume(self, name: str) -> None:
         if name == "gone-meanwhile":
             raise NotFound("no such volume")
         if name in self.in_use:
-            raise APIError("in use", response=type("R", (), {"status_code": 409})())
+            raise conflict("in use")
         self.removed.append(("volume", name))
 
     def remove_network(self, ident: str) -> None:
         self.removed.append(("network", ident))
+
+    def prune_builds(self, all: bool | None = None) -> dict[str, Any]:
+        self.build_cache_pruned += 1
+        return {"CachesDeleted": ["b1"], "SpaceReclaimed": 11}
 
 
 def cleanup_client() -> FakeClient:
@@ -115,35 +147,52 @@ def cleanup_client() -> FakeClient:
 @pytest.fixture(autouse=True)
 def h3(tmp_path: Path, course_settings):
     course_settings(user="h3", state_dir=tmp_path)
+    owned.remember_build(RECORDED, "h3/app:latest")
     yield
 
 
-def test_clean_removes_only_our_container() -> None:
+def removed_images(fake: FakeClient) -> set[str]:
+    return {x[1] for x in fake.api.removed if x[0] == "image"}
+
+
+def test_clean_removes_labkits_and_the_terminals_containers_only() -> None:
     fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
-    assert [x for x in fake.api.removed if x[0] == "container"] == [("container", "c1" * 32)]
+    assert {x[1] for x in fake.api.removed if x[0] == "container"} == {"c1" * 32, "c3" * 32}
 
 
-def test_clean_prunes_tagged_images_too() -> None:
+def test_clean_removes_our_tagged_and_recorded_images_and_no_other() -> None:
     fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
-    assert fake.api.last_prune["dangling"] is False
+    assert removed_images(fake) == {"sha256:" + "a1" * 32, "sha256:" + RECORDED}
 
 
-def test_clean_removes_both_of_our_images_and_no_other() -> None:
+def test_a_neighbour_whose_name_starts_like_ours_keeps_everything() -> None:
     fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
-    assert {x[1] for x in fake.api.removed if x[0] == "image"} == {"sha256:i1", "sha256:i2"}
+    assert "sha256:i3" in {i["Id"] for i in fake.api.images_}
+    assert "c4" * 32 in {c["Id"] for c in fake.api.containers_}
 
 
-def test_clean_measures_image_bytes_when_the_engine_says_zero() -> None:
+def test_images_go_by_name_never_forced() -> None:
+    fake = cleanup_client()
+    cleanup.clean(client=fake, show=False)
+    assert ("untag", "h3/app:latest") in fake.api.removed
+
+
+def test_the_record_forgets_what_is_gone() -> None:
+    cleanup.clean(client=cleanup_client(), show=False)
+    assert owned.recorded_ids() == set()
+
+
+def test_clean_measures_image_bytes() -> None:
     report = cleanup.clean(client=cleanup_client(), show=False)
     assert report.reclaimed["image"] == (500 - 400) + (450 - 400)
 
 
 def test_clean_counts_container_and_volume_bytes() -> None:
     report = cleanup.clean(client=cleanup_client(), show=False)
-    assert (report.reclaimed["container"], report.reclaimed["volume"]) == (1000, 2000)
+    assert (report.reclaimed["container"], report.reclaimed["volume"]) == (1010, 2000)
 
 
 def test_clean_keeps_the_base_image_by_default() -> None:
@@ -158,11 +207,23 @@ def test_include_base_removes_the_prepared_image_not_a_derived_one() -> None:
     assert {i["Id"] for i in fake.api.images_} == {"sha256:i3", "sha256:i9", "sha256:dang"}
 
 
-def test_image_in_use_is_reported_kept() -> None:
+def test_image_another_learners_container_uses_is_kept() -> None:
     fake = cleanup_client()
-    fake.api.in_use.add("sha256:i2")
+    fake.api.containers_.append({"Id": "c5" * 32, "Names": ["/h3-b-x"], "SizeRw": 1,
+                                 "Labels": OTHER_NS, "State": "exited", "Image": "h3/app",
+                                 "ImageID": "sha256:" + "a1" * 32, "Mounts": []})
     report = cleanup.clean(client=fake, show=False)
-    assert list(report.kept["name"]) == ["<none>"]
+    assert list(report.kept[report.kept["kind"] == "image"]["outcome"]) == ["kept (in use)"]
+    assert "c5" * 32 in {c["Id"] for c in fake.api.containers_}
+
+
+def test_a_name_another_learner_gave_our_image_keeps_it() -> None:
+    fake = cleanup_client()
+    fake.api.images_[0]["RepoTags"].append("h3-b/copy:1")
+    report = cleanup.clean(client=fake, show=False)
+    assert list(report.kept[report.kept["kind"] == "image"]["outcome"]) == [
+        "kept (also named h3-b/copy:1)"]
+    assert fake.api.images_[0]["RepoTags"] == ["h3-b/copy:1"]
 
 
 def test_volume_in_use_is_kept_not_an_error() -> None:
@@ -185,14 +246,61 @@ def test_clean_removes_our_network_only() -> None:
     assert [x for x in fake.api.removed if x[0] == "network"] == [("network", "n1")]
 
 
-def test_container_command_substitutes_the_label_listing() -> None:
-    first = str(cleanup.cleanup_commands()[0])
-    assert first == ("docker container rm -f -v $(docker ps -aq --filter "
-                     "label=org.labkit.namespace=h3)")
+def test_the_commands_are_plain_ones_a_learner_types() -> None:
+    lines = [str(c) for c in cleanup.cleanup_commands(client=cleanup_client())]
+    assert lines == [
+        "docker container rm --force --volumes h3-app jolly_bell",
+        f"docker image rm h3/app:latest localhost:1/h3/app:latest {RECORDED[:12]}",
+        "docker volume rm h3-data",
+        "docker network rm h3-net",
+    ]
+    assert not any("label" in line for line in lines)
 
 
-def test_image_command_prunes_all_not_only_dangling() -> None:
-    assert str(cleanup.cleanup_commands()[1]).startswith("docker image prune -a -f --filter")
+# ---------------------------------------------------------------- the build cache
+
+
+def test_build_cache_is_kept_while_another_learner_uses_the_engine() -> None:
+    fake = cleanup_client()
+    report = cleanup.clean(client=fake, show=False)
+    assert fake.api.build_cache_pruned == 0
+    assert "h3-b" in report.build_cache
+    assert list(report.items[report.items["kind"] == "build cache"]["outcome"]) == [
+        "kept (shared engine)"]
+
+
+def test_build_cache_is_pruned_when_alone() -> None:
+    fake = cleanup_client()
+    fake.api.containers_ = [c for c in fake.api.containers_ if c["Id"] != "c4" * 32]
+    fake.api.images_ = [i for i in fake.api.images_ if i["Id"] != "sha256:i3"]
+    report = cleanup.clean(client=fake, show=False)
+    assert fake.api.build_cache_pruned == 1
+    assert (report.counts["build cache"], report.reclaimed["build cache"]) == (1, 11)
+    assert str(report.commands[-1]) == "docker builder prune --all --force"
+
+
+def test_build_cache_is_pruned_when_asked_even_if_shared() -> None:
+    fake = cleanup_client()
+    report = cleanup.clean(client=fake, show=False, build_cache_prune=True)
+    assert fake.api.build_cache_pruned == 1
+    assert "h3-b" in report.build_cache
+
+
+def test_build_cache_is_kept_when_told_to() -> None:
+    fake = cleanup_client()
+    fake.api.containers_ = []
+    fake.api.images_ = []
+    cleanup.clean(client=fake, show=False, build_cache_prune=False)
+    assert fake.api.build_cache_pruned == 0
+
+
+def test_build_cache_usage_from_df() -> None:
+    usage = cleanup.build_cache.BuildCacheUsage.of({"BuildCache": [
+        {"Size": 10, "InUse": False, "Shared": True},
+        {"Size": 5, "InUse": False, "Shared": False},
+        {"Size": 3, "InUse": True, "Shared": False}]})
+    assert (usage.records, usage.bytes, usage.reclaimable, usage.in_use) == (3, 18, 5, 1)
+    assert cleanup.build_cache.BuildCacheUsage.of({"BuildCache": None}).records == 0
 
 
 # ---------------------------------------------------------------- prune preview
@@ -200,17 +308,22 @@ def test_image_command_prunes_all_not_only_dangling() -> None:
 
 def test_preview_lists_stopped_not_running_containers() -> None:
     frame = cleanup.preview_system_prune(client=cleanup_client())
-    assert list(frame[frame["kind"] == "container"]["name"]) == ["mine"]
+    assert list(frame[frame["kind"] == "container"]["name"]) == ["jolly_bell", "mine", "h3-b-web"]
 
 
-def test_preview_marks_what_the_course_did_not_make() -> None:
-    frame = cleanup.preview_system_prune(client=cleanup_client())
-    assert not frame[frame["name"] == "mine"]["course"].iloc[0]
+def test_preview_says_whose_each_container_is() -> None:
+    frame = cleanup.preview_system_prune(client=cleanup_client()).set_index("name")
+    assert (frame.loc["jolly_bell", "mine"], frame.loc["jolly_bell", "namespace"]) == (True, "h3")
+    assert (frame.loc["h3-b-web", "mine"], frame.loc["h3-b-web", "namespace"]) == (
+        False, "h3-b")
+    assert not frame.loc["mine", "course"]
 
 
 def test_preview_lists_only_dangling_images() -> None:
     frame = cleanup.preview_system_prune(client=cleanup_client())
-    assert list(frame[frame["kind"] == "image"]["id"]) == ["i2", "dang"]
+    images = frame[frame["kind"] == "image"]
+    assert list(images["id"]) == [RECORDED[:12], "dang"]
+    assert list(images["mine"]) == [True, False]
 
 
 def test_preview_skips_default_networks() -> None:
@@ -240,19 +353,9 @@ def test_preview_names_the_command() -> None:
     assert str(frame.attrs["command"]) == "docker system prune"
 
 
-def test_clean_takes_an_image_with_the_namespace_label_alone() -> None:
-    fake = cleanup_client()  # built with labkit's one label on a base without labkit labels
-    fake.api.images_.append({"Id": "sha256:one", "RepoTags": ["h3/one:latest"],
-                             "Labels": {"org.labkit.namespace": "h3"}, "Size": 5,
-                             "SharedSize": 0})
-    report = cleanup.clean(client=fake, show=False)
-    assert "h3/one:latest" in report.names("image")
-    assert ("image", "sha256:i3") not in fake.api.removed  # another namespace's stays
-
-
-def test_the_report_names_each_removed_object_with_its_namespace() -> None:
+def test_the_report_names_each_removed_object_with_its_owner() -> None:
     report = cleanup.clean(client=cleanup_client(), show=False)
-    assert report.removed == {("container", "c1" * 32): "h3", ("image", "i1"): "h3",
-                              ("image", "i2"): "h3", ("volume", "h3-data"): "h3",
-                              ("network", "n1"): "h3"}
-    assert report.deleted_images == {"i1", "i2"}
+    assert report.removed == {("container", "c1" * 32): "h3", ("container", "c3" * 32): "h3",
+                              ("image", "a1" * 32): "h3", ("image", RECORDED): "h3",
+                              ("volume", "h3-data"): "h3", ("network", "n1"): "h3"}
+    assert report.deleted_images == {"a1" * 32, RECORDED}

@@ -82,18 +82,17 @@ def test_equivalent_commands(cmd, text):
     assert str(cmd) == text
 
 
-def test_list_command_filters_by_namespace_label():
-    assert str(containers.list_command()) == (
-        "docker container ls -a --filter label=org.labkit.namespace=h2"
-    )
+def test_list_command_is_the_plain_listing():
+    assert str(containers.list_command()) == "docker container ls --all"
 
 
 # ------------------------------------------------------------------ run() with a fake client
 
 
 class FakeContainer:
-    def __init__(self, name: str, labels: dict) -> None:
+    def __init__(self, name: str, labels: dict, image: str = "busybox:latest") -> None:
         self.name, self.labels, self.id = name, labels, "f" * 64
+        self.attrs = {"Config": {"Labels": labels, "Image": image}, "Image": "sha256:" + "9" * 64}
         self.removed = False
 
     def remove(self, force: bool = False) -> None:
@@ -128,6 +127,20 @@ def test_run_refuses_to_replace_a_foreign_container():
     assert "h2-hello" in info.value.message
     assert foreign.removed is False
     assert client.containers.create_kwargs is None
+
+
+def test_run_replaces_the_learners_own_terminal_container():
+    typed = FakeContainer("h2-hello", {}, image="h2/hello")  # `docker run --name h2-hello h2/hello`
+    with pytest.raises(ImageMissing):
+        containers.run("h2/hello:latest", "hello", client=client_with(typed))
+    assert typed.removed is True
+
+
+def test_run_refuses_a_neighbours_terminal_container():
+    typed = FakeContainer("h2-hello", {}, image="h2-b/hello")
+    with pytest.raises(LabkitError):
+        containers.run("h2/hello:latest", "hello", client=client_with(typed))
+    assert typed.removed is False
 
 
 def test_run_replaces_its_own_container_and_publishes_on_the_bind_ip():

@@ -454,16 +454,16 @@ def test_importing_plots_leaves_matplotlib_settings_alone():
     assert dict(matplotlib.rcParams) == before
 
 
-# An image built with labkit's one label on a base that carries no labkit labels (a pulled
-# python image): the namespace label alone makes it this learner's.
-ONE_LABEL = {"Id": "sha256:" + "e" * 64, "RepoTags": ["h2/pulled-base:latest"], "Created": 50,
-             "Size": 500, "Labels": {"org.labkit.namespace": "h2"}}
+# An image built in the terminal with a plain `docker build -t h2/...` on a base that
+# carries no labkit labels: its name under the learner's makes it this learner's.
+NO_LABEL = {"Id": "sha256:" + "e" * 64, "RepoTags": ["h2/pulled-base:latest"], "Created": 50,
+            "Size": 500, "Labels": None}
 
 
-def test_one_namespace_label_makes_an_image_this_learners():
-    frame = images.images_frame([*IMAGE_LIST, ONE_LABEL], "h2")
+def test_a_name_under_the_learners_makes_an_image_theirs():
+    frame = images.images_frame([*IMAGE_LIST, NO_LABEL], "h2")
     assert "h2/pulled-base:latest" in frame["image"].tolist()
-    assert "h2/pulled-base:latest" not in images.images_frame([ONE_LABEL], "h3")["image"].tolist()
+    assert "h2/pulled-base:latest" not in images.images_frame([NO_LABEL], "h2-b")["image"].tolist()
 
 
 def test_a_built_image_does_not_show_the_role_its_stand_in_base_passed_on():
