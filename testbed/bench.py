@@ -4,8 +4,9 @@
 
 For each engine SPEC (see testbed.engines; default: 20.10 and 28.5+containerd+api1.44, or
 BENCH_ENGINES) start that engine stand-in as a Docker-in-Docker engine of its own
-(testbed.dind, with a state directory of its own under .cache/), run bench/run.py (the
-lab's steps, labkit vs the docker CLI, and the cached rebuild against its goal),
+(testbed.dind, with a state directory of its own under .cache/, driven by that engine's
+own docker CLI), run bench/run.py (the lab's steps, labkit vs the docker CLI on the same
+builder, and the cached rebuild against its goals),
 bench/layers.py (layer analysis vs `docker image save`) and the course's cell times
 (`python -m testbed.notebooks time`: every notebook run twice, the warm run's cell times
 against the course's goals) against it, each under a header naming the engine, then
@@ -29,6 +30,8 @@ from testbed import dind, engines
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ("run", "layers", "notebooks")
+#: Exit statuses of an interrupted run (Ctrl-C, SIGTERM): no further engine is started.
+INTERRUPTED = (130, 143)
 #: What each benchmark is called in its header and in the times.
 TITLES = {"run": "bench/run.py", "layers": "bench/layers.py",
           "notebooks": "the course's cell times (testbed.notebooks time)"}
@@ -65,16 +68,19 @@ class Bench:
         self.times.append(f"{time.monotonic() - started:5.0f} s  {what}")
 
     def on(self, spec: engines.EngineSpec, base: dict[str, str]) -> int:
-        """Start ``spec``, run the benchmarks against it, stop it; the first failure's status."""
+        """Start ``spec``, run the benchmarks against it, stop it (dind.run_on, also on
+        failure or interruption); the first failure's status, 130/143 when interrupted."""
         print(f"\n==> engine {spec.text}", flush=True)
-        started, rc = time.monotonic(), 0
-        with dind.own_engine(spec, state_dir(spec)) as session:
+        started = time.monotonic()
+
+        def benchmarks(session: dind.Dind) -> int:
             self.time(started, f"{spec.text}: start")
+            rc = 0
             for which in BENCHMARKS:
                 if self.only and self.only != which:
                     continue
                 t0 = time.monotonic()
-                env = session.environ(base)
+                env = session.environ(base)  # the engine's own docker CLI first on PATH
                 title = [sys.executable, "-m", "testbed.bench", "--header", TITLES[which],
                          spec.text]
                 brc = subprocess.run(title, env=env, cwd=ROOT, check=False).returncode or \
@@ -82,10 +88,14 @@ class Bench:
                                    check=False).returncode
                 self.time(t0, f"{spec.text}: {TITLES[which]}"
                           + (f" FAILED (exit {brc})" if brc else ""))
-                if brc in (130, 143):
-                    raise SystemExit(brc)
+                if brc in INTERRUPTED:
+                    return brc
                 rc = rc or brc
-            print("==> stopping the bench's engine", flush=True)
+            return rc
+
+        rc = dind.run_on(dind.own_engine(spec, state_dir(spec)), "bench", benchmarks)
+        if not any(line.endswith(f"{spec.text}: start") for line in self.times):
+            self.time(started, f"{spec.text}: the engine did not start")
         return rc
 
 
@@ -123,13 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             # the images each engine is given
             subprocess.run(prepare, env=base, stdout=subprocess.DEVNULL, check=True)
             for spec in specs:
-                started = time.monotonic()
-                try:
-                    rc = bench.on(spec, base) or rc
-                except dind.DindError as exc:
-                    print(exc, file=sys.stderr)
-                    bench.time(started, f"{spec.text}: the engine did not start")
-                    rc = rc or 1
+                status = bench.on(spec, base)
+                if status in INTERRUPTED:
+                    rc = status
+                    break
+                rc = rc or status
         except subprocess.CalledProcessError as exc:
             rc = rc or exc.returncode
         except SystemExit as exc:

@@ -4,7 +4,8 @@
 
 Starts a DinD engine of its own (testbed.dind, state in CONCURRENCY_DIND_STATE, default
 .cache/dind-concurrency), then N learners at the same moment, each with its own LABKIT_USER
-(learner-1 .. learner-N) and state directory, each running the course's notebooks in order
+(learner-1 .. learner-N), state directory and docker CLI configuration (the engine's
+own CLI and plugins, the learner's own logins), each running the course's notebooks in order
 under nbval as `make test` does. The learners share one copy of the notebooks, as learners
 sharing a checkout do (the first one owns workspace/, the others get learners/<user>/). At
 the end: pass or fail, wall time and slowest notebook per learner, the machine's load; the
@@ -94,6 +95,16 @@ def learner_command(run: list[str], folder: Path, report: Path) -> list[str]:
             "--nbval-kernel-startup-timeout", "300", "--junitxml", str(report), *run]
 
 
+def docker_config(engine_env: dict[str, str], folder: Path) -> Path:
+    """A learner's own docker CLI configuration in ``folder`` (their `docker login`s, as in
+    a home of their own), with the CLI plugins of the engine's configuration."""
+    folder.mkdir(parents=True, exist_ok=True)
+    given = Path(engine_env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    if (given / "cli-plugins").is_dir():
+        (folder / "cli-plugins").symlink_to(given / "cli-plugins")
+    return folder
+
+
 def run_learners(session: dind.Dind, count: int, run: list[str], scratch: Path,
                  logs: Path) -> list[Outcome]:
     """``count`` learners at the same moment against ``session``'s engine; their outcomes."""
@@ -102,8 +113,10 @@ def run_learners(session: dind.Dind, count: int, run: list[str], scratch: Path,
     started: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
     try:
         for i in range(1, count + 1):
-            env = session.environ(base) | {"LABKIT_USER": f"learner-{i}",
-                                           "LABKIT_STATE_DIR": str(scratch / f"state-{i}")}
+            engine_env = session.environ(base)
+            env = engine_env | {
+                "LABKIT_USER": f"learner-{i}", "LABKIT_STATE_DIR": str(scratch / f"state-{i}"),
+                "DOCKER_CONFIG": str(docker_config(engine_env, scratch / f"docker-{i}"))}
             with (logs / f"learner-{i}.log").open("wb") as log:
                 process = subprocess.Popen(
                     learner_command(run, scratch / "notebooks", logs / f"learner-{i}.xml"),

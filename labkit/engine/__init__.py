@@ -26,6 +26,9 @@ from .config import (
 )
 from .connection import (
     BIND_OPT_IN,
+    PLAIN_TCP_OPT_IN,
+    Transport,
+    UnencryptedEngineWarning,
     bind_ip,
     client,
     connect,
@@ -37,6 +40,7 @@ from .connection import (
     publish_host,
     require_reachable,
     reset,
+    transport,
 )
 from .disk import (
     BUSY_TIMEOUT,
@@ -51,7 +55,6 @@ from .engine_info import (
     EngineInfo,
     image_store,
     info,
-    legacy_cli_builder,
 )
 from .error_translation import (
     RAW_ERRORS,
@@ -136,6 +139,7 @@ __all__ = [
     "LABEL_STANDIN",
     "LabkitError",
     "Obs",
+    "PLAIN_TCP_OPT_IN",
     "PortsUnreachable",
     "PrepareError",
     "PushObserver",
@@ -147,6 +151,8 @@ __all__ = [
     "Settings",
     "StateError",
     "T",
+    "Transport",
+    "UnencryptedEngineWarning",
     "bind_ip",
     "boundary",
     "build_observers",
@@ -169,7 +175,6 @@ __all__ = [
     "is_invalid_name",
     "is_local",
     "is_vanished_image",
-    "legacy_cli_builder",
     "load_renderers",
     "one_at_a_time",
     "ports_reachable",
@@ -187,6 +192,7 @@ __all__ = [
     "show_result",
     "strip_ansi",
     "translate",
+    "transport",
     "use",
     "wait_until",
 ]

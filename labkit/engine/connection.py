@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
+import warnings
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -75,10 +78,22 @@ def client_kwargs(env: dict[str, str]) -> dict[str, Any]:
 
 #: URL schemes of an engine reached over TCP (``https`` is docker-py's for TCP with TLS).
 _TCP_SCHEMES = ("tcp", "http", "https")
+
+#: The opt-in for plain TCP to an engine on a private network: the value states the reason.
+PLAIN_TCP_VARIABLE = "LABKIT_ALLOW_PLAIN_TCP"
+PLAIN_TCP_REASON = "private-network"
+PLAIN_TCP_OPT_IN = f"{PLAIN_TCP_VARIABLE}={PLAIN_TCP_REASON}"
+
 INSECURE_HINT = (
     "Use the engine's TLS port with its client certificates: DOCKER_HOST=tcp://HOST:2376, "
     "DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH=<folder with ca.pem cert.pem key.pem> (a "
-    "docker:dind service writes them when DOCKER_TLS_CERTDIR=/certs), or an ssh:// host."
+    "docker:dind service writes them when DOCKER_TLS_CERTDIR=/certs), or an ssh:// host. "
+    "Only if the engine is on a private network that nothing else reaches (a CI job's own "
+    f"service network), set {PLAIN_TCP_OPT_IN} to connect unencrypted."
+)
+SSH_HINT = (
+    "Check that `ssh USER@HOST docker version` works from here without a question: the host "
+    "key in ~/.ssh/known_hosts, your key accepted, and the remote user allowed to use docker."
 )
 
 
@@ -91,37 +106,128 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def check_transport(params: dict[str, Any], where: str) -> None:
-    """Refuse an engine reached over a network without verified TLS.
+@dataclass(frozen=True)
+class Transport:
+    """How labkit's bytes reach the engine, as a learner reads it."""
+
+    kind: str  # socket | ssh | tls | loopback | plain (plain TCP over a network, opted in)
+    summary: str
+
+    @property
+    def unencrypted(self) -> bool:
+        """True when traffic, registry logins included, crosses a network in clear."""
+        return self.kind == "plain"
+
+
+def unencrypted_warning(where: str) -> str:
+    """What labkit says, once, about an engine reached over plain TCP with the opt-in."""
+    return (f"The Docker Engine at {where} is reached over plain TCP ({PLAIN_TCP_OPT_IN}): "
+            "everything labkit sends it, registry logins included, crosses the network "
+            "UNENCRYPTED. That is acceptable only on a private network no one else reaches "
+            "(a CI job's own service network); anywhere else use the engine's TLS port.")
+
+
+def transport_of(params: dict[str, Any]) -> Transport:
+    """The transport that DockerClient arguments (``base_url``, ``tls``) give."""
+    url = urlparse(str(params.get("base_url") or DEFAULT_HOST))
+    if url.scheme == "ssh":
+        return Transport("ssh", "ssh (encrypted by ssh, the engine's socket on the host)")
+    if url.scheme not in _TCP_SCHEMES:
+        return Transport("socket", "local socket")
+    tls = params.get("tls")
+    if tls and getattr(tls, "verify", False):
+        return Transport("tls", "TLS, the engine's certificate verified")
+    if tls:
+        return Transport("tls-unverified", "TLS without checking the engine's certificate")
+    if _is_loopback(url.hostname):
+        return Transport("loopback", "plain TCP on this machine's loopback (no network)")
+    return Transport("plain", f"plain TCP over the network, UNENCRYPTED ({PLAIN_TCP_OPT_IN}): "
+                     "registry logins cross in clear; acceptable only on a private network")
+
+
+def plain_tcp_allowed(env: dict[str, str], where: str) -> bool:
+    """True when the learner opted in to plain TCP; refuses an opt-in that states no reason."""
+    value = env.get(PLAIN_TCP_VARIABLE, "").strip()
+    if not value:
+        return False
+    if value != PLAIN_TCP_REASON:
+        raise EngineInsecure(
+            f"{PLAIN_TCP_VARIABLE}={value!r} does not say why the Docker Engine at {where} "
+            f"may be reached over plain TCP: its one value is {PLAIN_TCP_REASON!r}, stating "
+            "that the engine is on a private network that nothing else reaches.",
+            INSECURE_HINT)
+    return True
+
+
+def check_transport(params: dict[str, Any], where: str,
+                    env: dict[str, str] | None = None) -> Transport:
+    """Refuse an engine reached over a network without verified TLS; return the transport.
 
     Everything labkit sends the engine crosses that connection, registry passwords
     (``docker login``) included: over plain TCP, or TLS without checking the engine's
     certificate (an empty DOCKER_TLS_VERIFY with DOCKER_CERT_PATH, a context's
     SkipTLSVerify), anyone on the path reads or changes it. Loopback addresses, sockets
-    and ssh:// are fine.
+    and ssh:// are fine; plain TCP over a network only with :data:`PLAIN_TCP_OPT_IN`.
     """
-    url = urlparse(str(params.get("base_url") or ""))
-    if url.scheme not in _TCP_SCHEMES or _is_loopback(url.hostname):
-        return
-    tls = params.get("tls")
-    if not tls:
+    transport = transport_of(params)
+    if transport.kind == "plain" and not plain_tcp_allowed(env or {}, where):
         raise EngineInsecure(
             f"The Docker Engine at {where} is reached over the network without TLS: "
             "everything sent to it, registry passwords included, would cross in clear.",
             INSECURE_HINT)
-    if not getattr(tls, "verify", False):
+    if transport.kind == "tls-unverified":
         raise EngineInsecure(
             f"The Docker Engine at {where} is reached over TLS without checking its "
             "certificate (DOCKER_TLS_VERIFY is empty or unset, or the Docker context skips "
             "verification): anyone on the path could stand in for it.",
             "Set DOCKER_TLS_VERIFY=1 with DOCKER_CERT_PATH naming the engine's ca.pem, "
             "cert.pem and key.pem (or drop SkipTLSVerify from the Docker context).")
+    return transport
+
+
+class UnencryptedEngineWarning(UserWarning):
+    """The engine is reached over plain TCP on a network (the learner opted in)."""
+
+
+#: The engines already warned about (the warning is said once per process and address).
+_warned: set[str] = set()
+
+
+def _warn_unencrypted(where: str) -> None:
+    if where not in _warned:
+        _warned.add(where)
+        warnings.warn(unencrypted_warning(where), UnencryptedEngineWarning, stacklevel=3)
+
+
+def transport(environ: dict[str, str] | None = None) -> Transport:
+    """How the engine that the environment names is reached (see :func:`transport_of`)."""
+    env = dict(os.environ if environ is None else environ)
+    return transport_of(client_kwargs(env))
+
+
+def _require_ssh_support(params: dict[str, Any], where: str) -> None:
+    if (str(params.get("base_url") or "").startswith("ssh://")
+            and importlib.util.find_spec("paramiko") is None):
+        raise EngineUnavailable(
+            f"The Docker Engine at {where} is reached over ssh, and docker-py needs the "
+            "paramiko package for that.",
+            "Install it: `pip install 'docker[ssh]'` (or `make venv`).")
 
 
 def _open(params: dict[str, Any], version: str) -> docker.DockerClient:
     client = docker.DockerClient(version=version, timeout=300, **params)
     client.api.trust_env = False
     return client
+
+
+def _unavailable(exc: Exception, where: str, params: dict[str, Any]) -> EngineUnavailable:
+    """No engine answered: over ssh, what ssh said (host key, login) and how to check it."""
+    if str(params.get("base_url") or "").startswith("ssh://"):
+        return EngineUnavailable(
+            f"No Docker Engine answers at {where} over ssh ({type(exc).__name__}: "
+            f"{str(exc)[:200]}).", SSH_HINT)
+    return EngineUnavailable(
+        f"No Docker Engine answers at {where} ({type(exc).__name__}).", NO_ENGINE_HINT)
 
 
 def connect(environ: dict[str, str] | None = None) -> docker.DockerClient:
@@ -132,13 +238,19 @@ def connect(environ: dict[str, str] | None = None) -> docker.DockerClient:
 
     The API version is negotiated (unless DOCKER_API_VERSION pins one): the engine's
     unversioned ``/version`` says what it speaks and its minimum; we speak the newest both
-    know. An engine reached over a network must use verified TLS (:func:`check_transport`).
-    The session ignores REQUESTS_CA_BUNDLE and proxies (``trust_env = False``): they
-    are meant for the internet, and would override the engine's own TLS CA.
+    know. An engine reached over a network must use verified TLS (:func:`check_transport`),
+    or plain TCP with :data:`PLAIN_TCP_OPT_IN`, said once with an
+    :class:`UnencryptedEngineWarning`. ``ssh://`` engines go through docker-py's paramiko
+    transport (the host key must be known). The session ignores REQUESTS_CA_BUNDLE and
+    proxies (``trust_env = False``): they are meant for the internet, and would override
+    the engine's own TLS CA.
     """
     env = dict(os.environ if environ is None else environ)
     params = client_kwargs(env)
-    check_transport(params, describe_engine(env))
+    where = describe_engine(env)
+    if check_transport(params, where, env).unencrypted:
+        _warn_unencrypted(where)
+    _require_ssh_support(params, where)
     try:
         probe = _open(params, MINIMUM_DOCKER_API_VERSION)
         try:
@@ -146,10 +258,7 @@ def connect(environ: dict[str, str] | None = None) -> docker.DockerClient:
         finally:
             probe.close()
     except Exception as exc:  # docker-py raises several kinds here
-        raise EngineUnavailable(
-            f"No Docker Engine answers at {describe_engine(env)} ({type(exc).__name__}).",
-            NO_ENGINE_HINT,
-        ) from exc
+        raise _unavailable(exc, where, params) from exc
     pinned = env.get("DOCKER_API_VERSION")
     version = pinned or negotiate(str(ver.get("ApiVersion", COURSE_MIN_API)),
                                   ver.get("MinAPIVersion"))
@@ -158,16 +267,13 @@ def connect(environ: dict[str, str] | None = None) -> docker.DockerClient:
         client.api.version()  # a versioned call: refused here if the engine refuses us
     except docker.errors.APIError as exc:
         raise EngineIncompatible(
-            f"The Docker Engine at {describe_engine(env)} refuses API {version}: "
+            f"The Docker Engine at {where} refuses API {version}: "
             f"{exc.explanation or exc}",
             "Unset DOCKER_API_VERSION to let labkit choose." if pinned
             else "Upgrade the Python package: `pip install -U docker`.",
         ) from exc
     except Exception as exc:  # docker-py raises several kinds here
-        raise EngineUnavailable(
-            f"No Docker Engine answers at {describe_engine(env)} ({type(exc).__name__}).",
-            NO_ENGINE_HINT,
-        ) from exc
+        raise _unavailable(exc, where, params) from exc
     return client
 
 

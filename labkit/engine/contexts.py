@@ -1,27 +1,29 @@
 """Docker CLI contexts: the engine that `docker context use` chose, when DOCKER_HOST is unset.
 
 Docker Desktop, colima, OrbStack and Rancher Desktop point the docker CLI at their engine
-with a context kept in ``~/.docker``, not with DOCKER_HOST. docker-py's ``kwargs_from_env``
-(and docker-py before 7.2 altogether) knows only DOCKER_HOST and ``/var/run/docker.sock``,
-so labkit resolves the context itself, in the docker CLI's order: DOCKER_HOST wins, then
-DOCKER_CONTEXT, then ``currentContext`` in ``config.json`` (in DOCKER_CONFIG, else
-``~/.docker``), then the built-in ``default`` context (DOCKER_HOST or the local socket).
+with a context kept in ``~/.docker``, not with DOCKER_HOST. docker-py 7.2 reads contexts
+itself (``docker.context``: DOCKER_CONTEXT, then ``currentContext`` in ``config.json`` of
+DOCKER_CONFIG or ``~/.docker``), and labkit reads them through it. labkit adds what
+docker-py does not do as the docker CLI does:
 
-On disk a context named NAME is ``contexts/meta/<sha256(NAME)>/meta.json`` (its endpoint:
-``Endpoints.docker.Host`` and ``SkipTLSVerify``) and, when it has TLS material,
-``contexts/tls/<sha256(NAME)>/docker/{ca,cert,key}.pem``.
+- a context that does not exist, cannot be read or has no docker endpoint is an error
+  naming it (docker-py falls back to the local socket without a word);
+- the context's TLS material as the CLI uses it: a CA alone verifies the engine, and
+  SkipTLSVerify keeps TLS without verification (docker-py takes TLS only from all three
+  of ca, cert and key);
+- the context's name in every message about the engine.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docker.context import ContextAPI
+from docker.context.config import get_current_context_name, get_meta_file, get_tls_dir
 from docker.tls import TLSConfig
 
 from labkit.engine.errors import EngineUnavailable
@@ -66,55 +68,33 @@ class ContextEndpoint:
         return f"{self.host} from the Docker context '{self.name}'"
 
 
-def config_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The docker CLI's configuration directory: DOCKER_CONFIG, else ``$HOME/.docker``."""
-    env = os.environ if environ is None else environ
-    if env.get("DOCKER_CONFIG"):
-        return Path(env["DOCKER_CONFIG"]).expanduser()
-    home = env.get("HOME") or str(Path.home())
-    return Path(home) / ".docker"
-
-
-def context_id(name: str) -> str:
-    """The directory name the docker CLI stores a context under."""
-    return hashlib.sha256(name.encode("utf-8")).hexdigest()
-
-
 def current_name(environ: Mapping[str, str] | None = None) -> str:
     """The context the docker CLI would use: DOCKER_CONTEXT, ``currentContext``, ``default``."""
     env = os.environ if environ is None else environ
-    if env.get("DOCKER_CONTEXT"):
-        return env["DOCKER_CONTEXT"]
-    try:
-        config = json.loads((config_dir(env) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return DEFAULT
-    name = config.get("currentContext") if isinstance(config, dict) else None
-    return name if isinstance(name, str) and name else DEFAULT
+    return env.get("DOCKER_CONTEXT") or get_current_context_name() or DEFAULT
 
 
-def load(name: str, environ: Mapping[str, str] | None = None) -> ContextEndpoint:
-    """Read the docker endpoint of the context ``name``.
+def load(name: str) -> ContextEndpoint:
+    """The docker endpoint of the context ``name``, read by docker-py.
 
     Raises :class:`EngineUnavailable` when the context does not exist, is unreadable or has
     no docker endpoint: the docker CLI refuses such a context too.
     """
-    root = config_dir(environ) / "contexts"
-    meta_file = root / "meta" / context_id(name) / "meta.json"
+    meta_file = get_meta_file(name)
     try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        endpoint = meta["Endpoints"]["docker"]
-        host = endpoint["Host"]
-    except FileNotFoundError as exc:
-        raise EngineUnavailable(f"The Docker context '{name}' does not exist "
-                                f"(no {meta_file}).", CONTEXT_HINT) from exc
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        context = ContextAPI.get_context(name)
+    except Exception as exc:  # docker-py raises a bare Exception for a corrupt meta.json
         raise EngineUnavailable(f"The Docker context '{name}' has no readable docker "
                                 f"endpoint in {meta_file}.", CONTEXT_HINT) from exc
+    if context is None:
+        raise EngineUnavailable(f"The Docker context '{name}' does not exist "
+                                f"(no {meta_file}).", CONTEXT_HINT)
+    endpoint = context.endpoints.get("docker") or {}
+    host = endpoint.get("Host")
     if not isinstance(host, str) or not host:
-        raise EngineUnavailable(f"The Docker context '{name}' names no engine address "
-                                f"in {meta_file}.", CONTEXT_HINT)
-    tls_dir = root / "tls" / context_id(name) / "docker"
+        raise EngineUnavailable(f"The Docker context '{name}' names no docker engine "
+                                f"address in {meta_file}.", CONTEXT_HINT)
+    tls_dir = Path(get_tls_dir(name, "docker"))
     ca, cert, key = (tls_dir / "ca.pem", tls_dir / "cert.pem", tls_dir / "key.pem")
     return ContextEndpoint(
         name=name,
@@ -128,13 +108,15 @@ def load(name: str, environ: Mapping[str, str] | None = None) -> ContextEndpoint
 def active(environ: Mapping[str, str] | None = None) -> ContextEndpoint | None:
     """The current context's endpoint, or None when DOCKER_HOST or ``default`` decides.
 
+    ``environ`` gives DOCKER_HOST and DOCKER_CONTEXT; the configuration directory is the
+    process's (DOCKER_CONFIG, else ``~/.docker``), as docker-py reads it.
     Raises :class:`EngineUnavailable` when the current context cannot be read.
     """
     env = os.environ if environ is None else environ
     if env.get("DOCKER_HOST"):
         return None
     name = current_name(env)
-    return None if name == DEFAULT else load(name, env)
+    return None if name == DEFAULT else load(name)
 
 
 def active_or_none(environ: Mapping[str, str] | None = None) -> ContextEndpoint | None:

@@ -9,10 +9,12 @@ import docker
 
 from labkit.engine.connection import (
     CONTAINERD_SNAPSHOTTER,
+    Transport,
     bind_ip,
     client,
     describe_engine,
     publish_host,
+    transport,
 )
 from labkit.engine.error_translation import boundary
 
@@ -27,14 +29,6 @@ def image_store(data: dict[str, Any]) -> str:
     if any(len(kv) == 2 and kv[1] == CONTAINERD_SNAPSHOTTER for kv in status):
         return "containerd"
     return "graphdriver"
-
-
-def legacy_cli_builder(version: str) -> bool:
-    """True when `docker build` on this engine's CLI uses the classic builder by default."""
-    try:
-        return int(version.split(".")[0]) < 23
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -55,6 +49,7 @@ class EngineInfo:
     containers: int
     publish_host: str
     bind_ip: str
+    transport: Transport
 
     @property
     def store_label(self) -> str:
@@ -63,17 +58,10 @@ class EngineInfo:
             return f"containerd image store ({self.storage_driver} snapshotter)"
         return f"{self.storage_driver} (classic image store)"
 
-    @property
-    def builder(self) -> str:
-        """Which builder labkit drives, and what the docker CLI uses on this engine."""
-        cli = ("the classic builder too" if legacy_cli_builder(self.version)
-               else "BuildKit (labkit echoes DOCKER_BUILDKIT=0 to match)")
-        return f"classic builder through the API; `docker build` here uses {cli}"
-
 
 @boundary("ask the engine for its version")
 def info(cli: docker.DockerClient | None = None) -> EngineInfo:
-    """Collect the engine's version, APIs, image store and where its ports are reachable."""
+    """The engine's version, APIs, image store, how it is reached and where its ports are."""
     cli = cli or client()
     ver = cli.version()
     data = cli.info()
@@ -92,4 +80,5 @@ def info(cli: docker.DockerClient | None = None) -> EngineInfo:
         containers=int(data.get("Containers", 0)),
         publish_host=publish_host(),
         bind_ip=bind_ip(),
+        transport=transport(),
     )

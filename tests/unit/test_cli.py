@@ -16,7 +16,9 @@ INFO = EngineInfo(host="tcp://10.0.0.5:2376", version="20.10.24", api_version="1
                          min_api_version="1.12", client_api_version="1.41",
                          os="linux", arch="amd64", storage_driver="overlay2",
                          image_store="graphdriver", cgroup_version="1",
-                         images=3, containers=0, publish_host="10.0.0.5", bind_ip="0.0.0.0")
+                         images=3, containers=0, publish_host="10.0.0.5", bind_ip="0.0.0.0",
+                         transport=engine.Transport("tls", "TLS, the engine's certificate "
+                                                    "verified"))
 
 
 def status(present: tuple[bool, bool, bool]) -> pd.DataFrame:

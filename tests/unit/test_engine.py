@@ -8,7 +8,6 @@ from labkit.engine import connection as engine
 from labkit.engine import engine_info
 from labkit.engine.commands import docker as docker_cmd
 from labkit.engine.errors import EngineIncompatible
-from labkit.images.builder import build_command
 
 
 @pytest.mark.parametrize(("server", "minimum", "chosen"), [
@@ -49,17 +48,6 @@ def test_image_store_is_read_from_the_driver_status(status, store):
     assert engine_info.image_store({"Driver": "overlayfs", "DriverStatus": status}) == store
 
 
-@pytest.mark.parametrize(("version", "legacy"), [("20.10.24", True), ("23.0.0", False),
-                                                   ("28.5.2+dfsg4", False), ("?", False)])
-def test_which_builder_the_cli_uses_by_default(version, legacy):
-    assert engine_info.legacy_cli_builder(version) is legacy
-
-
-def test_the_echoed_build_selects_the_classic_builder_like_labkit():
-    line = str(build_command("u/app:latest", "/ctx"))
-    assert line.startswith("DOCKER_BUILDKIT=0 docker image build -t u/app:latest")
-
-
 def test_command_environment_is_quoted():
     assert str(docker_cmd("ps", env={"A": "x y"})) == "A='x y' docker ps"
 
@@ -81,7 +69,47 @@ def test_plain_tcp_over_a_network_is_refused_before_connecting(host):
     with pytest.raises(EngineInsecure) as caught:
         engine.connect({"DOCKER_HOST": host})
     assert "without TLS" in caught.value.message and host in caught.value.message
-    assert "DOCKER_TLS_VERIFY=1" in (caught.value.hint or "")
+    hint = caught.value.hint or ""
+    assert "DOCKER_TLS_VERIFY=1" in hint  # the TLS alternative
+    assert "LABKIT_ALLOW_PLAIN_TCP=private-network" in hint  # and the opt-in
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "true", "private"])
+def test_an_opt_in_that_states_no_reason_is_refused(value):
+    from labkit.engine.errors import EngineInsecure
+
+    env = {"DOCKER_HOST": "tcp://docker:2375", "LABKIT_ALLOW_PLAIN_TCP": value}
+    with pytest.raises(EngineInsecure) as caught:
+        engine.connect(env)
+    assert repr(value) in caught.value.message and "'private-network'" in caught.value.message
+
+
+def test_the_opt_in_admits_plain_tcp_and_names_it_unencrypted():
+    env = {"DOCKER_HOST": "tcp://docker:2375", "LABKIT_ALLOW_PLAIN_TCP": "private-network"}
+    chosen = engine.check_transport(engine.client_kwargs(env), env["DOCKER_HOST"], env)
+    assert chosen.kind == "plain" and chosen.unencrypted
+    assert "UNENCRYPTED" in chosen.summary
+    said = engine.unencrypted_warning(env["DOCKER_HOST"])
+    assert "registry logins" in said and "private network" in said
+
+
+def test_the_opt_in_does_not_admit_tls_without_verification(tmp_path):
+    from labkit.engine.errors import EngineInsecure
+
+    env = {"DOCKER_HOST": "tcp://192.0.2.10:2376", "DOCKER_TLS_VERIFY": "",
+           "DOCKER_CERT_PATH": _certs(tmp_path), "LABKIT_ALLOW_PLAIN_TCP": "private-network"}
+    with pytest.raises(EngineInsecure, match="without checking its certificate"):
+        engine.check_transport(engine.client_kwargs(env), env["DOCKER_HOST"], env)
+
+
+@pytest.mark.parametrize(("env", "kind"), [
+    ({"DOCKER_HOST": "unix:///var/run/docker.sock"}, "socket"),
+    ({"DOCKER_HOST": "tcp://127.0.0.1:2375"}, "loopback"),
+    ({"DOCKER_HOST": "ssh://learner@192.0.2.10"}, "ssh"),
+])
+def test_transport_says_how_the_engine_is_reached(env, kind):
+    assert engine.transport(env).kind == kind
+    assert not engine.transport(env).unencrypted
 
 
 def test_tls_without_verification_is_refused(tmp_path):

@@ -218,3 +218,16 @@ def test_rounds_go_to_the_lab_and_layer_benchmarks_not_to_the_notebooks() -> Non
     assert bench.command("run", rounds)[-3:] == [str(bench.ROOT / "bench" / "run.py"), *rounds]
     assert bench.command("layers", rounds)[-2:] == rounds
     assert bench.command("notebooks", rounds)[1:] == ["-m", "testbed.notebooks", "time"]
+
+
+def test_each_learner_gets_a_docker_config_of_their_own_with_the_engines_plugins(
+        tmp_path: Path) -> None:
+    engine_config = tmp_path / "client" / "config"
+    (engine_config / "cli-plugins").mkdir(parents=True)
+    (engine_config / "cli-plugins" / "docker-buildx").write_text("plugin")
+    first = concurrency.docker_config({"DOCKER_CONFIG": str(engine_config)}, tmp_path / "d-1")
+    second = concurrency.docker_config({"DOCKER_CONFIG": str(engine_config)}, tmp_path / "d-2")
+    assert first != second
+    for folder in (first, second):
+        assert (folder / "cli-plugins" / "docker-buildx").read_text() == "plugin"
+        assert not (folder / "config.json").exists()
