@@ -2,9 +2,10 @@
 
 The lab's Dockerfile copies ``app.py`` last; the other one copies it before
 ``RUN pip install flask``. Each round writes an ``app.py`` that was never built before
-(its message carries a fresh random token: the classic builder keys ``COPY`` on the
-file's content, so an old message would come from the cache), rebuilds, and records
-which steps the engine executed and how long they took.
+(its message carries a fresh random token: both builders key ``COPY`` on the file's
+content, so an old message would come from the cache), rebuilds, and records which steps
+the builder executed and how long they took (BuildKit's own times, or the classic
+builder's stream).
 
 Everything here returns data (dataclasses, DataFrames); the chart is in
 :mod:`labkit.render.experiments_plots`.
@@ -52,9 +53,9 @@ COLUMNS = ["dockerfile", "round", "rebuilt_steps", "rebuilt", "seconds", "build_
 class Round:
     """One measured rebuild after a change of ``app.py``.
 
-    ``rebuilt`` lists the keywords of the Dockerfile's steps the engine executed (FROM and
-    the LABEL steps the engine adds for labkit's labels left out); ``seconds`` is the time
-    of the Dockerfile's own steps, ``build_seconds`` the whole build with labkit's labels.
+    ``rebuilt`` lists the keywords of the Dockerfile's steps the builder executed (FROM left
+    out; BuildKit has no step for metadata such as CMD); ``seconds`` is the time of the
+    Dockerfile's steps, ``build_seconds`` the whole build.
     """
 
     dockerfile: str
