@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from labkit.engine import DockerCommand
-    from labkit.images import BuildResult
+    from labkit.images import BuilderChoice, BuildResult
 
 LAB_ORDER = "lab-order"
 COPY_FIRST = "copy-first"
@@ -113,6 +113,7 @@ class CacheExperiment:
     tags: dict[str, str] = field(default_factory=dict)
     commands: list[DockerCommand] = field(default_factory=list)
     warm_ups: dict[str, str] = field(default_factory=dict)  # image id of each warm-up build
+    builder: BuilderChoice | None = None  # which builder ran the builds, and why
 
     @property
     def dockerfiles(self) -> list[str]:
@@ -209,11 +210,13 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
     last: dict[str, str] = {}
     tags: dict[str, str] = {}
     commands: dict[str, DockerCommand] = {}
+    builders: list[BuilderChoice] = []
 
     def build_app(name: str, message: str) -> BuildResult:
         (folders[name] / "app.py").write_text(app_source(message))
         result = build(folders[name], image_tag(name), role=ROLE, show=False, client=cli)
         tags[name], commands[name] = result.tag, result.command
+        builders.append(result.builder)
         return result
 
     # Warm-up: the course's app, the same every time, so that the cache holds every step
@@ -234,7 +237,7 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
                 remove_replaced(previous, result.image_id, client=cli)
             last[name] = result.image_id
     return CacheExperiment(measured, Path(folder), tags, list(commands.values()),
-                           warm_ups)
+                           warm_ups, builders[-1] if builders else None)
 
 
 def _tagged_id(cli: docker.DockerClient, tag: str) -> str:
