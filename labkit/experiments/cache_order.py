@@ -114,6 +114,7 @@ class CacheExperiment:
     commands: list[DockerCommand] = field(default_factory=list)
     warm_ups: dict[str, str] = field(default_factory=dict)  # image id of each warm-up build
     builder: BuilderChoice | None = None  # which builder ran the builds, and why
+    warm_up_rebuilt: dict[str, tuple[str, ...]] = field(default_factory=dict)  # steps it ran
 
     @property
     def dockerfiles(self) -> list[str]:
@@ -222,9 +223,12 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
     # Warm-up: the course's app, the same every time, so that the cache holds every step
     # before the change (and, from the second run on, this build is itself a cache hit).
     warm_ups: dict[str, str] = {}
+    warm_up_rebuilt: dict[str, tuple[str, ...]] = {}
     for name in folders:
         last[name] = _tagged_id(cli, images.image_name(image_tag(name)) + ":latest")
-        warm_ups[name] = build_app(name, HELLO).image_id
+        warm = build_app(name, HELLO)
+        warm_ups[name] = warm.image_id
+        warm_up_rebuilt[name] = measure(name, 0, warm).rebuilt
         if last[name] == warm_ups[name]:
             del last[name]  # the previous run's last round goes when round 1 replaces it
     measured = []
@@ -237,7 +241,7 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
                 remove_replaced(previous, result.image_id, client=cli)
             last[name] = result.image_id
     return CacheExperiment(measured, Path(folder), tags, list(commands.values()),
-                           warm_ups, builders[-1] if builders else None)
+                           warm_ups, builders[-1] if builders else None, warm_up_rebuilt)
 
 
 def _tagged_id(cli: docker.DockerClient, tag: str) -> str:

@@ -86,7 +86,7 @@ def test_ex05_prediction(lab: Path, right: bool) -> None:
     check = exercises.ex05_wrong_order(prediction, folder)
     assert check.passed is passed
     if not passed:  # a wrong answer is told so, never given the right one
-        assert "rebuilt" not in str(check) and f"{steps} steps" not in str(check)
+        assert f"rebuilt {steps} steps" not in str(check)
 
 
 def test_ex03_accepts_a_container_started_with_the_docker_cli(lab: Path, ns: Settings,
