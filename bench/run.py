@@ -108,8 +108,8 @@ WHOLE_LAB_RATIO = 1.0
 
 
 def labkit_builders(builds: list[images.BuildResult]) -> set[str]:
-    """Which builder labkit's builds ran on, as their results say (empty when they do not)."""
-    return {str(getattr(b, "builder", "")) for b in builds} - {""}
+    """Which builders labkit's builds ran on, as their results say."""
+    return {b.builder.label for b in builds}
 
 
 def labkit_round(ctx: Path, reg: registry.Registry, times: dict[str, list[float]],
@@ -135,7 +135,8 @@ def labkit_round(ctx: Path, reg: registry.Registry, times: dict[str, list[float]
 
 
 def cli_labels() -> list[str]:
-    return [a for k, v in settings().image_labels().items() for a in ("--label", f"{k}={v}")]
+    """The labels labkit puts on an app's container, as `docker run` flags."""
+    return [a for k, v in settings().labels("app").items() for a in ("--label", f"{k}={v}")]
 
 
 def cli_build(ctx: Path, name: str, env: dict[str, str]) -> str:
