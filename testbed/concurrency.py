@@ -123,11 +123,14 @@ def run_learners(session: dind.Dind, count: int, run: list[str], scratch: Path,
                     learner_command(run, scratch / "notebooks", logs / f"learner-{i}.xml"),
                     cwd=scratch / "notebooks", env=env, stdout=log, stderr=subprocess.STDOUT)
             started[i] = (process, time.monotonic())
-        outcomes = []
-        for i, (process, t0) in started.items():
-            rc = process.wait()
-            outcomes.append(Outcome(i, rc, int(time.monotonic() - t0)))
-        return outcomes
+        outcomes: dict[int, Outcome] = {}
+        while len(outcomes) < len(started):  # each learner's time ends when its run ends
+            for i, (process, t0) in started.items():
+                rc = process.poll()
+                if i not in outcomes and rc is not None:
+                    outcomes[i] = Outcome(i, rc, int(time.monotonic() - t0))
+            time.sleep(0.5)
+        return list(outcomes.values())
     finally:
         for process, _ in started.values():
             if process.poll() is None:
