@@ -27,6 +27,7 @@ class Check:
 
 def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
     """Everything the course needs, checked against the engine (raises EngineUnavailable)."""
+    from labkit.images import which_builder
     from labkit.offline import image_status
 
     cli = client or engine.connect()
@@ -39,7 +40,7 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
         Check("API version", True, f"labkit speaks {info.client_api_version}; the engine "
               f"accepts {info.min_api_version} to {info.api_version}"),
         Check("image store", True, info.store_label),
-        Check("builder", True, info.builder),
+        Check("builder", True, which_builder(cli).sentence),
         Check("published ports", engine.ports_reachable(),
               f"bound to {info.bind_ip}, reachable at http://{info.publish_host}:PORT"
               if engine.ports_reachable() else

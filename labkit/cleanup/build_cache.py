@@ -25,7 +25,7 @@ from labkit.learners import is_learner_name
 
 SHARED_NOTE = ("BuildKit's cache records name no owner, so on an engine other learners "
                "share, `docker builder prune` would take their cache too: clean-up keeps it "
-               "unless you ask (`clean(build_cache=True)`, `labkit clean --build-cache`).")
+               "unless you ask (`clean(build_cache_prune=True)`, `labkit clean --build-cache`).")
 CLASSIC_NOTE = ("This engine holds no BuildKit cache: the classic builder's cache is the "
                 "untagged parent images of each build, and they go with your images.")
 

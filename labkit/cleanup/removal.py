@@ -12,7 +12,10 @@ What goes (:mod:`labkit.images.owned` decides whose an object is):
 
 Images are removed by name (``docker image rm student/app:latest``), never forced: a name
 another learner gave the same image keeps it, and so does a container another learner
-runs from it (a "kept" row). The prepared base images (stand-ins, ``org.labkit.standin``)
+runs from it (a "kept" row). Their classic-builder parents go only while no other image
+builds on them: the containerd image store's own prune would take parents another
+learner's image still builds on (seen on 28.5), so labkit removes with ``noprune`` and
+walks the parents itself. The prepared base images (stand-ins, ``org.labkit.standin``)
 stay unless ``include_base=True``.
 """
 
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import docker
 from docker.errors import APIError, NotFound
 
-from labkit import engine
+from labkit import engine, images
 from labkit.cleanup import build_cache
 from labkit.engine import (
     BASE_IMAGE,
@@ -225,21 +228,41 @@ def _unique_sizes(cli: docker.DockerClient) -> dict[str, int]:
 
 
 def _remove_image(cli: docker.DockerClient, ref: str, deleted: set[str]) -> str:
-    """``docker image rm REF`` (never forced); the image ids the engine deleted are noted."""
+    """``docker image rm REF``, never forced, keeping the parents (``noprune``: the
+    containerd image store would also delete untagged parents another learner's image
+    builds on); the image ids the engine deleted are noted."""
     answer: list[dict[str, Any]] = []
 
     def run() -> None:
-        answer.extend(cli.api.remove_image(ref) or [])
+        answer.extend(cli.api.remove_image(ref, noprune=True) or [])
 
     outcome = _remove(run)
     deleted |= {_strip(d["Deleted"]) for d in answer if d.get("Deleted")}
     return outcome
 
 
+def _remove_unused_parents(cli: docker.DockerClient, chains: list[list[str]],
+                           deleted: set[str]) -> None:
+    """The classic builder's steps of removed images, nearest first, while no other image
+    builds on them and nothing names them (what the classic store's own prune does)."""
+    for chain in chains:
+        for parent in chain[1:]:
+            listed = engine.images(cli, all=True)
+            entry = next((i for i in listed if _strip(i["Id"]) == _strip(parent)), None)
+            if entry is None:
+                continue
+            children = [i for i in listed if i.get("ParentId") == entry["Id"]]
+            if children or owned.tags_of(entry):
+                break
+            if _remove_image(cli, _strip(parent), deleted) != "removed":
+                break
+
+
 def _clean_images(cli: docker.DockerClient, p: Plan, deleted: set[str]) -> tuple[Rows, int]:
     if not p.images and not p.prepared:
         return [], 0
     unique = _unique_sizes(cli)  # measured before removal: image rm reports no size
+    parents = {i["Id"]: i.get("ParentId") or "" for i in engine.images(cli, all=True)}
     for img in p.images:
         mine = owned.own_tags(img)
         for ref in mine:
@@ -249,6 +272,8 @@ def _clean_images(cli: docker.DockerClient, p: Plan, deleted: set[str]) -> tuple
     for img in p.prepared:
         for ref in owned.tags_of(img):
             _remove_image(cli, ref, deleted)
+    _remove_unused_parents(cli, [images.parent_chain(parents, i["Id"]) for i in p.images
+                                 if _strip(i["Id"]) in deleted], deleted)
     left = {_strip(i["Id"]): i for i in engine.images(cli)}
     rows, total = [], 0
     for img in [*p.images, *p.prepared]:

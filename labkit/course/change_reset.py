@@ -26,13 +26,20 @@ def forget_change(original: BuildResult, client: docker.DockerClient | None = No
     steps up to COPY but differ from there (other versions of app.py) makes the lab's
     experiment start fresh each run. Only this learner's images (:mod:`labkit.images.owned`)
     and containers are removed.
+
+    This is the classic builder's cache (step images, each the parent of the next). BuildKit
+    keeps no image per step: its cache is keyed on content and lives apart from the images
+    (``docker buildx du``), so after a BuildKit build there is nothing here to remove, and a
+    re-run may show ``COPY`` as cached (the notebook says so).
     """
     from labkit.images import owned, parent_chain
 
+    if original.builder.buildkit:
+        return []
     cli = client or engine.client()
     api = cli.api
     parents = {i["Id"]: i.get("ParentId") or "" for i in engine.images(cli, all=True)}
-    steps = [s for s in original.steps if not s.added_by_labkit]
+    steps = list(original.steps)
     copy_at = [s.instruction.startswith("COPY") for s in steps].index(True)
     fork = api.inspect_image(steps[copy_at - 1].image_id)["Id"]  # the last step before COPY
     keep = set(parent_chain(parents, api.inspect_image(original.image_id)["Id"]))

@@ -55,7 +55,6 @@ from .engine_info import (
     EngineInfo,
     image_store,
     info,
-    legacy_cli_builder,
 )
 from .error_translation import (
     RAW_ERRORS,
@@ -176,7 +175,6 @@ __all__ = [
     "is_invalid_name",
     "is_local",
     "is_vanished_image",
-    "legacy_cli_builder",
     "load_renderers",
     "one_at_a_time",
     "ports_reachable",

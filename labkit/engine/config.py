@@ -60,15 +60,6 @@ class Settings:
         """Labels put on the containers, volumes and networks the course creates."""
         return {LABEL_MANAGED: "true", LABEL_NAMESPACE: self.namespace, LABEL_ROLE: role}
 
-    def image_labels(self) -> dict[str, str]:
-        """The one label put on the images the course builds: the namespace.
-
-        The classic builder appends one ``LABEL`` step per ``--label`` (seen on 20.10 and
-        28.5), each a commit of its own, so a build gets exactly one. The managed and role
-        labels an image shows are inherited from its base image (the stand-ins carry them).
-        """
-        return {LABEL_NAMESPACE: self.namespace}
-
     def label_filters(self, role: str | None = None) -> list[str]:
         """Engine label filters selecting what this namespace created (images included:
         the namespace label is on everything, and only labkit or its echoed commands set it)."""

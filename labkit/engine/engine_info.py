@@ -31,14 +31,6 @@ def image_store(data: dict[str, Any]) -> str:
     return "graphdriver"
 
 
-def legacy_cli_builder(version: str) -> bool:
-    """True when `docker build` on this engine's CLI uses the classic builder by default."""
-    try:
-        return int(version.split(".")[0]) < 23
-    except ValueError:
-        return False
-
-
 @dataclass(frozen=True)
 class EngineInfo:
     """What `docker version` and `docker info` say about the engine, and how we talk to it."""
@@ -65,13 +57,6 @@ class EngineInfo:
         if self.image_store == "containerd":
             return f"containerd image store ({self.storage_driver} snapshotter)"
         return f"{self.storage_driver} (classic image store)"
-
-    @property
-    def builder(self) -> str:
-        """Which builder labkit drives, and what the docker CLI uses on this engine."""
-        cli = ("the classic builder too" if legacy_cli_builder(self.version)
-               else "BuildKit (labkit echoes DOCKER_BUILDKIT=0 to match)")
-        return f"classic builder through the API; `docker build` here uses {cli}"
 
 
 @boundary("ask the engine for its version")

@@ -67,7 +67,7 @@ class Round:
 
 def measure(dockerfile: str, round_no: int, result: BuildResult) -> Round:
     """What one build tells about the cache: the steps it executed, and their time."""
-    own = [s for s in result.steps if not s.added_by_labkit]
+    own = result.steps
     rebuilt = tuple(s.keyword for s in own if s.keyword != "FROM" and not s.cached)
     return Round(dockerfile, round_no, rebuilt, sum(s.seconds for s in own), result.seconds,
                  result.image_id)

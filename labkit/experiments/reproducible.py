@@ -29,12 +29,14 @@ COLUMNS = ["step", "instruction", "layers", "first", "second", "identical"]
 
 def step_layers(steps: Iterable[BuildStep], client: docker.DockerClient | None = None
                 ) -> list[tuple[BuildStep, list[str]]]:
-    """Each Dockerfile step (labkit's LABEL left out) with the diff IDs it added."""
+    """Each Dockerfile step with the diff IDs it added: BuildKit's step record names its
+    layer; the classic builder's step image lists its layers (the new ones are this step's)."""
     cli = client or engine.client()
     below: list[str] = []
     out = []
     for step in steps:
-        if step.added_by_labkit:
+        if step.buildkit:
+            out.append((step, [step.layer] if step.layer else []))
             continue
         if not step.image_id:
             raise LabkitError(f"Step {step.number} ({step.instruction}) named no image.",

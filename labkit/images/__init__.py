@@ -1,6 +1,7 @@
-"""Images: the streamed build and its result, the image list, history and tags, the build
-cache's parent chains, which images are this learner's (module ``owned``), a saved image
-read as it streams, and one file from an image.
+"""Images: the build (BuildKit through the docker CLI, or the classic builder) and its
+result, which builder runs and why, the image list, history and tags, the classic builder's
+parent chains, which images are this learner's (module ``owned``), a saved image read as it
+streams, and one file from an image.
 """
 
 from . import owned
@@ -31,7 +32,6 @@ from .build_stream import (
     parse_error_to_build_failed,
 )
 from .builder import (
-    CLASSIC_BUILDER_ENV,
     BuildResult,
     base_images,
     build,
@@ -41,6 +41,19 @@ from .builder import (
     image_name,
     require_image,
     tag,
+)
+from .builder_choice import (
+    BuilderChoice,
+    BuilderName,
+    decide,
+    forget_builder,
+    probe,
+    which_builder,
+)
+from .buildkit_stream import (
+    PlainParser,
+    RawJsonParser,
+    attach_layers,
 )
 from .history_table import (
     clean_created_by,
@@ -64,18 +77,24 @@ __all__ = [
     "BuildResult",
     "BuildStep",
     "BuildStreamParser",
+    "BuilderChoice",
+    "BuilderName",
+    "PlainParser",
+    "RawJsonParser",
     "ByteStream",
-    "CLASSIC_BUILDER_ENV",
     "COURSE_BASE_IMAGES",
     "EventKind",
     "ImageArchiveError",
     "TAIL_LINES",
+    "attach_layers",
     "base_images",
     "build",
     "build_command",
     "chain_ids",
     "clean_created_by",
     "clean_line",
+    "decide",
+    "forget_builder",
     "get_image",
     "history",
     "history_command",
@@ -90,6 +109,7 @@ __all__ = [
     "owned",
     "parent_chain",
     "parse_error_to_build_failed",
+    "probe",
     "read_archive",
     "read_file",
     "read_layer_tar",
@@ -97,4 +117,5 @@ __all__ = [
     "require_image",
     "resolve_image",
     "tag",
+    "which_builder",
 ]

@@ -35,7 +35,9 @@ class BuildStep:
     seconds: float = 0.0  # wall time from this step's line to the next one
     output: list[str] = field(default_factory=list)
     container_id: str | None = None  # the intermediate container (" ---> Running in ID")
-    added_by_labkit: bool = False  # a LABEL step the engine appended for labkit's labels
+    vertex: str | None = None  # BuildKit's vertex (its digest, or ``#N`` in plain progress)
+    stage: str = ""  # BuildKit's stage name of a multi-stage build (``[build 2/4]``)
+    layer: str | None = None  # the diff ID of the layer this step made (BuildKit)
 
     @property
     def keyword(self) -> str:
@@ -50,9 +52,23 @@ class BuildStep:
         return "cached" if self.cached else "rebuilt"
 
     @property
+    def buildkit(self) -> bool:
+        """True for a step BuildKit built (it has a vertex, no step image)."""
+        return self.vertex is not None
+
+    @property
     def title(self) -> str:
-        """The engine's own heading, e.g. ``Step 2/4 : RUN pip install flask``."""
+        """The builder's own heading: ``[2/4] RUN pip install flask`` (BuildKit) or
+        ``Step 2/4 : RUN pip install flask`` (the classic builder)."""
+        if self.buildkit:
+            stage = f"{self.stage} " if self.stage else ""
+            return f"[{stage}{self.number}/{self.total}] {self.instruction}"
         return f"Step {self.number}/{self.total} : {self.instruction}"
+
+    @property
+    def made(self) -> str | None:
+        """What this step left behind: its step image (classic) or its layer (BuildKit)."""
+        return self.image_id or self.layer
 
 
 EventKind = Literal["step", "output", "step_done", "built", "tagged"]
@@ -79,14 +95,10 @@ def clean_line(text: str) -> str:
 class BuildStreamParser:
     """Turns the classic builder's decoded stream chunks into steps and events.
 
-    ``added_labels`` are the labels passed to the build: the engine appends one
-    ``LABEL`` step per label at the end (labkit passes one), marked ``added_by_labkit``.
     ``clock`` is injectable so tests control the step times.
     """
 
-    def __init__(self, added_labels: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.added_labels = dict(added_labels or {})
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.steps: list[BuildStep] = []
         self.preamble: list[str] = []  # lines before the first step
@@ -143,10 +155,7 @@ class BuildStreamParser:
             events = self._close_step()
             number, total = int(step_match.group(1)), int(step_match.group(2))
             instruction = step_match.group(3).strip()
-            added = bool(self.added_labels) and instruction.upper().startswith("LABEL ") and (
-                number > total - len(self.added_labels)
-            )
-            step = BuildStep(number, total, instruction, added_by_labkit=added)
+            step = BuildStep(number, total, instruction)
             self.steps.append(step)
             self._current, self._started = step, self.clock()
             return [*events, BuildEvent("step", step)]

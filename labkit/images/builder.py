@@ -1,16 +1,20 @@
-"""Images: a streamed build with per-step cache facts, the image list, history and tags.
+"""Images: a build with per-step cache facts, with the builder the learner's ``docker build``
+uses (:mod:`labkit.images.builder_choice`).
 
-The engine's classic builder reports a build as text lines ("Step 2/4 : RUN ...",
-" ---> Using cache", " ---> 1a2b3c4d5e6f"). :class:`BuildStreamParser` turns those lines
-into :class:`BuildStep` facts; :func:`build` feeds it live from the engine and returns a
-:class:`BuildResult`. Rendering lives in :mod:`labkit.render.builds`.
+BuildKit builds run through the docker CLI (``--progress=rawjson``, or ``plain`` for older
+buildx), read by :mod:`labkit.images.buildkit_stream`; each step's layer comes from the image's
+history afterwards. The classic builder's builds stream from the Engine API ("Step 2/4 : RUN
+...", " ---> Using cache"), read by :class:`BuildStreamParser`. Both give :class:`BuildStep`
+facts and a :class:`BuildResult`. Rendering lives in :mod:`labkit.render.builds`.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +28,7 @@ from labkit.engine import (
     BuildObserver,
     DockerCommand,
     ImageMissing,
+    InvalidName,
     LabkitError,
     boundary,
     build_observers,
@@ -34,10 +39,19 @@ from labkit.engine import (
 from labkit.engine import docker as docker_cmd
 from labkit.images.build_stream import (
     TAIL_LINES,
+    BuildEvent,
     BuildStep,
     BuildStreamParser,
     parse_error_to_build_failed,
 )
+from labkit.images.builder_choice import (
+    BuilderChoice,
+    BuilderName,
+    cli_environ,
+    which_builder,
+)
+from labkit.images.buildkit_stream import PlainParser, RawJsonParser, attach_layers
+from labkit.images.owned import remember_build
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,13 +61,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class BuildResult:
-    """What a build produced: the image, and each step with its cache fact and time."""
+    """What a build produced: the image, each step with its cache fact and time, and which
+    builder ran (and why)."""
 
     image_id: str
     tag: str
     steps: list[BuildStep]
     seconds: float
     command: DockerCommand
+    builder: BuilderChoice
 
     @property
     def short_id(self) -> str:
@@ -62,28 +78,24 @@ class BuildResult:
 
     @property
     def cached_steps(self) -> list[BuildStep]:
-        """Steps the engine took from its layer cache."""
+        """Steps the builder took from its cache."""
         return [s for s in self.steps if s.status == "cached"]
 
     @property
     def rebuilt_steps(self) -> list[BuildStep]:
-        """Steps the engine executed (not FROM, not from the cache)."""
+        """Steps the builder executed (not FROM, not from the cache)."""
         return [s for s in self.steps if s.status == "rebuilt"]
 
-    @property
-    def dockerfile_steps(self) -> list[BuildStep]:
-        """The steps of the Dockerfile itself (without labkit's LABEL steps)."""
-        return [s for s in self.steps if not s.added_by_labkit]
-
     def step(self, keyword: str) -> BuildStep:
-        """The first Dockerfile step with this keyword (``"COPY"``)."""
-        for s in self.dockerfile_steps:
+        """The first step with this keyword (``"COPY"``)."""
+        for s in self.steps:
             if s.keyword == keyword.upper():
                 return s
         raise KeyError(keyword)
 
     def table(self) -> pd.DataFrame:
-        """One row per step: step, instruction, status, cached, seconds, image_id, added."""
+        """One row per step: step, instruction, status, cached, seconds, image_id (the
+        classic builder's step image, or the layer a BuildKit step made)."""
         import pandas as pd
         return pd.DataFrame(
             [
@@ -93,13 +105,11 @@ class BuildResult:
                     "status": s.status,
                     "cached": s.cached,
                     "seconds": round(s.seconds, 3),
-                    "image_id": s.image_id,
-                    "added_by_labkit": s.added_by_labkit,
+                    "image_id": s.made,
                 }
                 for s in self.steps
             ],
-            columns=["step", "instruction", "status", "cached", "seconds", "image_id",
-                     "added_by_labkit"],
+            columns=["step", "instruction", "status", "cached", "seconds", "image_id"],
         )
 
 
@@ -141,24 +151,11 @@ def image_name(name: str) -> str:
     return name if "/" in name else settings().image_name(name)
 
 
-#: What makes the docker CLI build with the classic builder, as labkit does.
-CLASSIC_BUILDER_ENV = {"DOCKER_BUILDKIT": "0"}
-
-
 def build_command(tag: str, path: str | Path = ".", *, dockerfile: str = "Dockerfile",
-                  labels: Mapping[str, str] | None = None, nocache: bool = False,
-                  ) -> DockerCommand:
-    """The ``docker image build`` line that does the same build, with the same builder.
-
-    labkit drives the classic builder (the only one the Engine API streams step by step);
-    ``DOCKER_BUILDKIT=0`` makes the CLI use it too, so a learner's terminal prints the same
-    steps (``Step N/M``, ``Using cache``) as the notebook on every engine. Docker 23+ would
-    otherwise build with BuildKit (``CACHED``), and Docker 28+ warns that the classic
-    builder is deprecated.
-    """
-    args = ["image", "build", "-t", tag]
-    for key, value in sorted((labels or {}).items()):
-        args += ["--label", f"{key}={value}"]
+                  nocache: bool = False) -> DockerCommand:
+    """The ``docker build`` line a learner types for the same build: plain, for either
+    builder (the CLI picks the same one labkit did, see :func:`which_builder`)."""
+    args = ["build", "-t", tag]
     if nocache:
         args.append("--no-cache")
     if dockerfile != "Dockerfile":
@@ -168,7 +165,7 @@ def build_command(tag: str, path: str | Path = ".", *, dockerfile: str = "Docker
     except OSError:
         here = False
     args.append("." if here else str(path))
-    return docker_cmd(*args, env=CLASSIC_BUILDER_ENV)
+    return docker_cmd(*args)
 
 
 @boundary("build the image")
@@ -180,23 +177,30 @@ def build(
     dockerfile: str = "Dockerfile",
     role: str = "app",
     nocache: bool = False,
+    builder: BuilderName | None = None,
     client: docker.DockerClient | None = None,
     show: bool = True,
     observer: BuildObserver | None = None,
 ) -> BuildResult:
     """Build ``path`` into ``<user>/<name>:<tag>``, streaming each step, and return the facts.
 
+    The builder is the one ``docker build`` uses here (:func:`which_builder`): BuildKit
+    through the docker CLI, else the classic builder through the Engine API; ``builder=
+    "classic"`` asks for the classic builder (e.g. to compare the two). No label is added:
+    the image is what the learner's own ``docker build -t NAME .`` makes, and labkit records
+    its ID as this learner's (:func:`labkit.images.owned.remember_build`).
     Progress goes to ``observer`` and, with ``show``, to the registered renderer (live
     steps in a notebook, plain lines elsewhere: :class:`labkit.render.builds.BuildProgress`).
 
     Never pulls: every FROM image must already be on the engine (else :class:`ImageMissing`).
     A failing step raises :class:`BuildFailed` naming it, with the tail of its output.
-    The image gets one label, the namespace (:meth:`Settings.image_labels`): the engine adds
-    one ``LABEL`` step per label. ``role`` is accepted for compatibility and not labelled.
+    ``role`` is accepted for compatibility and not recorded.
     A cached step that another learner's clean-up removed mid-build is built once more.
     """
-    del role  # images carry the namespace only (one LABEL step)
-    args = (path, name, tag, dockerfile, nocache, client, show, observer)
+    del role
+    cli = client or engine.client()
+    choice = _choose(builder, cli)
+    args = (Path(path), name, tag, dockerfile, nocache, cli, show, observer, choice)
     try:
         return _build(*args)
     except BuildFailed as error:
@@ -205,15 +209,36 @@ def build(
         return _build(*args)
 
 
-def _build(path: str | Path, name: str, tag: str, dockerfile: str, nocache: bool,
-           client: docker.DockerClient | None, show: bool,
-           observer: BuildObserver | None) -> BuildResult:
-    cli = client or engine.client()
-    labels = settings().image_labels()
+def _choose(builder: BuilderName | None, cli: docker.DockerClient) -> BuilderChoice:
+    if builder == "classic":
+        return BuilderChoice("classic", "asked for (builder=\"classic\"): the engine's classic "
+                             "builder, through its API.")
+    found = which_builder(cli)
+    if builder is None or found.buildkit:
+        return found
+    raise LabkitError(f"BuildKit is not available to labkit here: {found.reason}",
+                      "Install the docker CLI's buildx plugin (docker-buildx), or build "
+                      "without builder=\"buildkit\".")
+
+
+def _notify(observers: Sequence[BuildObserver], events: list[BuildEvent]) -> None:
+    if events:
+        for seen in observers:
+            seen.update(events)
+
+
+def _fail(observers: Sequence[BuildObserver], error: LabkitError) -> LabkitError:
+    for seen in observers:
+        seen.fail(error)
+    return error
+
+
+def _build(path: Path, name: str, tag: str, dockerfile: str, nocache: bool,
+           cli: docker.DockerClient, show: bool, observer: BuildObserver | None,
+           choice: BuilderChoice) -> BuildResult:
     full_tag = f"{image_name(name)}:{tag}"
-    command = build_command(full_tag, path, dockerfile=dockerfile, labels=labels,
-                            nocache=nocache)
-    dockerfile_path = Path(path) / dockerfile
+    command = build_command(full_tag, path, dockerfile=dockerfile, nocache=nocache)
+    dockerfile_path = path / dockerfile
     try:
         text = dockerfile_path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -221,22 +246,121 @@ def _build(path: str | Path, name: str, tag: str, dockerfile: str, nocache: bool
                           hint="Write the Dockerfile first (see the step before).") from exc
     for base in base_images(text):
         require_image(base, client=cli)
-
     observers = build_observers(command, show, observer)
-    parser = BuildStreamParser(labels)
     started = time.monotonic()
+    if choice.buildkit:
+        image_id, steps = _run_buildkit(path, full_tag, dockerfile, nocache, text, command,
+                                        observers, choice)
+        _layers_of(steps, image_id, text, cli)
+    else:
+        image_id, steps = _run_classic(path, full_tag, dockerfile, nocache, text, command,
+                                       observers, cli)
+    remember_build(image_id, full_tag)  # this learner's image, without a label
+    result = BuildResult(image_id, full_tag, steps, time.monotonic() - started, command,
+                         choice)
+    for seen in observers:
+        seen.done(result)
+    return result
+
+
+def _run_buildkit(path: Path, full_tag: str, dockerfile: str, nocache: bool, text: str,
+                  command: DockerCommand, observers: Sequence[BuildObserver],
+                  choice: BuilderChoice) -> tuple[str, list[BuildStep]]:
+    """``docker build --progress=rawjson|plain --iidfile F -t TAG [-f D] [--no-cache] PATH``,
+    read live from the CLI's stderr."""
+    parser: RawJsonParser | PlainParser = (RawJsonParser() if choice.progress == "rawjson"
+                                           else PlainParser())
+    with tempfile.TemporaryDirectory(prefix="labkit-build-") as tmp:
+        iidfile = Path(tmp) / "iid"
+        args = ["docker", "build", f"--progress={choice.progress}", "--iidfile", str(iidfile),
+                "-t", full_tag]
+        if dockerfile != "Dockerfile":
+            args += ["-f", str(path / dockerfile)]
+        if nocache:
+            args.append("--no-cache")
+        args.append(str(path))
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                    errors="replace", env=cli_environ())
+        except OSError as exc:
+            raise _fail(observers, BuildFailed(
+                f"The docker CLI could not be started: {exc}.",
+                hint="Check that `docker` is on PATH (`docker buildx version`).")) from exc
+        assert proc.stderr is not None
+        with proc:
+            for line in proc.stderr:
+                _notify(observers, parser.feed(line))
+            code = proc.wait()
+        _notify(observers, parser.finish())
+        image_id = iidfile.read_text(encoding="utf-8").strip() if iidfile.exists() else ""
+    if code != 0:
+        refused = next((line for line in parser.trailer
+                        if "invalid tag" in line or "invalid reference format" in line), None)
+        error: LabkitError
+        if refused is not None:
+            error = InvalidName(f"{full_tag!r} is not a valid image name: Docker says "
+                                f"\"{refused.removeprefix('ERROR: ')}\".",
+                                "Use lowercase letters, digits and '.', '_', '-', with '/' "
+                                "between parts and ':TAG' at the end (e.g. python-hello-world)."
+                                f" `{command}` is refused the same way.")
+        else:
+            error = parser.failure(text)
+        raise _fail(observers, error)
+    if not image_id:
+        raise _fail(observers, BuildFailed(
+            "The docker CLI ended the build without naming an image.",
+            log_tail="\n".join(parser.trailer[-TAIL_LINES:]),
+            hint="Read the output above, fix the Dockerfile and build again."))
+    return image_id, parser.steps
+
+
+def _layers_of(steps: list[BuildStep], image_id: str, text: str,
+               cli: docker.DockerClient) -> None:
+    """Each BuildKit step's layer, from the image's history and rootfs (docker-py)."""
+    try:
+        history = cli.api.history(image_id)
+        diff_ids = list(cli.api.inspect_image(image_id).get("RootFS", {}).get("Layers") or [])
+        bases = base_images(text)
+        final = _final_from(text)
+        base_layers = None
+        if final is not None and final in bases:
+            base = cli.api.inspect_image(final)
+            base_layers = len(base.get("RootFS", {}).get("Layers") or [])
+        elif final == "scratch":
+            base_layers = 0
+    except docker.errors.NotFound:
+        return
+    attach_layers(steps, history, diff_ids, base_layers)
+
+
+def _final_from(dockerfile_text: str) -> str | None:
+    """The image the last FROM names (``None`` for a stage alias or an ARG)."""
+    joined = re.sub(r"\\\s*\n", " ", dockerfile_text)
+    image = None
+    for raw in joined.splitlines():
+        words = [w for w in raw.strip().split() if not w.startswith("--")]
+        if words and words[0].upper() == "FROM" and len(words) > 1:
+            image = words[1]
+    if image is None or "$" in image:
+        return None
+    return image
+
+
+def _run_classic(path: Path, full_tag: str, dockerfile: str, nocache: bool, text: str,
+                 command: DockerCommand, observers: Sequence[BuildObserver],
+                 cli: docker.DockerClient) -> tuple[str, list[BuildStep]]:
+    """The classic builder through the Engine API, streamed (no label: the same image as
+    the learner's ``docker build -t NAME .`` with this builder)."""
+    parser = BuildStreamParser()
     try:
         stream: Iterable[Mapping[str, Any]] = cli.api.build(
             path=str(path), tag=full_tag, dockerfile=dockerfile, rm=True, forcerm=True,
-            decode=True, labels=labels, pull=False, nocache=nocache,
+            decode=True, pull=False, nocache=nocache,
         )
         for chunk in stream:
-            events = parser.feed(chunk)
-            for seen in observers:
-                seen.update(events)
-        events = parser.finish()
-        for seen in observers:
-            seen.update(events)
+            _notify(observers, parser.feed(chunk))
+        _notify(observers, parser.finish())
     except docker.errors.DockerException as exc:
         if is_invalid_name(exc):
             failed: LabkitError = invalid_name("image", full_tag, exc, command)
@@ -244,29 +368,18 @@ def _build(path: str | Path, name: str, tag: str, dockerfile: str, nocache: bool
             failed = parse_error_to_build_failed(str(exc.explanation or exc), text)
         else:
             raise
-        for seen in observers:
-            seen.fail(failed)
-        raise failed from exc
+        raise _fail(observers, failed) from exc
     except BuildFailed as error:
-        if observers:
-            events = parser.finish()
-        for seen in observers:
-            seen.update(events)
-            seen.fail(error)
-        raise
+        _notify(observers, parser.finish())
+        raise _fail(observers, error) from None
     image_id = parser.image_id or (f"sha256:{parser.short_id}" if parser.short_id else None)
     if not image_id:
-        unnamed = BuildFailed("The engine ended the build without naming an image.",
-                              log_tail="\n".join((parser.steps[-1].output if parser.steps
-                                                  else parser.preamble)[-TAIL_LINES:]),
-                              hint="Read the output above, fix the Dockerfile and build again.")
-        for seen in observers:
-            seen.fail(unnamed)
-        raise unnamed
-    result = BuildResult(image_id, full_tag, parser.steps, time.monotonic() - started, command)
-    for seen in observers:
-        seen.done(result)
-    return result
+        raise _fail(observers, BuildFailed(
+            "The engine ended the build without naming an image.",
+            log_tail="\n".join((parser.steps[-1].output if parser.steps
+                                else parser.preamble)[-TAIL_LINES:]),
+            hint="Read the output above, fix the Dockerfile and build again."))
+    return image_id, parser.steps
 
 
 # --------------------------------------------------------------------------- image facts

@@ -12,9 +12,6 @@ import docker.errors
 
 from labkit import engine
 from labkit.engine import (
-    LABEL_MANAGED,
-    LABEL_NAMESPACE,
-    LABEL_ROLE,
     DockerCommand,
     ImageMissing,
     human_size,
@@ -58,19 +55,16 @@ def history_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "size": human_size(size, docker=True),
             "created": datetime.fromtimestamp(int(entry.get("Created") or 0), tz=UTC),
             "empty": size == 0,
-            "added_by_labkit": instruction.startswith(
-                tuple(f"LABEL {k}=" for k in (LABEL_MANAGED, LABEL_NAMESPACE, LABEL_ROLE))
-            ),
         })
     return pd.DataFrame(rows, columns=["layer", "instruction", "size_bytes", "size", "created",
-                                       "empty", "added_by_labkit"])
+                                       "empty"])
 
 
 def history(image: str, client: docker.DockerClient | None = None) -> pd.DataFrame:
     """``docker image history`` as a DataFrame, newest layer first.
 
-    Columns: layer, instruction, size_bytes, size, created, empty (no file changes),
-    added_by_labkit (the LABEL steps labkit's build labels add).
+    Columns: layer, instruction, size_bytes, size, created, empty (no file changes).
+    BuildKit's rows say ``<missing>`` as their layer: it keeps no image per step.
     """
     cli = client or engine.client()
     try:

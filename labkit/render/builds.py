@@ -42,16 +42,23 @@ def _widgets() -> Any | None:
 
 
 def step_note(step: BuildStep) -> str:
-    """``cached``/``rebuilt in 1.23 s``/``base image``, plus why labkit added it."""
+    """``cached``/``rebuilt in 1.23 s``/``base image``."""
     if step.status == "base":
-        note = "base image"
-    elif step.cached:
-        note = "cached"
-    else:
-        note = f"rebuilt in {step.seconds:.2f} s"
-    if step.added_by_labkit:
-        note += " (LABEL added by the engine for labkit's --label)"
-    return note
+        return "base image"
+    if step.cached:
+        return "cached"
+    return f"rebuilt in {step.seconds:.2f} s"
+
+
+def terminal_line(step: BuildStep) -> str:
+    """A finished step as the learner's terminal shows it: ``=> CACHED [2/4] RUN pip install
+    flask`` or ``=> [4/4] COPY app.py .  0.1s`` (BuildKit), ``Step 2/4 : ... -> cached``
+    (the classic builder)."""
+    if not step.buildkit:
+        return f"{step.title}  -> {step_note(step)}"
+    if step.cached:
+        return f"=> CACHED {step.title}"
+    return f"=> {step.title}  {step.seconds:.1f}s"
 
 
 def summary(result: BuildResult) -> str:
@@ -60,6 +67,11 @@ def summary(result: BuildResult) -> str:
         f"Built {result.tag} ({result.short_id}) in {result.seconds:.2f} s: "
         f"{len(result.cached_steps)} cached, {len(result.rebuilt_steps)} rebuilt."
     )
+
+
+def builder_sentence(result: BuildResult) -> str:
+    """Which builder ran, and why (one sentence)."""
+    return f"Built with {result.builder.label}: {result.builder.reason}"
 
 
 def show_command(command: DockerCommand | Iterable[DockerCommand]) -> None:
@@ -104,13 +116,17 @@ def build_output(steps: list[BuildStep], command: DockerCommand | None, log: lis
         head = summary(result) if result is not None else "Build finished."
         tail = []
     rows = _steps_rows(steps)
+    why = builder_sentence(result) if result is not None else ""
     table = "".join(
         f"<tr><td>{html.escape(r['step'])}</td><td style='text-align:left'>"
         f"<code>{html.escape(r['instruction'])}</code></td>"
         f"<td style='text-align:left'>{html.escape(r['result'])}</td></tr>" for r in rows)
     clean_log = [strip_ansi(x) for x in log[-LOG_LINES:]]
     parts = [f"<div class='labkit-build labkit-build-{'failed' if error else 'done'}'>",
-             f"<p><b>{html.escape(head)}</b></p>", command_html(command)]
+             f"<p><b>{html.escape(head)}</b></p>"]
+    if why:
+        parts.append(f"<p class='labkit-builder'>{html.escape(why)}</p>")
+    parts.append(command_html(command))
     if rows:
         parts.append("<table><thead><tr><th>step</th><th style='text-align:left'>"
                      "instruction</th><th style='text-align:left'>result</th></tr></thead>"
@@ -123,10 +139,10 @@ def build_output(steps: list[BuildStep], command: DockerCommand | None, log: lis
                      f"<pre class='labkit-log'>{html.escape(chr(10).join(clean_log))}</pre>"
                      "</details>")
     parts.append("</div>")
-    text = [head]
+    text = [head, *([why] if why else [])]
     if command is not None and settings().show_commands:
         text.append(f"$ {command}")
-    text += [f"{r['step']:>5}  {r['instruction']}  -> {r['result']}" for r in rows]
+    text += [terminal_line(s) for s in steps]
     if tail:
         text += ["--- last lines of the failing step's output ---", *tail]
     return StaticOutput("".join(parts), "\n".join(text))
@@ -175,6 +191,10 @@ class BuildProgress:
 
     def _on_step(self, step: BuildStep) -> None:
         self.steps.append(step)
+        if step.buildkit:  # BuildKit announces steps ahead and runs them as it can
+            if self._ipw is not None:
+                self._bar.max = max(self._bar.max, len(self.steps))
+            return
         self._lines.append(step.title)
         if self._ipw is None:
             print(step.title, flush=True)
@@ -191,6 +211,17 @@ class BuildProgress:
 
     def _on_step_done(self, step: BuildStep) -> None:
         note = step_note(step)
+        if step.buildkit:
+            line = terminal_line(step)
+            self._lines.append(line)
+            if self._ipw is None:
+                print(line, flush=True)
+                return
+            self._bar.value = min(self._bar.max, self._bar.value + 1)
+            self._bar.description = f"{self._bar.value}/{self._bar.max} done"
+            self._done_steps.append(f"<li><code>{html.escape(line)}</code></li>")
+            self._steps.value = f"<ul>{''.join(self._done_steps)}</ul>"
+            return
         if self._ipw is None:
             print(f"  -> {note}", flush=True)
             return
@@ -224,6 +255,7 @@ class BuildProgress:
         """The build succeeded: say so, with the equivalent command."""
         if self._ipw is None:
             print(summary(result))
+            print(builder_sentence(result))
             show_command(self.command)
             return
         self._bar.value = self._bar.max

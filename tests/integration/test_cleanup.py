@@ -1,100 +1,151 @@
-"""Clean-up against the real engine: only what carries our labels goes; prune is previewed."""
+"""Clean-up against the real engine, with two learners on it: A, and B named ``A-b``.
+
+A's clean-up removes what is A's, found without any label A typed: the image labkit built
+for A, the image A built in the terminal (a plain ``docker build -t A/...``), the container
+A ran from it (a plain ``docker run``), labkit's labelled container, volume and network,
+and the registry A pushed to. It leaves B's images, containers and build cache (the
+engine is shared), the prepared stand-ins, and what nobody of the course made.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import docker
 import pytest
 
-from labkit import cleanup, registry
+from labkit import cleanup, course, images, registry
 from labkit.engine import config
+from labkit.images import owned
 
 pytestmark = pytest.mark.integration
 SUFFIX = "cln"
-
-
 SLEEP = ["python", "-c", "import time; time.sleep(600)"]
 
 
+def docker_cli(*args: str, cwd: Path | None = None) -> str:
+    """Run the docker CLI as a learner types it (the engine of DOCKER_HOST)."""
+    assert shutil.which("docker"), "this test types plain docker commands, as a learner does"
+    done = subprocess.run(["docker", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, (args, done.stderr)
+    return done.stdout.strip()
+
+
+def write_app(folder: Path, greeting: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "app.py").write_text(course.app_source(greeting))
+    (folder / "Dockerfile").write_text(course.DOCKERFILE)
+    return folder
+
+
+def ids(entries: list[dict]) -> set[str]:
+    return {str(e["Id"]).removeprefix("sha256:") for e in entries}
+
+
 @dataclass
-class Foreign:
-    """What the test made WITHOUT labkit's labels (must survive clean())."""
+class Learner:
+    """What one learner made on the engine."""
 
-    container: str
-    volume: str
-    image: str
+    settings: config.Settings
+    labkit_image: str = ""
+    terminal_image: str = ""
+    terminal_container: str = ""
+    labkit_container: str = ""
+    volume: str = ""
+    network: str = ""
+    registry_tag: str = ""
 
 
 @dataclass
-class Ours:
-    """What the test made WITH this namespace's labels (must go)."""
+class Engine:
+    a: Learner
+    b: Learner
+    foreign_container: str
+    foreign_volume: str
+    preview: object
+    cache_before: set[str]
+    b_chain: list[str]
 
-    containers: list[str]
-    volume: str
-    network: str
-    image: str
-    registry_tag: str
+
+def as_learner(s: config.Settings) -> config.Settings:
+    return config.use(s)
+
+
+def make(learner: Learner, cli: docker.DockerClient, root: Path, registry_too: bool) -> None:
+    """labkit's build and containers, and a build and a run typed in the terminal."""
+    s = as_learner(learner.settings)
+    tag = uuid.uuid4().hex[:8]
+    app = write_app(root / s.namespace / "labkit", f"Hello from {s.namespace}")
+    learner.labkit_image = images.build(app, "python-hello-world", show=False).image_id
+    term = write_app(root / s.namespace / "terminal", f"typed by {s.namespace}")
+    docker_cli("build", "-q", "-t", f"{s.namespace}/typed:latest", ".", cwd=term)
+    learner.terminal_image = cli.images.get(f"{s.namespace}/typed:latest").id
+    learner.terminal_container = docker_cli("run", "-d", "--name", f"{s.namespace}-web-{tag}",
+                                            f"{s.namespace}/typed", *SLEEP)
+    learner.volume = cli.volumes.create(name=s.container_name(f"data-{tag}"),
+                                        labels=s.labels("app")).name
+    learner.network = cli.networks.create(s.container_name(f"net-{tag}"),
+                                          labels=s.labels("app")).id
+    learner.labkit_container = cli.containers.run(
+        learner.labkit_image, SLEEP, detach=True, name=s.container_name(f"app-{tag}"),
+        labels=s.labels("app"), volumes={learner.volume: {"bind": "/data"}},
+        network=learner.network).id
+    if registry_too:
+        reg = registry.start_registry(client=cli)
+        learner.registry_tag = str(registry.tag_for_registry(
+            learner.labkit_image, registry=reg, client=cli))
 
 
 @pytest.fixture(scope="module")
-def made(ns: config.Settings, client: docker.DockerClient, app_builder,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ours, Foreign]]:
+def two(ns: config.Settings, client: docker.DockerClient,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    before = config.settings()
+    root = tmp_path_factory.mktemp("learners")
+    a = Learner(replace(ns, user=ns.namespace[:27]))
+    b = Learner(replace(ns, user=f"{a.settings.namespace}-b",
+                        state_dir=tmp_path_factory.mktemp("state-b")))
+    for learner in (a, b):
+        as_learner(learner.settings)
+        cleanup.clean(client=client, show=False)  # a previous run's leftovers
     cli = client
-    suffix = uuid.uuid4().hex[:8]
-    cleanup.clean(client=cli, show=False)  # a previous run's leftovers
-    # ours: the registry (container + labelled volume), the app image tagged for it, a
-    # running container, a labelled volume and network
-    reg = registry.start_registry(client=cli)
-    image = app_builder(cli, tmp_path_factory.mktemp("app"), ns.image_name("python-hello-world"),
-                      ns.labels("app"), "Hello, World!", suffix)
-    tagged = registry.tag_for_registry(image, registry=reg, client=cli)
-    volume = cli.volumes.create(name=ns.container_name(f"data-{suffix}"), labels=ns.labels("app"))
-    network = cli.networks.create(ns.container_name(f"net-{suffix}"), labels=ns.labels("app"))
-    app = cli.containers.run(image.id, SLEEP, detach=True, name=ns.container_name(f"app-{suffix}"),
-                             labels=ns.labels("app"), volumes={volume.name: {"bind": "/data"}},
-                             network=network.name)
-    app.exec_run(["sh", "-c", "head -c 300000 /dev/urandom > /data/blob && cp /data/blob /b"])
-    # foreign: no labkit labels given (an image built FROM the stand-in base inherits only
-    # the base's labels, never a namespace); named after the namespace, which clean() never
-    # looks at, so that the session's own clean-up finds them if this module's does not
-    foreign_name = ns.container_name(f"nolabel-{suffix}")
-    f_volume = cli.volumes.create(name=f"{foreign_name}-vol")
-    f_image = app_builder(cli, tmp_path_factory.mktemp("foreign"), f"{foreign_name}/app",
-                          None, "not from the course", suffix)
-    f_container = cli.containers.create(f_image.id, ["true"], name=foreign_name,
-                                        volumes={f_volume.name: {"bind": "/data"}})
-    ours = Ours([app.name, reg.name], volume.name, network.name, image.id, str(tagged))
-    foreign = Foreign(f_container.name, f_volume.name, f_image.id)
-    yield ours, foreign
-    for action in (lambda: cli.api.remove_container(foreign.container, force=True, v=True),
-                   lambda: cli.api.remove_volume(foreign.volume),
-                   lambda: cli.api.remove_image(foreign.image, force=True),
-                   lambda: cleanup.clean(client=cli, show=False)):
+    make(b, cli, root, registry_too=False)
+    make(a, cli, root, registry_too=True)
+    # what nobody of the course made, though named after A (names decide nothing)
+    foreign_name = a.settings.container_name(f"nolabel-{uuid.uuid4().hex[:6]}")
+    f_volume = cli.volumes.create(name=f"{foreign_name}-vol").name
+    f_container = cli.containers.create(config.BASE_IMAGE, ["true"], name=foreign_name,
+                                        volumes={f_volume: {"bind": "/data"}}).id
+    cli.containers.get(a.terminal_container).stop(timeout=0)  # a stopped one: prune takes it
+    as_learner(a.settings)
+    cache_before = {str(r.get("ID")) for r in cli.df().get("BuildCache") or []}
+    parents = {i["Id"]: i.get("ParentId") or "" for i in cli.api.images(all=True)}
+    b_chain = images.parent_chain(parents, cli.images.get(b.labkit_image).id)
+    preview = cleanup.preview_system_prune(client=cli)
+    yield Engine(a, b, f_container, f_volume, preview, cache_before, b_chain)
+    for action in (lambda: cli.api.remove_container(f_container, force=True, v=True),
+                   lambda: cli.api.remove_volume(f_volume)):
         with contextlib.suppress(docker.errors.NotFound):
             action()
+    for learner in (a, b):
+        as_learner(learner.settings)
+        cleanup.clean(client=cli, show=False)
+    config.use(before)
 
 
 @pytest.fixture(scope="module")
-def preview(made, client: docker.DockerClient):
-    before = sorted(c["Id"] for c in client.api.containers(all=True))
-    frame = cleanup.preview_system_prune(client=client)
-    after = sorted(c["Id"] for c in client.api.containers(all=True))
-    return frame, before, after
-
-
-@pytest.fixture(scope="module")
-def report(preview, made, client: docker.DockerClient) -> cleanup.CleanupReport:
+def report(two: Engine, client: docker.DockerClient) -> cleanup.CleanupReport:
+    as_learner(two.a.settings)
     return cleanup.clean(client=client, show=False)
 
 
-def _exists(call) -> bool:
+def exists(call) -> bool:
     try:
         call()
     except docker.errors.NotFound:
@@ -102,130 +153,154 @@ def _exists(call) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- the rule, on the engine
+
+
+def test_the_rule_finds_both_of_as_images_and_none_of_bs(two: Engine,
+                                                         client: docker.DockerClient) -> None:
+    as_learner(two.a.settings)
+    mine = ids(owned.own_images(client))
+    assert {two.a.labkit_image, two.a.terminal_image} <= {f"sha256:{i}" for i in mine}
+    assert not {two.b.labkit_image, two.b.terminal_image} & {f"sha256:{i}" for i in mine}
+
+
+def test_the_rule_finds_as_terminal_container_not_bs(two: Engine,
+                                                     client: docker.DockerClient) -> None:
+    as_learner(two.a.settings)
+    mine = ids(owned.own_containers(client, all=True))
+    assert two.a.terminal_container in mine
+    assert not {two.b.terminal_container, two.b.labkit_container} & mine
+
+
 # ---------------------------------------------------------------- preview (before clean)
 
 
-def test_preview_lists_the_stopped_foreign_container(preview, made) -> None:
-    frame, _, _ = preview
-    rows = frame[(frame["kind"] == "container") & (frame["name"] == made[1].container)]
+def test_preview_lists_the_stopped_terminal_container_as_as(two: Engine) -> None:
+    frame = two.preview
+    rows = frame[(frame["kind"] == "container") & (frame["id"] == two.a.terminal_container[:12])]
+    assert list(zip(rows["mine"], rows["namespace"], strict=True)) == [
+        (True, two.a.settings.namespace)]
+
+
+def test_preview_marks_what_nobody_of_the_course_made(two: Engine) -> None:
+    frame = two.preview
+    rows = frame[(frame["kind"] == "container") & (frame["id"] == two.foreign_container[:12])]
     assert list(rows["course"]) == [False]
 
 
-def test_preview_keeps_running_containers_out(preview, made) -> None:
-    frame, _, _ = preview
-    assert made[0].containers[0] not in set(frame["name"])
+def test_preview_lists_every_unused_build_cache_record(two: Engine,
+                                                       client: docker.DockerClient) -> None:
+    unused = {str(r["ID"])[:12] for r in client.df().get("BuildCache") or []
+              if not r.get("InUse")}
+    frame = two.preview
+    assert set(frame[frame["kind"] == "build cache"]["id"]) == unused
 
 
-def test_preview_lists_the_foreign_volume_for_volumes_flag(preview, made) -> None:
-    frame, _, _ = preview
-    rows = frame[(frame["kind"] == "volume") & (frame["name"] == made[1].volume)]
-    assert list(rows["removed_by"]) == ["docker system prune --volumes"]
+def test_a_buildkit_engine_has_build_cache_to_preview(two: Engine,
+                                                      client: docker.DockerClient) -> None:
+    """Where the docker CLI builds with BuildKit, the terminal builds left cache records."""
+    has_buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True,
+                                check=False, timeout=30).returncode == 0
+    assert (len(two.cache_before) > 0) == has_buildx
 
 
-def test_preview_removes_nothing(preview) -> None:
-    _, before, after = preview
-    assert set(before) <= set(after)
+# ---------------------------------------------------------------- A's clean-up
 
 
-# ---------------------------------------------------------------- clean
+def test_as_labkit_image_is_gone(report, two: Engine, client: docker.DockerClient) -> None:
+    assert not exists(lambda: client.api.inspect_image(two.a.labkit_image))
 
 
-def test_clean_removes_our_containers(report, made) -> None:
-    assert set(made[0].containers) <= set(report.names("container"))
+def test_as_terminal_image_is_gone(report, two: Engine, client: docker.DockerClient) -> None:
+    assert not exists(lambda: client.api.inspect_image(two.a.terminal_image))
 
 
-def test_our_containers_are_gone(report, made, client: docker.DockerClient) -> None:
-    assert not any(_exists(lambda n=n: client.api.inspect_container(n))
-                   for n in made[0].containers)
+def test_as_registry_tag_is_gone(report, two: Engine, client: docker.DockerClient) -> None:
+    assert not exists(lambda: client.api.inspect_image(two.a.registry_tag))
 
 
-def test_our_image_is_gone(report, made, client: docker.DockerClient) -> None:
-    assert not _exists(lambda: client.api.inspect_image(made[0].image))
+def test_as_containers_are_gone(report, two: Engine, client: docker.DockerClient) -> None:
+    for ident in (two.a.terminal_container, two.a.labkit_container):
+        assert not exists(lambda i=ident: client.api.inspect_container(i))
 
 
-def test_registry_tag_is_gone(report, made, client: docker.DockerClient) -> None:
-    assert not _exists(lambda: client.api.inspect_image(made[0].registry_tag))
+def test_as_volume_and_network_are_gone(report, two: Engine,
+                                        client: docker.DockerClient) -> None:
+    assert not exists(lambda: client.api.inspect_volume(two.a.volume))
+    assert not exists(lambda: client.api.inspect_network(two.a.network))
 
 
-def test_our_volumes_are_gone(report, made, client: docker.DockerClient) -> None:
-    names = [made[0].volume, registry.volume_name()]
-    assert not any(_exists(lambda n=n: client.api.inspect_volume(n)) for n in names)
+def test_bs_images_stay(report, two: Engine, client: docker.DockerClient) -> None:
+    for ident in (two.b.labkit_image, two.b.terminal_image):
+        assert exists(lambda i=ident: client.api.inspect_image(i))
 
 
-def test_our_network_is_gone(report, made, client: docker.DockerClient) -> None:
-    assert not _exists(lambda: client.api.inspect_network(made[0].network))
+def test_bs_classic_build_cache_stays(report, two: Engine,
+                                      client: docker.DockerClient) -> None:
+    """The classic builder's cache is the parent images of B's build."""
+    gone = [i for i in two.b_chain if not exists(lambda i=i: client.api.inspect_image(i))]
+    assert gone == []
 
 
-def test_foreign_container_stays(report, made, client: docker.DockerClient) -> None:
-    assert _exists(lambda: client.api.inspect_container(made[1].container))
+def test_bs_containers_stay_though_their_names_start_with_as(
+        report, two: Engine, client: docker.DockerClient) -> None:
+    for ident in (two.b.terminal_container, two.b.labkit_container):
+        name = client.api.inspect_container(ident)["Name"].lstrip("/")
+        assert name.startswith(f"{two.a.settings.namespace}-")
 
 
-def test_foreign_volume_stays(report, made, client: docker.DockerClient) -> None:
-    assert _exists(lambda: client.api.inspect_volume(made[1].volume))
+def test_bs_volume_and_network_stay(report, two: Engine, client: docker.DockerClient) -> None:
+    assert exists(lambda: client.api.inspect_volume(two.b.volume))
+    assert exists(lambda: client.api.inspect_network(two.b.network))
 
 
-def test_foreign_image_stays(report, made, client: docker.DockerClient) -> None:
-    assert _exists(lambda: client.api.inspect_image(made[1].image))
+def test_the_build_cache_stays_on_a_shared_engine(report, two: Engine,
+                                                  client: docker.DockerClient) -> None:
+    after = {str(r.get("ID")) for r in client.df().get("BuildCache") or []}
+    assert two.cache_before <= after
+    assert two.b.settings.namespace in report.build_cache
 
 
-def test_prepared_base_image_stays(report, client: docker.DockerClient) -> None:
-    assert _exists(lambda: client.api.inspect_image(config.BASE_IMAGE))
+def test_the_stand_ins_and_what_nobody_made_stay(report, two: Engine,
+                                                 client: docker.DockerClient) -> None:
+    assert exists(lambda: client.api.inspect_image(config.BASE_IMAGE))
+    assert exists(lambda: client.api.inspect_container(two.foreign_container))
+    assert exists(lambda: client.api.inspect_volume(two.foreign_volume))
 
 
-def test_clean_reports_reclaimed_bytes(report) -> None:
-    assert report.reclaimed_bytes > 0
-
-
-def test_clean_reports_image_bytes(report) -> None:
+def test_the_report_counts_and_measures(report) -> None:
+    assert (report.counts["container"] >= 3, report.counts["image"] >= 2,
+            report.counts["volume"] >= 1, report.counts["network"]) == (True, True, True, 1)
     assert report.reclaimed["image"] > 0
 
 
-def test_clean_counts_per_kind(report) -> None:
-    assert (report.counts["container"], report.counts["volume"], report.counts["network"]) == (
-        2, 2, 1)
+def test_the_commands_are_plain(report, two: Engine) -> None:
+    lines = [str(c) for c in report.commands]
+    assert not any("label" in line or "org.labkit" in line for line in lines)
+    assert f"{two.a.settings.namespace}/typed:latest" in " ".join(lines)
 
 
-def test_clean_is_safe_to_repeat(report, client: docker.DockerClient) -> None:
+def test_clean_is_safe_to_repeat(report, two: Engine, client: docker.DockerClient) -> None:
+    as_learner(two.a.settings)
     again = cleanup.clean(client=client, show=False)
-    assert (sum(again.counts.values()), again.reclaimed_bytes) == (0, 0)
+    assert sum(n for k, n in again.counts.items() if k != "build cache") == 0
 
 
-@pytest.fixture
-def own(ns: config.Settings, client: docker.DockerClient) -> Iterator[config.Settings]:
-    """A namespace of its own, for a test that cleans with the docker CLI."""
-    before = config.settings()
-    chosen = config.use(replace(ns, user=f"{ns.namespace}-sh"[:30]))
-    yield chosen
-    cleanup.clean(client=client, show=False)
-    config.use(before)
-
-
-def test_the_echoed_commands_clean_what_clean_does(own: config.Settings,
-                                                   client: docker.DockerClient) -> None:
-    """The commands the report shows, run in a shell as printed, remove this namespace's
-    container, image, volume and network, and leave an unlabelled volume alone."""
-    assert shutil.which("docker"), "this test runs the echoed commands with the docker CLI"
-    labels = own.labels("app")
-    # one step on the tagged base: the image the shell removes leaves no parent behind
-    label = " ".join(f"{k}={v}" for k, v in own.image_labels().items())
-    dockerfile = io.BytesIO(f"FROM {config.BASE_IMAGE}\nLABEL {label}\n".encode())
-    image, _ = client.images.build(fileobj=dockerfile, tag=own.image_name("by-shell"),
-                                   pull=False, rm=True)
-    volume = client.volumes.create(name=own.container_name("data"), labels=labels)
-    network = client.networks.create(own.container_name("net"), labels=labels)
-    container = client.containers.create(image.id, ["true"], name=own.container_name("app"),
-                                         labels=labels, network=network.name,
-                                         volumes={volume.name: {"bind": "/data"}})
-    foreign = client.volumes.create(name=own.container_name("nolabel-vol"))
-    try:
-        for command in cleanup.cleanup_commands():
-            done = subprocess.run(["bash", "-c", str(command)], capture_output=True,
-                                  text=True, timeout=120, check=False)
-            assert done.returncode == 0, (str(command), done.stderr)
-        assert not _exists(lambda: client.api.inspect_container(container.id))
-        assert not _exists(lambda: client.api.inspect_image(image.id))
-        assert not _exists(lambda: client.api.inspect_volume(volume.name))
-        assert not _exists(lambda: client.api.inspect_network(network.id))
-        assert _exists(lambda: client.api.inspect_volume(foreign.name))
-    finally:
-        foreign.remove(force=True)
+def test_the_echoed_commands_do_what_clean_does(two: Engine, client: docker.DockerClient,
+                                                tmp_path: Path) -> None:
+    """B cleans with the commands the plan prints, typed in a shell: B's things go, A's
+    new terminal image stays."""
+    as_learner(two.a.settings)
+    typed = write_app(tmp_path / "a", "A again")
+    docker_cli("build", "-q", "-t", f"{two.a.settings.namespace}/again", ".", cwd=typed)
+    as_learner(two.b.settings)
+    commands = cleanup.cleanup_commands(build_cache_prune=False, client=client)
+    for command in commands:
+        done = subprocess.run(["bash", "-c", str(command)], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, (str(command), done.stderr)
+    for ident in (two.b.labkit_image, two.b.terminal_image):
+        assert not exists(lambda i=ident: client.api.inspect_image(i))
+    assert not exists(lambda: client.api.inspect_container(two.b.terminal_container))
+    assert exists(lambda: client.api.inspect_image(f"{two.a.settings.namespace}/again"))
+    client.api.remove_image(f"{two.a.settings.namespace}/again")

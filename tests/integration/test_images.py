@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,12 +30,13 @@ class TwoBuilds:
 @pytest.fixture(scope="module")
 def builds(client: docker.DockerClient, settings: config.Settings,
            tmp_path_factory: pytest.TempPathFactory) -> TwoBuilds:
-    """The lab's image built, then rebuilt after touching only app.py."""
+    """The lab's image built, then rebuilt after touching only app.py (to a text never
+    built before: both builders key COPY on the file's content)."""
     folder = tmp_path_factory.mktemp("build")
     (folder / "Dockerfile").write_text(DOCKERFILE)
     (folder / "app.py").write_text(APP_PY)
     first = images.build(folder, "it-hello", client=client, show=False)
-    (folder / "app.py").write_text(APP_PY + "# edited\n")
+    (folder / "app.py").write_text(APP_PY + f"# edited {uuid.uuid4().hex}\n")
     second = images.build(folder, "it-hello", client=client, show=False)
     return TwoBuilds(first, second)
 
@@ -42,14 +45,25 @@ def test_build_tags_the_image_it_reports(builds: TwoBuilds, client: docker.Docke
     assert client.images.get(builds.second.tag).id == builds.second.image_id
 
 
+#: The Dockerfile's steps each builder reports: BuildKit has no step for metadata (CMD).
+STEPS = {"classic": ["FROM", "RUN", "CMD", "COPY"], "buildkit": ["FROM", "RUN", "COPY"]}
+
+
+def test_build_uses_the_builder_the_cli_uses_here(builds: TwoBuilds,
+                                                  client: docker.DockerClient):
+    assert builds.second.builder == images.which_builder(client)
+    assert builds.second.builder.name in STEPS
+
+
 def test_build_reports_every_dockerfile_step(builds: TwoBuilds):
-    keywords = [s.keyword for s in builds.second.dockerfile_steps]
-    assert keywords == ["FROM", "RUN", "CMD", "COPY"]
+    keywords = [s.keyword for s in builds.second.steps]
+    assert keywords == STEPS[builds.second.builder.name]
 
 
 def test_rebuild_after_editing_app_py_takes_steps_before_copy_from_cache(builds: TwoBuilds):
     assert builds.second.step("RUN").cached
-    assert builds.second.step("CMD").cached
+    if builds.second.builder.name == "classic":
+        assert builds.second.step("CMD").cached
 
 
 def test_rebuild_after_editing_app_py_rebuilds_copy(builds: TwoBuilds):
@@ -57,49 +71,68 @@ def test_rebuild_after_editing_app_py_rebuilds_copy(builds: TwoBuilds):
     assert builds.second.step("COPY").status == "rebuilt"
 
 
-def test_cached_steps_keep_their_image_ids(builds: TwoBuilds):
-    for keyword in ("FROM", "RUN", "CMD"):
-        assert builds.second.step(keyword).image_id == builds.first.step(keyword).image_id
+def test_cached_rebuild_after_an_edit_rebuilds_only_copy(builds: TwoBuilds):
+    assert [s.keyword for s in builds.second.rebuilt_steps] == ["COPY"]
 
 
-def test_copy_step_makes_a_new_image(builds: TwoBuilds):
-    assert builds.second.step("COPY").image_id != builds.first.step("COPY").image_id
+def test_cached_steps_keep_what_they_made(builds: TwoBuilds):
+    # the classic builder's step image, or the layer a BuildKit step made
+    assert builds.second.step("RUN").made is not None
+    assert builds.second.step("RUN").made == builds.first.step("RUN").made
+
+
+def test_copy_step_makes_something_new(builds: TwoBuilds):
+    assert builds.second.step("COPY").made != builds.first.step("COPY").made
     assert builds.second.image_id != builds.first.image_id
 
 
-def test_step_image_ids_are_layers_of_the_image(builds: TwoBuilds, client: docker.DockerClient):
-    engine_ids = {h["Id"].removeprefix("sha256:")[:12]
-                  for h in client.api.history(builds.second.tag)}
-    assert {s.image_id for s in builds.second.steps} <= engine_ids
+def test_what_each_step_made_is_in_the_image(builds: TwoBuilds, client: docker.DockerClient):
+    image = client.api.inspect_image(builds.second.tag)
+    if builds.second.builder.buildkit:
+        diff_ids = image["RootFS"]["Layers"]
+        assert builds.second.step("COPY").layer == diff_ids[-1]
+        assert builds.second.step("RUN").layer == diff_ids[-2]
+        assert all(s.image_id is None for s in builds.second.steps)
+    else:
+        engine_ids = {h["Id"].removeprefix("sha256:")[:12]
+                      for h in client.api.history(builds.second.tag)}
+        assert {s.image_id for s in builds.second.steps} <= engine_ids
 
 
-def test_build_labels_the_image_with_the_namespace(builds: TwoBuilds,
-                                                   client: docker.DockerClient,
-                                                   settings: config.Settings):
-    labels = client.images.get(builds.second.tag).labels
-    assert labels[config.LABEL_NAMESPACE] == settings.namespace
+def test_buildkit_steps_have_buildkit_history_rows(builds: TwoBuilds,
+                                                   client: docker.DockerClient):
+    rows = client.api.history(builds.second.tag)
+    comments = [r.get("Comment") for r in rows[:len(DOCKERFILE.splitlines()) - 1]]
+    expected = "buildkit.dockerfile.v0" if builds.second.builder.buildkit else ""
+    assert comments == [expected] * (len(DOCKERFILE.splitlines()) - 1)
 
 
-def test_one_label_step_is_added_by_labkit(builds: TwoBuilds, settings: config.Settings):
-    added = [s.instruction for s in builds.second.steps if s.added_by_labkit]
-    assert added == [f"LABEL {config.LABEL_NAMESPACE}={settings.namespace}"]
+def test_build_adds_no_label(builds: TwoBuilds, client: docker.DockerClient):
+    labels = client.images.get(builds.second.tag).labels or {}
+    assert config.LABEL_NAMESPACE not in labels
+    assert "--label" not in builds.second.command.args
+    assert str(builds.second.command).startswith("docker build -t ")
 
 
-def test_cached_rebuild_after_an_edit_rebuilds_one_layer_and_one_label(builds: TwoBuilds):
-    rebuilt = [s.keyword for s in builds.second.rebuilt_steps]
-    assert rebuilt == ["COPY", "LABEL"]
+def test_build_is_recorded_as_this_learners(builds: TwoBuilds, settings: config.Settings):
+    assert builds.second.image_id.removeprefix("sha256:") in images.owned.recorded_ids(settings)
 
 
-def test_an_image_built_with_the_echoed_command_is_listed(
+def test_the_echoed_command_builds_the_same_layers(
         builds: TwoBuilds, client: docker.DockerClient, settings: config.Settings,
         tmp_path: Path):
-    # What a learner types in a terminal: the echoed command's labels, through the engine.
-    (tmp_path / "Dockerfile").write_text(f"FROM {config.BASE_IMAGE}\nCMD [\"true\"]\n")
+    # What a learner types in a terminal: the echoed command, with the CLI on PATH.
+    folder = Path(builds.second.command.args[-1])
     tag = f"{settings.namespace}/by-hand:latest"
-    labels = dict(arg.split("=", 1) for arg in builds.second.command.args
-                  if "=" in arg and arg.startswith("org.labkit."))
-    client.images.build(path=str(tmp_path), tag=tag, labels=labels, rm=True)
-    assert tag in images.list_images(client=client)["image"].tolist()
+    args = [*builds.second.command.args[:-1], str(folder)]
+    args[args.index(builds.second.tag)] = tag
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    typed = client.api.inspect_image(tag)["RootFS"]["Layers"]
+    assert typed == client.api.inspect_image(builds.second.tag)["RootFS"]["Layers"]
+    said_deprecated = "DEPRECATED" in done.stderr
+    assert said_deprecated == (not builds.second.builder.buildkit
+                               and "DEPRECATED" in builds.second.builder.reason)
 
 
 # ------------------------------------------------------------------ failures
@@ -111,7 +144,9 @@ def test_failing_run_names_its_step(client: docker.DockerClient, tmp_path: Path)
     )
     with pytest.raises(BuildFailed) as info:
         images.build(tmp_path, "it-fails", client=client, show=False)
-    assert info.value.step == "Step 2/4 : RUN echo about to fail && false"
+    step = "RUN echo about to fail && false"
+    titles = {"classic": f"Step 2/3 : {step}", "buildkit": f"[2/2] {step}"}
+    assert info.value.step == titles[images.which_builder(client).name]
     assert "about to fail" in info.value.log_tail
 
 

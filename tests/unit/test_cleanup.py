@@ -97,7 +97,8 @@ class FakeAPI:
         self.removed.append(("container", ident))
         self.containers_ = [c for c in self.containers_ if c["Id"] != ident]
 
-    def remove_image(self, ref: str) -> list[dict[str, str]]:
+    def remove_image(self, ref: str, noprune: bool = False) -> list[dict[str, str]]:
+        assert noprune, "the containerd store would take parents others build on"
         img = next((i for i in self.images_ if ref in i["RepoTags"]
                     or i["Id"].removeprefix("sha256:") == ref), None)
         if img is None:
@@ -111,6 +112,8 @@ class FakeAPI:
             raise conflict("image is referenced in multiple repositories")
         if img["Id"] in self.in_use or any(c["ImageID"] == img["Id"] for c in self.containers_):
             raise conflict("image is being used by a container")
+        if any(i.get("ParentId") == img["Id"] for i in self.images_):
+            raise conflict("image has dependent child images")
         self.images_.remove(img)
         self.removed.append(("image", img["Id"]))
         return [{"Untagged": ref}, {"Deleted": img["Id"]}]
@@ -178,6 +181,21 @@ def test_images_go_by_name_never_forced() -> None:
     fake = cleanup_client()
     cleanup.clean(client=fake, show=False)
     assert ("untag", "h3/app:latest") in fake.api.removed
+
+
+def test_parents_go_only_while_no_other_image_builds_on_them() -> None:
+    fake = cleanup_client()
+    ours, theirs = fake.api.images_[0], fake.api.images_[2]
+    ours["ParentId"], theirs["ParentId"] = "sha256:p1", "sha256:p0"
+    fake.api.images_ += [
+        {"Id": "sha256:p1", "ParentId": "sha256:p0", "RepoTags": [], "Labels": BASE,
+         "Size": 1, "SharedSize": 0},
+        {"Id": "sha256:p0", "ParentId": "sha256:base", "RepoTags": [], "Labels": BASE,
+         "Size": 1, "SharedSize": 0}]
+    report = cleanup.clean(client=fake, show=False)
+    assert ("image", "sha256:p1") in fake.api.removed
+    assert "sha256:p0" in {i["Id"] for i in fake.api.images_}  # B's image builds on it
+    assert "p1" in report.deleted_images
 
 
 def test_the_record_forgets_what_is_gone() -> None:

@@ -13,8 +13,8 @@ from labkit.engine.errors import BuildFailed
 from labkit.render import builds as display
 
 DATA = Path(__file__).parent / "data"
-LABELS = {"org.labkit.namespace": "h2"}
-COMMAND = images.build_command("h2/hello:latest", "/ctx", labels=LABELS)
+COMMAND = images.build_command("h2/hello:latest", "/ctx")
+CLASSIC = images.BuilderChoice("classic", "a test of the classic builder's stream.")
 
 
 @pytest.fixture(autouse=True)
@@ -31,12 +31,12 @@ def steps_in(name: str) -> int:
 
 
 def play(progress: display.BuildProgress, name: str) -> images.BuildResult:
-    parser = images.BuildStreamParser(LABELS)
+    parser = images.BuildStreamParser()
     for line in (DATA / name).read_text().splitlines():
         progress.update(parser.feed(json.loads(line)))
     progress.update(parser.finish())
     result = images.BuildResult(parser.image_id or "", "h2/hello:latest", parser.steps, 0.5,
-                                COMMAND)
+                                COMMAND, CLASSIC)
     progress.done(result)
     return result
 
@@ -83,10 +83,10 @@ def test_widget_progress_lists_steps_with_their_cache_status(capsys):
     assert progress._steps.value.count("rebuilt in") == len(result.rebuilt_steps) > 0
 
 
-def test_step_note_explains_labkit_label_steps():
-    step = images.BuildStep(5, 7, "LABEL org.labkit.managed=true", cached=True,
-                            added_by_labkit=True)
-    assert display.step_note(step) == "cached (LABEL added by the engine for labkit's --label)"
+def test_step_note_says_cached_rebuilt_or_base():
+    assert display.step_note(images.BuildStep(2, 4, "RUN x", cached=True)) == "cached"
+    assert display.step_note(images.BuildStep(1, 4, "FROM x")) == "base image"
+    assert display.step_note(images.BuildStep(3, 4, "RUN y", seconds=1.5)) == "rebuilt in 1.50 s"
 
 
 def test_outside_a_kernel_there_is_no_notebook():
@@ -129,7 +129,7 @@ def published():
 
 
 def fail(progress: display.BuildProgress, name: str) -> BuildFailed:
-    parser = images.BuildStreamParser(LABELS)
+    parser = images.BuildStreamParser()
     with pytest.raises(BuildFailed) as info:
         for line in (DATA / name).read_text().splitlines():
             progress.update(parser.feed(json.loads(line)))
@@ -155,13 +155,14 @@ def test_finished_build_output_lists_each_step_with_cache_fact_and_seconds():
     assert out is not None
     text = out.text.splitlines()
     assert text[0].startswith("Built h2/hello:latest")
-    assert text[1] == f"$ {COMMAND}"
-    assert text[2] == f"  1/{n}  FROM python:3.11-slim-bookworm  -> base image"
-    assert text[3] == f"  2/{n}  RUN pip install flask  -> cached"
+    assert text[1] == f"Built with the classic builder: {CLASSIC.reason}"
+    assert text[2] == f"$ {COMMAND}"
+    assert text[3] == f"Step 1/{n} : FROM python:3.11-slim-bookworm  -> base image"
+    assert text[4] == f"Step 2/{n} : RUN pip install flask  -> cached"
     assert sum("-> rebuilt in " in line for line in text) == len(
         result.rebuilt_steps)
     assert out.html.count("<tr><td>") == n
-    assert "docker image build" in out.html
+    assert "docker build -t h2/hello:latest" in out.html
     assert "<details><summary>build log" in out.html
 
 

@@ -8,7 +8,6 @@ from labkit.engine import connection as engine
 from labkit.engine import engine_info
 from labkit.engine.commands import docker as docker_cmd
 from labkit.engine.errors import EngineIncompatible
-from labkit.images.builder import build_command
 
 
 @pytest.mark.parametrize(("server", "minimum", "chosen"), [
@@ -47,17 +46,6 @@ def test_versions_compare_as_numbers_not_text():
 ])
 def test_image_store_is_read_from_the_driver_status(status, store):
     assert engine_info.image_store({"Driver": "overlayfs", "DriverStatus": status}) == store
-
-
-@pytest.mark.parametrize(("version", "legacy"), [("20.10.24", True), ("23.0.0", False),
-                                                   ("28.5.2+dfsg4", False), ("?", False)])
-def test_which_builder_the_cli_uses_by_default(version, legacy):
-    assert engine_info.legacy_cli_builder(version) is legacy
-
-
-def test_the_echoed_build_selects_the_classic_builder_like_labkit():
-    line = str(build_command("u/app:latest", "/ctx"))
-    assert line.startswith("DOCKER_BUILDKIT=0 docker image build -t u/app:latest")
 
 
 def test_command_environment_is_quoted():

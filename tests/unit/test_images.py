@@ -18,7 +18,7 @@ from labkit.engine.errors import BuildFailed, ImageMissing
 from .conftest import FakeClient
 
 DATA = Path(__file__).parent / "data"
-LABELS = {"org.labkit.namespace": "h2"}  # what labkit passes: one label, one LABEL step
+CLASSIC = images.BuilderChoice("classic", "a test of the classic builder's stream.")
 
 
 def chunks(name: str) -> list[dict]:
@@ -26,7 +26,7 @@ def chunks(name: str) -> list[dict]:
 
 
 def parse(name: str, clock=None) -> images.BuildStreamParser:
-    parser = images.BuildStreamParser(LABELS, **({"clock": clock} if clock else {}))
+    parser = images.BuildStreamParser(**({"clock": clock} if clock else {}))
     for chunk in chunks(name):
         parser.feed(chunk)
     parser.finish()
@@ -84,17 +84,10 @@ def test_output_lines_are_free_of_terminal_colours():
     assert not any("\x1b" in line for s in p.steps for line in s.output)
 
 
-def test_label_steps_the_engine_appends_are_marked_as_labkit_s():
-    p = parse("build_cold.jsonl")
-    assert [s.added_by_labkit for s in p.steps] == [False] * 4 + [True]
+def test_a_label_step_of_the_recording_is_a_step_like_any_other():
+    p = parse("build_cold.jsonl")  # recorded when labkit still passed --label
     assert p.steps[4].instruction == "LABEL org.labkit.namespace=h2"
-
-
-def test_label_steps_are_not_marked_without_labels():
-    parser = images.BuildStreamParser()
-    for chunk in chunks("build_cold.jsonl"):
-        parser.feed(chunk)
-    assert not any(s.added_by_labkit for s in parser.steps)
+    assert p.steps[4].status == "rebuilt"
 
 
 def test_rebuild_after_edit_uses_cache_until_copy():
@@ -181,7 +174,7 @@ def test_bad_instruction_names_the_dockerfile_line():
 def result(name: str = "build_cached_after_edit.jsonl") -> images.BuildResult:
     p = parse(name, clock=Ticker())
     return images.BuildResult(p.image_id or "", "h2/hello:latest", p.steps, 7.0,
-                              images.build_command("h2/hello:latest", "/x", labels=LABELS))
+                              images.build_command("h2/hello:latest", "/x"), CLASSIC)
 
 
 def test_result_counts_cached_and_rebuilt_steps():
@@ -193,7 +186,7 @@ def test_result_counts_cached_and_rebuilt_steps():
 def test_result_table_has_one_row_per_step():
     table = result().table()
     assert list(table.columns) == ["step", "instruction", "status", "cached", "seconds",
-                                   "image_id", "added_by_labkit"]
+                                   "image_id"]
     assert table["step"].tolist() == [1, 2, 3, 4, 5]
     assert table.loc[3, "image_id"] == "d25c2a09bb2c"
 
@@ -202,18 +195,15 @@ def test_result_finds_a_dockerfile_step_by_keyword():
     assert result().step("copy").number == 4
 
 
-def test_build_command_shows_labels_and_context():
-    cmd = images.build_command("h2/hello:latest", "/x", labels=LABELS)
-    assert str(cmd) == (
-        "DOCKER_BUILDKIT=0 docker image build -t h2/hello:latest "
-        "--label org.labkit.namespace=h2 /x"
-    )
+def test_build_command_is_the_plain_docker_build():
+    cmd = images.build_command("h2/hello:latest", "/x")
+    assert str(cmd) == "docker build -t h2/hello:latest /x"
 
 
 def test_build_command_uses_dot_for_the_current_directory(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert str(images.build_command("a:b", tmp_path, nocache=True)) == (
-        "DOCKER_BUILDKIT=0 docker image build -t a:b --no-cache ."
+        "docker build -t a:b --no-cache ."
     )
 
 
@@ -279,19 +269,20 @@ LAB_DOCKERFILE = ("FROM python:3.11-slim-bookworm\nRUN pip install flask\n"
 def test_build_streams_the_recorded_build_into_a_result(tmp_path):
     api = FakeAPI({"python:3.11-slim-bookworm"}, chunks("build_cached_after_edit.jsonl"))
     r = images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api),
-                     show=False)
+                     show=False, builder="classic")
     assert r.image_id.startswith("sha256:cbdaea18ff8d")
     assert r.tag == "h2/hello:latest"
     assert len(r.steps) == 5
-    assert [s.keyword for s in r.steps if s.added_by_labkit] == ["LABEL"]
+    assert r.builder.name == "classic"
 
 
-def test_build_never_pulls_and_labels_the_image(tmp_path):
+def test_build_never_pulls_and_adds_no_label(tmp_path):
     api = FakeAPI({"python:3.11-slim-bookworm"}, chunks("build_all_cached.jsonl"))
-    images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api), show=False)
+    images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api), show=False,
+                 builder="classic")
     assert api.build_kwargs is not None
     assert api.build_kwargs["pull"] is False
-    assert api.build_kwargs["labels"] == LABELS
+    assert "labels" not in api.build_kwargs
     assert api.build_kwargs["decode"] is True
 
 
@@ -300,7 +291,7 @@ def test_missing_base_image_offline_raises_before_building(tmp_path):
     api = FakeAPI(set(), [])
     with pytest.raises(ImageMissing) as info:
         images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api),
-                     show=False)
+                     show=False, builder="classic")
     assert "labkit prepare" in (info.value.hint or "")
     assert api.build_kwargs is None
 
@@ -311,13 +302,14 @@ def test_engine_refusing_the_dockerfile_is_a_build_failure(tmp_path):
     api = FakeAPI({"python:3.11-slim-bookworm"}, error)
     with pytest.raises(BuildFailed) as info:
         images.build(context(tmp_path, recorded["dockerfile"]), "bad", client=FakeClient(api),
-                     show=False)
+                     show=False, builder="classic")
     assert info.value.step == "line 2: RUNN pip install flask"
 
 
 def test_missing_dockerfile_is_a_build_failure(tmp_path):
     with pytest.raises(BuildFailed):
-        images.build(tmp_path, "none", client=FakeClient(FakeAPI(set(), [])), show=False)
+        images.build(tmp_path, "none", client=FakeClient(FakeAPI(set(), [])), show=False,
+                     builder="classic")
 
 
 # ------------------------------------------------------------------ history, sizes, lists
@@ -345,7 +337,6 @@ def test_history_sizes_and_flags():
     assert frame["size_bytes"].tolist() == [0, 0, 0, 169, 0, 4987613, 187679512]
     assert frame["size"].tolist() == ["0B", "0B", "0B", "169B", "0B", "4.99MB", "188MB"]
     assert frame["empty"].tolist() == [True, True, True, False, True, False, False]
-    assert frame["added_by_labkit"].tolist() == [True, True, True, False, False, False, False]
 
 
 def test_history_layer_ids_are_short_or_missing():
@@ -474,8 +465,7 @@ def test_a_built_image_does_not_show_the_role_its_stand_in_base_passed_on():
         "h2/hello:latest": "", "h2/hello:v2": "", "python:3.11-slim-bookworm": "base"}
 
 
-def test_builds_pass_one_label_so_the_engine_adds_one_label_step():
-    assert config.Settings(user="h2").image_labels() == {"org.labkit.namespace": "h2"}
+def test_the_namespace_label_filter():
     assert config.Settings(user="h2").label_filters() == ["org.labkit.namespace=h2"]
 
 
@@ -501,7 +491,7 @@ def test_build_tells_its_observer_every_step_and_the_result(tmp_path):
     api = FakeAPI({"python:3.11-slim-bookworm"}, chunks("build_cached_after_edit.jsonl"))
     seen = RecordingObserver()
     result = images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api),
-                          show=False, observer=seen)
+                          show=False, observer=seen, builder="classic")
     assert seen.result is result and seen.error is None
     assert seen.kinds.count("step") == len(result.steps) == 5
     assert seen.kinds.count("step_done") == 5
@@ -512,5 +502,5 @@ def test_a_failed_build_tells_its_observer_the_error(tmp_path):
     seen = RecordingObserver()
     with pytest.raises(BuildFailed) as raised:
         images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api),
-                     show=False, observer=seen)
+                     show=False, observer=seen, builder="classic")
     assert seen.error is raised.value and seen.result is None
