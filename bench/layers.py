@@ -1,6 +1,6 @@
 """Benchmark: layer analysis time and peak memory against `docker image save > /dev/null`.
 
-Builds a labelled image of about 1 GB (the base plus two random 400 MB layers writing the
+Builds an image of about 1 GB (the base plus two random 400 MB layers writing the
 same file, so 400 MB are wasted), measures for it and for the largest course image:
 
 - the floor: ``docker image save IMAGE > /dev/null`` (median of the rounds);
@@ -62,7 +62,7 @@ def build_big(client: docker.DockerClient, size_mb: int) -> str:
         tar.addfile(info, io.BytesIO(dockerfile))
     ctx.seek(0)
     client.images.build(fileobj=ctx, custom_context=True, tag=tag, pull=False, rm=True,
-                        forcerm=True, labels=settings().image_labels())
+                        forcerm=True)
     return tag
 
 

@@ -95,7 +95,7 @@ def cli_builder(env: dict[str, str]) -> str:
                             env=env).returncode == 0
     major = client.split(".")[0]
     modern = major.isdigit() and int(major) >= 23
-    return f"{'BuildKit' if modern and buildx else 'classic builder'} (CLI {client}" + \
+    return f"{'BuildKit' if modern and buildx else 'the classic builder'} (CLI {client}" + \
         f"{', buildx' if buildx else ', no buildx'})"
 
 
@@ -108,8 +108,8 @@ WHOLE_LAB_RATIO = 1.0
 
 
 def labkit_builders(builds: list[images.BuildResult]) -> set[str]:
-    """Which builder labkit's builds ran on, as their results say (empty when they do not)."""
-    return {str(getattr(b, "builder", "")) for b in builds} - {""}
+    """Which builders labkit's builds ran on, as their results say."""
+    return {b.builder.label for b in builds}
 
 
 def labkit_round(ctx: Path, reg: registry.Registry, times: dict[str, list[float]],
@@ -135,12 +135,13 @@ def labkit_round(ctx: Path, reg: registry.Registry, times: dict[str, list[float]
 
 
 def cli_labels() -> list[str]:
-    return [a for k, v in settings().image_labels().items() for a in ("--label", f"{k}={v}")]
+    """The labels labkit puts on an app's container, as `docker run` flags."""
+    return [a for k, v in settings().labels("app").items() for a in ("--label", f"{k}={v}")]
 
 
 def cli_build(ctx: Path, name: str, env: dict[str, str]) -> str:
-    """`docker image build -q` of ``ctx`` (the builder is whatever ``env`` selects)."""
-    return docker_cli("image", "build", "-q", *cli_labels(), "-t", name, str(ctx), env=env)
+    """`docker build -q -t NAME CONTEXT`, as a learner types it (the CLI's default builder)."""
+    return docker_cli("build", "-q", "-t", name, str(ctx), env=env)
 
 
 def cli_round(ctx: Path, reg: registry.Registry, env: dict[str, str],
@@ -179,7 +180,7 @@ def rebuild_line(times: dict[str, dict[str, list[float]]],
     verdict = "within" if lab <= REBUILD_GOAL_S else "OVER"
     ratio = "within" if lab / cli <= REBUILD_RATIO else "OVER"
     return (f"\ncached rebuild after an app.py change: labkit {lab:.3f} s, docker build "
-            f"({builder}) {cli:.3f} s, ratio {lab / cli:.2f} ({ratio} {REBUILD_RATIO}); "
+            f"on {builder} {cli:.3f} s, ratio {lab / cli:.2f} ({ratio} {REBUILD_RATIO}); "
             f"rebuilt layers {'/'.join(map(str, sorted(layers)))}, LABEL steps "
             f"{'/'.join(map(str, sorted(labels)))} (rebuilt: {', '.join(rebuilt[-1])}); "
             f"{verdict} the {REBUILD_GOAL_S} s goal")

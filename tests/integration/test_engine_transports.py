@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -236,18 +237,52 @@ def test_an_unknown_ssh_host_is_refused_with_what_to_check(
     assert caught.value.hint == engine.SSH_HINT
 
 
-def test_the_docker_cli_reaches_the_same_ssh_engine(remote: Remote, ssh_env: dict[str, str],
-                                                    tmp_path: Path) -> None:
-    # OpenSSH reads ~/.ssh of the account, not of $HOME: a wrapper names this home's files.
+@pytest.fixture
+def cli_env(remote: Remote, ssh_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The docker CLI's environment for the ssh engine: an ``ssh`` first on PATH that reads
+    this home's keys (OpenSSH reads ~/.ssh of the account, not of $HOME), and shares one
+    connection between the CLI's many (ControlMaster, as Docker's documentation advises)."""
+    control = Path(tempfile.mkdtemp(prefix="lk"))  # short: a socket path has ~100 bytes
     config = remote.home / ".ssh" / "config"
     config.write_text(f"Host {remote.ip}\n  IdentityFile {remote.home}/.ssh/id_ed25519\n"
                       f"  UserKnownHostsFile {remote.home}/.ssh/known_hosts\n"
-                      "  StrictHostKeyChecking yes\n  BatchMode yes\n")
-    wrapper = tmp_path / "ssh"
-    wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {config} "$@"\n')
+                      "  StrictHostKeyChecking yes\n  BatchMode yes\n"
+                      f"  ControlMaster auto\n  ControlPath {control}/cm\n"
+                      "  ControlPersist 30\n")
+    ssh = shutil.which("ssh")
+    assert ssh, "the docker CLI reaches ssh:// engines with the ssh program"
+    wrapper = tmp_path / "bin" / "ssh"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec {ssh} -F {config} "$@"\n')
     wrapper.chmod(0o755)
-    listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
-                            env=ssh_env | {"PATH": f"{tmp_path}:{ssh_env['PATH']}"},
-                            capture_output=True, text=True, check=False, timeout=60)
-    assert listed.returncode == 0, listed.stderr
-    assert PROBE in listed.stdout.split()
+    yield ssh_env | {"PATH": f"{wrapper.parent}:{ssh_env['PATH']}"}
+    subprocess.run([ssh, "-F", str(config), "-O", "exit", remote.ip], capture_output=True,
+                   check=False, timeout=10)  # the shared connection ends with the test
+    shutil.rmtree(control, ignore_errors=True)
+
+
+def _cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(["docker", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_docker_cli_reaches_the_same_ssh_engine(cli_env: dict[str, str]) -> None:
+    listed = _cli(cli_env, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
+    assert PROBE in listed.split()
+
+
+def test_the_docker_cli_builds_over_ssh_and_docker_py_sees_the_image(
+        cli_env: dict[str, str], tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "hello.txt").write_text("built over ssh\n")
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
+    _cli(cli_env, "build", "-q", "-t", "transport-built:1", ".", cwd=context)
+    client = engine.connect(cli_env)
+    try:
+        image = client.images.get("transport-built:1")
+        assert len(image.attrs["RootFS"]["Layers"]) == 1  # the COPY, on the remote engine
+    finally:
+        client.close()
