@@ -1,11 +1,17 @@
 """What the notebooks call: set-up, "make sure the earlier steps ran", the lab's files, fact
-checks, exercises, the terminal cells, step 1's local app, and a fresh start for step 5.
+checks, exercises, the terminal cells, step 1's local app, step 2's other builder, and a
+fresh start for step 5.
 """
 
 from . import exercises
+from .builders import (
+    RecordedSample,
+    other_builder,
+)
 from .change_reset import (
     forget_change,
     fresh_start_for_change,
+    image_layer_pushes,
 )
 from .exercises import (
     Check,
@@ -44,6 +50,7 @@ __all__ = [
     "APP_TEMPLATE",
     "BEAUTIFUL",
     "Check",
+    "RecordedSample",
     "CheckFailed",
     "DOCKERFILE",
     "Fact",
@@ -55,9 +62,11 @@ __all__ = [
     "ensure",
     "exec_in",
     "exercises",
+    "other_builder",
     "expect",
     "forget_change",
     "fresh_start_for_change",
+    "image_layer_pushes",
     "image_name",
     "read_image_file",
     "run_locally",

@@ -119,3 +119,27 @@ def _forget_other_blobs(reg: Registry, ref: str, cli: docker.DockerClient) -> bo
             if resp.status_code not in (202, 404):
                 return False
     return True
+
+
+def image_layer_pushes(pushed: PushResult, reg: Registry,
+                       client: docker.DockerClient | None = None) -> dict[str, int]:
+    """The push's counts for the image's own layers only: ``pushed``, ``exists``, ``mounted``
+    and ``layers`` (how many the image has).
+
+    A BuildKit build on the containerd image store also pushes an attestation (its build
+    record, new at every build) beside the image's layers: it is no layer of the image. Push
+    rows name a layer by its diff ID (classic image store) or its compressed digest
+    (containerd's): both are matched.
+    """
+    from labkit.registry import manifest
+
+    cli = client or engine.client()
+    info = manifest(pushed.repository, pushed.tag, reg, client=cli)
+    diff_ids = cli.api.inspect_image(f"{pushed.repository}:{pushed.tag}")["RootFS"]["Layers"]
+    digests = [str(x["digest"]) for x in info["layers"]]
+    shorts = {d.split(":")[-1][:12] for d in [*digests, *diff_ids]}
+    rows = pushed.layers[pushed.layers["layer"].astype(str).str[:12].isin(shorts)]
+    got = rows["status"].value_counts()
+    counts = {k: int(got.get(k, 0)) for k in ("pushed", "exists", "mounted")}
+    counts["layers"] = len(digests)
+    return counts

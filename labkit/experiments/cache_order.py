@@ -2,9 +2,10 @@
 
 The lab's Dockerfile copies ``app.py`` last; the other one copies it before
 ``RUN pip install flask``. Each round writes an ``app.py`` that was never built before
-(its message carries a fresh random token: the classic builder keys ``COPY`` on the
-file's content, so an old message would come from the cache), rebuilds, and records
-which steps the engine executed and how long they took.
+(its message carries a fresh random token: both builders key ``COPY`` on the file's
+content, so an old message would come from the cache), rebuilds, and records which steps
+the builder executed and how long they took (BuildKit's own times, or the classic
+builder's stream).
 
 Everything here returns data (dataclasses, DataFrames); the chart is in
 :mod:`labkit.render.experiments_plots`.
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from labkit.engine import DockerCommand
-    from labkit.images import BuildResult
+    from labkit.images import BuilderChoice, BuildResult
 
 LAB_ORDER = "lab-order"
 COPY_FIRST = "copy-first"
@@ -52,9 +53,9 @@ COLUMNS = ["dockerfile", "round", "rebuilt_steps", "rebuilt", "seconds", "build_
 class Round:
     """One measured rebuild after a change of ``app.py``.
 
-    ``rebuilt`` lists the keywords of the Dockerfile's steps the engine executed (FROM and
-    the LABEL steps the engine adds for labkit's labels left out); ``seconds`` is the time
-    of the Dockerfile's own steps, ``build_seconds`` the whole build with labkit's labels.
+    ``rebuilt`` lists the keywords of the Dockerfile's steps the builder executed (FROM left
+    out; BuildKit has no step for metadata such as CMD); ``seconds`` is the time of the
+    Dockerfile's steps, ``build_seconds`` the whole build.
     """
 
     dockerfile: str
@@ -112,6 +113,8 @@ class CacheExperiment:
     tags: dict[str, str] = field(default_factory=dict)
     commands: list[DockerCommand] = field(default_factory=list)
     warm_ups: dict[str, str] = field(default_factory=dict)  # image id of each warm-up build
+    builder: BuilderChoice | None = None  # which builder ran the builds, and why
+    warm_up_rebuilt: dict[str, tuple[str, ...]] = field(default_factory=dict)  # steps it ran
 
     @property
     def dockerfiles(self) -> list[str]:
@@ -208,19 +211,24 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
     last: dict[str, str] = {}
     tags: dict[str, str] = {}
     commands: dict[str, DockerCommand] = {}
+    builders: list[BuilderChoice] = []
 
     def build_app(name: str, message: str) -> BuildResult:
         (folders[name] / "app.py").write_text(app_source(message))
         result = build(folders[name], image_tag(name), role=ROLE, show=False, client=cli)
         tags[name], commands[name] = result.tag, result.command
+        builders.append(result.builder)
         return result
 
     # Warm-up: the course's app, the same every time, so that the cache holds every step
     # before the change (and, from the second run on, this build is itself a cache hit).
     warm_ups: dict[str, str] = {}
+    warm_up_rebuilt: dict[str, tuple[str, ...]] = {}
     for name in folders:
         last[name] = _tagged_id(cli, images.image_name(image_tag(name)) + ":latest")
-        warm_ups[name] = build_app(name, HELLO).image_id
+        warm = build_app(name, HELLO)
+        warm_ups[name] = warm.image_id
+        warm_up_rebuilt[name] = measure(name, 0, warm).rebuilt
         if last[name] == warm_ups[name]:
             del last[name]  # the previous run's last round goes when round 1 replaces it
     measured = []
@@ -233,7 +241,7 @@ def run(rounds: int = 3, folder: Path | str = FOLDER, *,
                 remove_replaced(previous, result.image_id, client=cli)
             last[name] = result.image_id
     return CacheExperiment(measured, Path(folder), tags, list(commands.values()),
-                           warm_ups)
+                           warm_ups, builders[-1] if builders else None, warm_up_rebuilt)
 
 
 def _tagged_id(cli: docker.DockerClient, tag: str) -> str:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import docker
+import docker.errors
 
 from labkit import engine
 from labkit.engine import LabkitError
@@ -36,7 +37,9 @@ def step_layers(steps: Iterable[BuildStep], client: docker.DockerClient | None =
     out = []
     for step in steps:
         if step.buildkit:
-            out.append((step, [step.layer] if step.layer else []))
+            layers = _base_layers(step, cli) if step.keyword == "FROM" else (
+                [step.layer] if step.layer else [])
+            out.append((step, layers))
             continue
         if not step.image_id:
             raise LabkitError(f"Step {step.number} ({step.instruction}) named no image.",
@@ -45,6 +48,16 @@ def step_layers(steps: Iterable[BuildStep], client: docker.DockerClient | None =
         out.append((step, layers[len(below):]))
         below = layers
     return out
+
+
+def _base_layers(step: BuildStep, cli: docker.DockerClient) -> list[str]:
+    """The layers of the image a BuildKit FROM step names (``FROM docker.io/library/NAME@DIGEST``:
+    the engine knows it by its short name)."""
+    ref = step.instruction.split()[1].split("@")[0].removeprefix("docker.io/library/")
+    try:
+        return list(cli.api.inspect_image(ref)["RootFS"]["Layers"])
+    except docker.errors.NotFound:
+        return []
 
 
 def _short(diff_ids: list[str]) -> str:

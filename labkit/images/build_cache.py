@@ -29,6 +29,9 @@ def remove_replaced(old_id: str, new_id: str,
                     client: docker.DockerClient | None = None) -> list[str]:
     """Remove the steps of ``old_id`` that ``new_id`` does not build on, newest first.
 
+    A BuildKit image has no parent chain (no image per step; its cache lives apart, see
+    ``docker buildx du``): then only ``old_id`` itself is removed.
+
     Each removal keeps its parents (``noprune``): the containerd image store would
     otherwise also delete untagged parents that ``new_id`` still builds on (the cached
     steps), where the classic store keeps any parent another image uses.

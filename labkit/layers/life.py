@@ -68,10 +68,14 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
     out["cached"] = pd.Series([pd.NA] * len(out), dtype="boolean")
     out["build_seconds"] = pd.Series([float("nan")] * len(out), dtype="float64")
     if build_table is not None and len(build_table):
+        # a classic step names its step image (a history row's id); a BuildKit step its
+        # layer's diff ID (its history row says <missing>)
         by_id = {_short(r.image_id): r for r in build_table.itertuples()
                  if isinstance(r.image_id, str) and r.image_id}
+        layer_ids = list(diff_ids or []) if diff_ids is not None and \
+            len(diff_ids) == len(out) else [""] * len(out)
         for i, hid in enumerate(out["history_id"]):
-            r = by_id.get(_short(hid))
+            r = by_id.get(_short(hid)) or by_id.get(_short(layer_ids[i]) if layer_ids[i] else "")
             if r is not None:
                 out.loc[i, ["step", "cached", "build_seconds"]] = [r.step, bool(r.cached),
                                                                    float(r.seconds)]

@@ -11,6 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from labkit import images
 from labkit.engine import config
 from labkit.experiments import cache_order as experiments
 from labkit.experiments.cache_order import COPY_FIRST, LAB_ORDER
@@ -28,8 +29,11 @@ def test_lab_order_rebuilds_only_copy(results: experiments.CacheExperiment):
     assert results.rebuilt_per_round(LAB_ORDER) == [("COPY",)] * 3
 
 
-def test_copy_first_rebuilds_copy_run_and_cmd(results: experiments.CacheExperiment):
-    assert results.rebuilt_per_round(COPY_FIRST) == [("COPY", "RUN", "CMD")] * 3
+def test_copy_first_rebuilds_copy_and_what_follows(results: experiments.CacheExperiment):
+    assert results.builder is not None
+    # BuildKit makes no step of CMD (it only writes the configuration)
+    after_copy = ("COPY", "RUN") if results.builder.buildkit else ("COPY", "RUN", "CMD")
+    assert results.rebuilt_per_round(COPY_FIRST) == [after_copy] * 3
 
 
 def test_each_round_built_a_new_image(results: experiments.CacheExperiment,
@@ -38,11 +42,10 @@ def test_each_round_built_a_new_image(results: experiments.CacheExperiment,
     assert tagged == {r.dockerfile: r.image_id for r in results.rounds}
 
 
-def test_images_carry_this_sessions_labels(results: experiments.CacheExperiment,
-                                           client: docker.DockerClient,
-                                           settings: config.Settings):
-    labels = client.images.get(results.tags[COPY_FIRST]).labels
-    assert labels[config.LABEL_NAMESPACE] == settings.namespace
+def test_images_are_recorded_as_this_learners(results: experiments.CacheExperiment,
+                                              settings: config.Settings):
+    recorded = images.owned.recorded_ids(settings)
+    assert {r.image_id.removeprefix("sha256:") for r in results.rounds} <= recorded
 
 
 def test_replaced_round_images_are_gone(results: experiments.CacheExperiment,
@@ -61,8 +64,10 @@ def test_replaced_round_images_are_gone(results: experiments.CacheExperiment,
 
 def test_a_second_run_warms_up_from_the_cache(results: experiments.CacheExperiment,
                                               client: docker.DockerClient):
+    # every step of the second run's warm-up builds comes from the cache (the builder's own
+    # record: on the containerd store a BuildKit image's ID differs at every build)
     again = experiments.run(1, results.folder, client=client)
-    assert again.warm_ups == results.warm_ups
+    assert again.warm_up_rebuilt == {name: () for name in results.dockerfiles}
 
 
 def test_the_app_folder_holds_the_last_round(results: experiments.CacheExperiment):

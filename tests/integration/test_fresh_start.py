@@ -12,12 +12,13 @@ from labkit.images import builder as images
 CHANGED = "hello beautiful world!"
 
 
-def change_and_push() -> registry.PushResult:
+def change_and_push() -> dict[str, int]:
+    """The push's counts for the image's own layers (an attestation blob aside)."""
     course.write_app(CHANGED)
     images.build(course.WORKSPACE, course.APP_NAME, show=False)
     reg = registry.start_registry()
     ref = registry.tag_for_registry(course.image_name(), course.APP_NAME, registry=reg)
-    return registry.push(ref, registry=reg, show=False)
+    return course.image_layer_pushes(registry.push(ref, registry=reg, show=False), reg)
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +37,13 @@ def step5(tmp_path_factory: pytest.TempPathFactory):
 
 def test_every_run_uploads_the_changed_layer_once(step5):
     _, runs, _ = step5
-    assert [r.counts["pushed"] for r in runs] == [1, 1]
+    assert [r["pushed"] for r in runs] == [1, 1]
 
 
 def test_every_other_layer_already_exists(step5):
     _, runs, _ = step5
     for r in runs:
-        assert r.counts["exists"] + r.counts["mounted"] == len(r.layers) - 1
+        assert r["exists"] + r["mounted"] == r["layers"] - 1
 
 
 def test_the_registry_is_kept(step5, client: docker.DockerClient):
