@@ -159,8 +159,11 @@ def plan(include_base: bool = False, build_cache_prune: bool | None = None,
     recorded = owned.recorded_ids()
     mine = [i for i in images if owned.is_own_image(i, recorded)]
     mine_ids = {_strip(i["Id"]) for i in mine}
-    containers = [c for c in engine.containers_with_size(cli, all=True)
-                  if owned.is_own_container(c, mine_ids)]
+    found = [c["Id"] for c in cli.api.containers(all=True)
+             if owned.is_own_container(c, mine_ids)]
+    # sizes only for ours: the engine measures each container it lists with --size
+    containers = [c for c in engine.containers_with_size(cli, all=True, filters={"id": found})
+                  if c["Id"] in found] if found else []
     labelled = {"label": settings().label_filters()}
     return Plan(
         containers=containers, images=mine,
