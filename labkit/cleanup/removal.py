@@ -338,8 +338,11 @@ def _clean_build_cache(cli: docker.DockerClient, p: Plan) -> tuple[Rows, int]:
             return [], 0
         return [_row("build cache", f"{usage.records} records", "", usage.bytes,
                      "kept (shared engine)" if p.cache.others else "kept")], 0
-    records, reclaimed = build_cache.prune(cli)
-    return [_row("build cache", f"{records} records", "", reclaimed, "removed")], reclaimed
+    records, freed = build_cache.prune(cli)
+    # Records shared with an image (the containerd store) hold that image's layers: their
+    # bytes were counted with the image. Only the cache's own bytes count here.
+    own = min(freed, usage.reclaimable) if usage else freed
+    return [_row("build cache", f"{records} records", "", own, "removed")], own
 
 
 def clean(include_base: bool = False, client: docker.DockerClient | None = None,
