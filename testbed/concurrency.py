@@ -13,8 +13,9 @@ engine is removed, also on failure. Exit status 1 when any learner failed.
 
 The flags' defaults come from the environment: LEARNERS (8), ENGINE (28.5+containerd+api1.44),
 NOTEBOOKS (only the notebooks whose names start so; default all, in order), and
-CONCURRENCY_LOGS=DIR keeps each learner's log and JUnit report there (default: a scratch
-folder, removed at the end).
+CONCURRENCY_LOGS=DIR keeps each learner's log and JUnit report there, with the engine's
+images as the learners left them (engine-state.txt: names, parents, layers); default: a
+scratch folder, removed at the end.
 """
 
 from __future__ import annotations
@@ -122,16 +123,32 @@ def run_learners(session: dind.Dind, count: int, run: list[str], scratch: Path,
                     learner_command(run, scratch / "notebooks", logs / f"learner-{i}.xml"),
                     cwd=scratch / "notebooks", env=env, stdout=log, stderr=subprocess.STDOUT)
             started[i] = (process, time.monotonic())
-        outcomes = []
-        for i, (process, t0) in started.items():
-            rc = process.wait()
-            outcomes.append(Outcome(i, rc, int(time.monotonic() - t0)))
-        return outcomes
+        outcomes: dict[int, Outcome] = {}
+        while len(outcomes) < len(started):  # each learner's time ends when its run ends
+            for i, (process, t0) in started.items():
+                rc = process.poll()
+                if i not in outcomes and rc is not None:
+                    outcomes[i] = Outcome(i, rc, int(time.monotonic() - t0))
+            time.sleep(0.5)
+        return list(outcomes.values())
     finally:
         for process, _ in started.values():
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def engine_state(session: dind.Dind) -> str:
+    """The engine's images when the learners are done: every image (untagged ones too) with
+    its names, parent, creation time and layers, for telling after the run why a fact failed."""
+    listed = session.docker("image", "ls", "--all", "--quiet", "--no-trunc")
+    ids = list(dict.fromkeys(listed.stdout.split()))
+    if not ids:
+        return f"no image listed ({listed.stderr.strip()})\n"
+    fmt = ("{{.Id}} tags={{json .RepoTags}} parent={{.Parent}} created={{.Created}} "
+           "layers={{json .RootFS.Layers}}")
+    inspected = session.docker("image", "inspect", "--format", fmt, *ids)
+    return inspected.stdout + inspected.stderr
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"load {load()}")
             print("\n".join(summary(outcomes, logs)))
             failed = sum(1 for o in outcomes if o.returncode)
+            (logs / "engine-state.txt").write_text(engine_state(session))
             if failed:
-                print(f"concurrency: {failed} of {count} learners FAILED (logs: {logs})")
+                print(f"concurrency: {failed} of {count} learners FAILED (logs: {logs}; "
+                      "the engine's images at the end: engine-state.txt)")
             else:
                 print(f"concurrency: all {count} learners passed")
             return 1 if failed else 0

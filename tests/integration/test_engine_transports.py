@@ -65,7 +65,10 @@ def _image_id(name: str) -> str:
 
 def _ssh_engine_image() -> str:
     """``labkit-engine-ssh:28.5``, built FROM the 28.5 stand-in unless present (about 6 s)."""
-    engines.build(BASE)
+    with pytest.MonkeyPatch.context() as on_this_machine:  # not the engine under test
+        for name in dind.CLIENT_VARIABLES:
+            on_this_machine.delenv(name, raising=False)
+        engines.build(BASE)
     base = _image_id(BASE.image)
     made_from = _host("image", "inspect", "-f", f'{{{{index .Config.Labels "{BASE_LABEL}"}}}}',
                       IMAGE).stdout.strip()
