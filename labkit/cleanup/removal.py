@@ -159,8 +159,11 @@ def plan(include_base: bool = False, build_cache_prune: bool | None = None,
     recorded = owned.recorded_ids()
     mine = [i for i in images if owned.is_own_image(i, recorded)]
     mine_ids = {_strip(i["Id"]) for i in mine}
-    containers = [c for c in engine.containers_with_size(cli, all=True)
-                  if owned.is_own_container(c, mine_ids)]
+    found = [c["Id"] for c in cli.api.containers(all=True)
+             if owned.is_own_container(c, mine_ids)]
+    # sizes only for ours: the engine measures each container it lists with --size
+    containers = [c for c in engine.containers_with_size(cli, all=True, filters={"id": found})
+                  if c["Id"] in found] if found else []
     labelled = {"label": settings().label_filters()}
     return Plan(
         containers=containers, images=mine,
@@ -335,8 +338,11 @@ def _clean_build_cache(cli: docker.DockerClient, p: Plan) -> tuple[Rows, int]:
             return [], 0
         return [_row("build cache", f"{usage.records} records", "", usage.bytes,
                      "kept (shared engine)" if p.cache.others else "kept")], 0
-    records, reclaimed = build_cache.prune(cli)
-    return [_row("build cache", f"{records} records", "", reclaimed, "removed")], reclaimed
+    records, freed = build_cache.prune(cli)
+    # Records shared with an image (the containerd store) hold that image's layers: their
+    # bytes were counted with the image. Only the cache's own bytes count here.
+    own = min(freed, usage.reclaimable) if usage else freed
+    return [_row("build cache", f"{records} records", "", own, "removed")], own
 
 
 def clean(include_base: bool = False, client: docker.DockerClient | None = None,
