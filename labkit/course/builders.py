@@ -71,15 +71,17 @@ class RecordedSample:
 
 
 def other_builder(result: BuildResult, client: docker.DockerClient | None = None
-                  ) -> BuildResult | RecordedSample:
+                  ) -> RecordedSample | None:
     """The builder ``result`` did not use, once: after a BuildKit build, the lab's image
-    built by the classic builder through the API (tag ``classic-builder``, shown live);
-    after a classic build, a recorded sample of BuildKit's output."""
+    built by the classic builder through the API (tag ``classic-builder``, shown live as
+    every build is; returns None); after a classic build, a recorded sample of BuildKit's
+    output (returned, to be shown)."""
     from labkit import images
 
     if result.builder.buildkit:
-        return images.build(WORKSPACE, APP_NAME, tag="classic-builder", builder="classic",
-                            client=client)
+        images.build(WORKSPACE, APP_NAME, tag="classic-builder", builder="classic",
+                     client=client)
+        return None
     return RecordedSample(
         "A sample of BuildKit's output, recorded with the docker CLI 28.5 and buildx 0.29 "
         f"(not run on this engine: {result.builder.reason})", BUILDKIT_SAMPLE)

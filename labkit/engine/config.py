@@ -61,8 +61,9 @@ class Settings:
         return {LABEL_MANAGED: "true", LABEL_NAMESPACE: self.namespace, LABEL_ROLE: role}
 
     def label_filters(self, role: str | None = None) -> list[str]:
-        """Engine label filters selecting what this namespace created (images included:
-        the namespace label is on everything, and only labkit or its echoed commands set it)."""
+        """Engine label filters selecting the containers, volumes and networks labkit created
+        for this namespace. Images carry no label of ours: whose an image is, and whose a
+        container a learner ran in the terminal is, :mod:`labkit.images.owned` decides."""
         out = [f"{LABEL_NAMESPACE}={self.namespace}"]
         if role:
             out.append(f"{LABEL_ROLE}={role}")

@@ -110,7 +110,7 @@ def _is_loopback(host: str | None) -> bool:
 class Transport:
     """How labkit's bytes reach the engine, as a learner reads it."""
 
-    kind: str  # socket | ssh | tls | loopback | plain (plain TCP over a network, opted in)
+    kind: str  # socket | ssh | tls | tls-unverified | loopback | plain (TCP over a network)
     summary: str
 
     @property

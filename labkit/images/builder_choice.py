@@ -91,8 +91,9 @@ def decide(cli_version: str | None, buildx_version: str | None,
     major = (_version(cli_version) or (0, 0, 0))[0]
     flag = environ.get("DOCKER_BUILDKIT", "").strip().lower()
     bx = _version(buildx_version) if buildx_version is not None else None
+    # rawjson needs buildx 0.15, and a CLI older than 23.0 builds with its own client
     progress: Literal["rawjson", "plain"] = (
-        "rawjson" if bx is not None and bx[:2] >= RAWJSON_SINCE else "plain")
+        "rawjson" if bx is not None and bx[:2] >= RAWJSON_SINCE and major >= 23 else "plain")
     bx_text = _plain_version(buildx_version)
     if flag in _FALSE:
         return BuilderChoice("classic", f"DOCKER_BUILDKIT={environ['DOCKER_BUILDKIT']} is set, "

@@ -45,6 +45,14 @@ def write_app(folder: Path, greeting: str) -> Path:
     return folder
 
 
+def exists(call) -> bool:
+    try:
+        call()
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
 def ids(entries: list[dict]) -> set[str]:
     return {str(e["Id"]).removeprefix("sha256:") for e in entries}
 
@@ -55,6 +63,9 @@ class Learner:
 
     settings: config.Settings
     labkit_image: str = ""
+    replaced: str = ""  # labkit's earlier build of the same name (a rebuild left it)
+    recorded: frozenset[str] = frozenset()
+    replaced_kept: bool = False  # the engine kept it, untagged (the classic store does)
     terminal_image: str = ""
     terminal_container: str = ""
     labkit_container: str = ""
@@ -83,7 +94,12 @@ def make(learner: Learner, cli: docker.DockerClient, root: Path, registry_too: b
     s = as_learner(learner.settings)
     tag = uuid.uuid4().hex[:8]
     app = write_app(root / s.namespace / "labkit", f"Hello from {s.namespace}")
+    learner.replaced = images.build(app, "python-hello-world", show=False).image_id
+    write_app(app, f"Hello again from {s.namespace}")
     learner.labkit_image = images.build(app, "python-hello-world", show=False).image_id
+    learner.recorded = frozenset(owned.recorded_ids())
+    learner.replaced_kept = learner.replaced != learner.labkit_image and exists(
+        lambda: cli.api.inspect_image(learner.replaced))
     term = write_app(root / s.namespace / "terminal", f"typed by {s.namespace}")
     docker_cli("build", "-q", "-t", f"{s.namespace}/typed:latest", ".", cwd=term)
     learner.terminal_image = cli.images.get(f"{s.namespace}/typed:latest").id
@@ -145,15 +161,24 @@ def report(two: Engine, client: docker.DockerClient) -> cleanup.CleanupReport:
     return cleanup.clean(client=client, show=False)
 
 
-def exists(call) -> bool:
-    try:
-        call()
-    except docker.errors.NotFound:
-        return False
-    return True
-
-
 # ---------------------------------------------------------------- the rule, on the engine
+
+
+def test_labkit_recorded_both_of_as_builds(two: Engine) -> None:
+    recorded = {f"sha256:{i}" for i in two.a.recorded}
+    assert {two.a.replaced, two.a.labkit_image} <= recorded
+
+
+def test_an_untagged_leftover_of_a_rebuild_is_as_by_the_record(
+        two: Engine, client: docker.DockerClient) -> None:
+    """The classic store keeps the replaced image, untagged; the containerd store with
+    BuildKit drops it at once (seen on 28.5)."""
+    as_learner(two.a.settings)
+    if two.a.replaced_kept:
+        assert client.api.inspect_image(two.a.replaced)["RepoTags"] == []
+        assert two.a.replaced.removeprefix("sha256:") in ids(owned.own_images(client))
+    else:
+        assert not exists(lambda: client.api.inspect_image(two.a.replaced))
 
 
 def test_the_rule_finds_both_of_as_images_and_none_of_bs(two: Engine,
@@ -209,6 +234,10 @@ def test_a_buildkit_engine_has_build_cache_to_preview(two: Engine,
 
 def test_as_labkit_image_is_gone(report, two: Engine, client: docker.DockerClient) -> None:
     assert not exists(lambda: client.api.inspect_image(two.a.labkit_image))
+
+
+def test_as_replaced_build_is_gone(report, two: Engine, client: docker.DockerClient) -> None:
+    assert not exists(lambda: client.api.inspect_image(two.a.replaced))
 
 
 def test_as_terminal_image_is_gone(report, two: Engine, client: docker.DockerClient) -> None:

@@ -173,3 +173,29 @@ def test_layers_that_do_not_add_up_are_not_guessed():
 
 def test_the_recorded_dockerfile_is_the_one_built():
     assert images.base_images(LAB) == ["python:3.11-slim-bookworm"]
+
+
+# ------------------------------------------------------------------ shown to the learner
+
+
+def test_buildkit_steps_show_as_in_a_terminal():
+    from labkit.render import builds
+
+    steps = parse("rebuild.rawjson").steps
+    assert builds.terminal_line(steps[2]) == "=> CACHED [3/4] RUN echo building && echo second line"
+    assert builds.terminal_line(steps[3]).startswith("=> [4/4] COPY app.py .  ")
+    assert builds.terminal_line(images.BuildStep(2, 4, "RUN x", cached=True)) == (
+        "Step 2/4 : RUN x  -> cached")
+
+
+def test_after_a_classic_build_step_2_shows_a_labelled_sample_of_buildkit():
+    from labkit import course
+    from labkit.engine import docker as docker_cmd
+
+    classic = images.decide("Docker version 20.10.24+dfsg1, build 297e128", None, {})
+    result = images.BuildResult("sha256:" + "a" * 64, "u/app:latest", [], 0.1,
+                                docker_cmd("build", "-t", "u/app:latest", "."), classic)
+    sample = course.other_builder(result)
+    assert isinstance(sample, course.RecordedSample)
+    assert "not run on this engine" in sample._repr_markdown_()
+    assert "#6 CACHED" in sample.text

@@ -201,3 +201,30 @@ def test_an_invalid_labkit_user_is_one_message(monkeypatch: pytest.MonkeyPatch,
     assert "LABKIT_USER='Bad User!' is not a valid name" in err
     assert "export LABKIT_USER=alice" in err
     assert "Traceback" not in err
+
+
+def test_clean_prunes_the_build_cache_only_when_asked(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    asked: list[object] = []
+
+    class Report:
+        items = pd.DataFrame([{"kind": "build cache", "name": "3 records"}])
+        reclaimed_bytes = 0
+        commands: list[str] = []
+        build_cache = "Build cache kept: other learners use this engine (ann-b)."
+
+    class Cleanup:
+        @staticmethod
+        def clean(include_base=False, client=None, show=True, build_cache_prune=None):
+            asked.append(build_cache_prune)
+            return Report()
+
+        @staticmethod
+        def preview_system_prune(client=None):
+            raise AssertionError("no preview asked for")
+
+    monkeypatch.setitem(sys.modules, "labkit.cleanup", Cleanup)
+    assert cli.main(["clean"]) == 0
+    assert "other learners use this engine" in capsys.readouterr().out
+    assert cli.main(["clean", "--build-cache"]) == 0
+    assert asked == [None, True]

@@ -34,8 +34,8 @@ def parse(name: str, clock=None) -> images.BuildStreamParser:
 
 
 @pytest.fixture(autouse=True)
-def h2_settings(course_settings):
-    course_settings(user="h2")
+def h2_settings(course_settings, tmp_path):
+    course_settings(user="h2", state_dir=tmp_path / "state")  # a build's record goes there
     yield config.settings()
 
 
@@ -274,6 +274,8 @@ def test_build_streams_the_recorded_build_into_a_result(tmp_path):
     assert r.tag == "h2/hello:latest"
     assert len(r.steps) == 5
     assert r.builder.name == "classic"
+    # recorded as this learner's image, in the learner's state folder
+    assert r.image_id.removeprefix("sha256:") in images.owned.recorded_ids()
 
 
 def test_build_never_pulls_and_adds_no_label(tmp_path):
