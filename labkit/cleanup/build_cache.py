@@ -86,12 +86,12 @@ class BuildCacheDecision:
     usage: BuildCacheUsage | None = None
 
 
-def decide(asked: bool | None, client: docker.DockerClient | None = None
-           ) -> BuildCacheDecision:
+def decide(asked: bool | None, client: docker.DockerClient | None = None,
+           df: dict[str, Any] | None = None) -> BuildCacheDecision:
     """Prune when ``asked`` is True, never when False; when None, only if this learner is
-    alone on the engine."""
+    alone on the engine. ``df``: the engine's ``docker system df`` answer, if at hand."""
     cli = client or engine.client()
-    cache = usage(cli)
+    cache = BuildCacheUsage.of(df) if df is not None else usage(cli)
     others = other_learners(cli)
     if asked is False:
         return BuildCacheDecision(False, "Build cache kept: not asked to prune it.", others,

@@ -107,6 +107,8 @@ class Plan:
     volumes: list[dict[str, Any]]
     networks: list[dict[str, Any]]
     cache: build_cache.BuildCacheDecision
+    #: ``docker system df`` when planned: the sizes (removals report none)
+    df: dict[str, Any] = field(default_factory=dict)
 
     def commands(self) -> list[DockerCommand]:
         """The plain ``docker`` commands that remove the same things."""
@@ -159,16 +161,20 @@ def plan(include_base: bool = False, build_cache_prune: bool | None = None,
     recorded = owned.recorded_ids()
     mine = [i for i in images if owned.is_own_image(i, recorded)]
     mine_ids = {_strip(i["Id"]) for i in mine}
-    containers = [c for c in engine.containers_with_size(cli, all=True)
-                  if owned.is_own_container(c, mine_ids)]
+    found = [c["Id"] for c in cli.api.containers(all=True)
+             if owned.is_own_container(c, mine_ids)]
+    # sizes only for ours: the engine measures each container it lists with --size
+    containers = [c for c in engine.containers_with_size(cli, all=True, filters={"id": found})
+                  if c["Id"] in found] if found else []
     labelled = {"label": settings().label_filters()}
+    df = engine.df(cli)
     return Plan(
         containers=containers, images=mine,
         prepared=[i for i in _prepared(images) if _strip(i["Id"]) not in mine_ids]
         if include_base else [],
         volumes=cli.api.volumes(filters=labelled).get("Volumes") or [],
         networks=cli.api.networks(filters=labelled),
-        cache=build_cache.decide(build_cache_prune, cli))
+        cache=build_cache.decide(build_cache_prune, cli, df), df=df)
 
 
 def _strip(ident: str) -> str:
@@ -218,10 +224,10 @@ def _clean_containers(cli: docker.DockerClient, found: list[dict[str, Any]]
     return rows, total
 
 
-def _unique_sizes(cli: docker.DockerClient) -> dict[str, int]:
+def _unique_sizes(df: dict[str, Any]) -> dict[str, int]:
     """Bytes each image alone holds (Size - SharedSize), from `docker system df -v`."""
     out: dict[str, int] = {}
-    for img in engine.df(cli).get("Images") or []:
+    for img in df.get("Images") or []:
         size, shared = int(img.get("Size") or 0), int(img.get("SharedSize") or 0)
         out[_strip(img["Id"])] = size - shared if shared >= 0 else size
     return out
@@ -261,7 +267,7 @@ def _remove_unused_parents(cli: docker.DockerClient, chains: list[list[str]],
 def _clean_images(cli: docker.DockerClient, p: Plan, deleted: set[str]) -> tuple[Rows, int]:
     if not p.images and not p.prepared:
         return [], 0
-    unique = _unique_sizes(cli)  # measured before removal: image rm reports no size
+    unique = _unique_sizes(p.df)  # measured before removal: image rm reports no size
     parents = {i["Id"]: i.get("ParentId") or "" for i in engine.images(cli, all=True)}
     for img in p.images:
         mine = owned.own_tags(img)
@@ -294,19 +300,20 @@ def _clean_images(cli: docker.DockerClient, p: Plan, deleted: set[str]) -> tuple
     return rows, total
 
 
-def _volume_sizes(cli: docker.DockerClient) -> dict[str, int]:
+def _volume_sizes(df: dict[str, Any]) -> dict[str, int]:
     sizes: dict[str, int] = {}
-    for v in (engine.df(cli).get("Volumes") or []):
+    for v in (df.get("Volumes") or []):
         size = (v.get("UsageData") or {}).get("Size")
         if size is not None and size >= 0:
             sizes[v["Name"]] = int(size)
     return sizes
 
 
-def _clean_volumes(cli: docker.DockerClient, found: list[dict[str, Any]]) -> tuple[Rows, int]:
+def _clean_volumes(cli: docker.DockerClient, found: list[dict[str, Any]],
+                   df: dict[str, Any]) -> tuple[Rows, int]:
     if not found:
         return [], 0
-    sizes = _volume_sizes(cli)  # measured before removal: volume rm reports no size
+    sizes = _volume_sizes(df)  # measured before removal: volume rm reports no size
     rows, total = [], 0
     for v in found:
         name = str(v["Name"])
@@ -335,8 +342,11 @@ def _clean_build_cache(cli: docker.DockerClient, p: Plan) -> tuple[Rows, int]:
             return [], 0
         return [_row("build cache", f"{usage.records} records", "", usage.bytes,
                      "kept (shared engine)" if p.cache.others else "kept")], 0
-    records, reclaimed = build_cache.prune(cli)
-    return [_row("build cache", f"{records} records", "", reclaimed, "removed")], reclaimed
+    records, freed = build_cache.prune(cli)
+    # Records shared with an image (the containerd store) hold that image's layers: their
+    # bytes were counted with the image. Only the cache's own bytes count here.
+    own = min(freed, usage.reclaimable) if usage else freed
+    return [_row("build cache", f"{records} records", "", own, "removed")], own
 
 
 def clean(include_base: bool = False, client: docker.DockerClient | None = None,
@@ -358,7 +368,7 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
     steps: list[tuple[str, Callable[[], tuple[Rows, int]]]] = [
         ("container", lambda: _clean_containers(cli, p.containers)),
         ("image", lambda: _clean_images(cli, p, deleted)),
-        ("volume", lambda: _clean_volumes(cli, p.volumes)),
+        ("volume", lambda: _clean_volumes(cli, p.volumes, p.df)),
         ("network", lambda: _clean_networks(cli, p.networks)),
         ("build cache", lambda: _clean_build_cache(cli, p)),
     ]

@@ -33,14 +33,14 @@ def run_command(bind: str | None = None) -> DockerCommand:
 
 
 def run_steps(bind: str) -> tuple[DockerCommand, ...]:
+    """The commands that make the registry the way labkit does (files copied in), as a
+    learner would type them. labkit also labels the volume and the container it creates,
+    which is how its clean-up finds them; a learner's own registry needs no label."""
     s = settings()
     name = s.container_name("registry")
-    labels: list[str] = []
-    for key, value in s.labels("registry").items():
-        labels += ["--label", f"{key}={value}"]
     return (
-        docker_cmd("volume", "create", *labels, volume_name()),
-        docker_cmd("create", "--name", name, *labels, "-p", f"{bind}::5000",
+        docker_cmd("volume", "create", volume_name()),
+        docker_cmd("create", "--name", name, "-p", f"{bind}::5000",
                    "-v", f"{volume_name()}:{DATA_DIR}", REGISTRY_IMAGE),
         docker_cmd("cp", "config.yml", f"{name}:{CONFIG_DIR}/config.yml"),
         docker_cmd("cp", "htpasswd", f"{name}:{CONFIG_DIR}/htpasswd"),

@@ -297,6 +297,17 @@ def test_build_cache_is_pruned_when_alone() -> None:
     assert str(report.commands[-1]) == "docker builder prune --all --force"
 
 
+def test_cache_bytes_an_image_shares_are_not_counted_twice() -> None:
+    fake = cleanup_client()
+    fake.api.containers_, fake.api.images_ = [], []
+    df = fake._df
+    fake._df = lambda: {**df(), "BuildCache": [{"ID": "b1", "Size": 11, "InUse": False,
+                                                 "Shared": True}]}
+    report = cleanup.clean(client=fake, show=False)
+    assert fake.api.build_cache_pruned == 1
+    assert report.reclaimed["build cache"] == 0
+
+
 def test_build_cache_is_pruned_when_asked_even_if_shared() -> None:
     fake = cleanup_client()
     report = cleanup.clean(client=fake, show=False, build_cache_prune=True)
