@@ -9,7 +9,9 @@
      missing (apt-get, as root)] beside [ruff, mypy, unit tests];
   3. in up to ``--lanes`` lanes (LABKIT_TEST_LANES, default 3; 1 runs everything in a row):
      for each engine of the matrix (LABKIT_ENGINES, `make test ENGINES="..."`), a DinD
-     engine of its own (state in .cache/dind-test-SPEC) → integration tests → the notebooks
+     engine of its own (state in .cache/dind-test-SPEC; every stage on it runs that engine
+     image's own docker CLI, first on PATH from the env file: see testbed.dind) →
+     integration tests → the notebooks
      in order (nbval); on the full engine (LABKIT_FULL_ENGINE, default the last one) also
      the notebooks again in reverse order and the browser test; and, on this machine's
      engine, a DinD session's own test (tests/testbed), three learners at once
