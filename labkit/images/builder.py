@@ -299,8 +299,9 @@ def _run_buildkit(path: Path, full_tag: str, dockerfile: str, nocache: bool, tex
                         if "invalid tag" in line or "invalid reference format" in line), None)
         error: LabkitError
         if refused is not None:
+            said = refused.removeprefix("ERROR: ").removeprefix("failed to build: ")
             error = InvalidName(f"{full_tag!r} is not a valid image name: Docker says "
-                                f"\"{refused.removeprefix('ERROR: ')}\".",
+                                f"\"{said}\".",
                                 "Use lowercase letters, digits and '.', '_', '-', with '/' "
                                 "between parts and ':TAG' at the end (e.g. python-hello-world)."
                                 f" `{command}` is refused the same way.")

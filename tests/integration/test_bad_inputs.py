@@ -153,7 +153,7 @@ def test_an_invalid_image_name_is_a_labkit_error(learner: Learner, client: docke
         images.build(tmp_path, "Bad Name!", show=False)
     assert f"'{ns.namespace}/Bad Name!:latest' is not a valid image name" in built.value.message
     assert "lowercase letters" in (built.value.hint or "")
-    assert "docker image build" in (built.value.hint or "")
+    assert "docker build -t" in (built.value.hint or "")
     with pytest.raises(InvalidName, match="'Bad Name!' is not a valid image name"):
         containers.run("Bad Name!", "bad-name", client=client)
     with pytest.raises(InvalidName, match="is not a valid container name"):

@@ -66,7 +66,9 @@ def test_two_builds_from_scratch_share_the_copy_layer_not_the_run_layer(
     assert bool(by_word["FROM"].identical) is True
     assert bool(by_word["COPY"].identical) is True
     assert bool(by_word["RUN"].identical) is False
-    assert by_word["CMD"].identical is None
+    if not built.builder.buildkit:  # BuildKit makes no step of CMD (configuration only)
+        assert by_word["CMD"].identical is None
+    assert [s.keyword for s in built.steps] == [s.keyword for s in again.steps]
     assert not any(s.cached for s in again.steps if s.keyword in ("RUN", "COPY"))
     with containers.run(built, name="claims-where", client=client) as app:
         where = runtime.compare(app).container["flask_at"]

@@ -3,13 +3,21 @@ the changed layer again (one upload, the rest exists), and the registry is kept.
 
 from __future__ import annotations
 
+import uuid
+
 import docker
 import pytest
 
 from labkit import course, registry
 from labkit.images import builder as images
 
-CHANGED = "hello beautiful world!"
+#: Both apps are new to the engine's cache. BuildKit keeps every result of a step that ran
+#: (earlier tests ran `RUN pip install flask` with --no-cache), and a build it has not seen
+#: takes the newest one, while a build it has seen keeps its own: with two new apps, the
+#: original and the change sit on the same RUN layer, as in a first run of step 5.
+TOKEN = uuid.uuid4().hex[:8]
+ORIGINAL = f"hello world {TOKEN}!"
+CHANGED = f"hello beautiful world {TOKEN}!"
 
 
 def change_and_push() -> dict[str, int]:
@@ -26,7 +34,7 @@ def step5(tmp_path_factory: pytest.TempPathFactory):
     """The step run twice, each time after a fresh start, in a workspace of its own."""
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path_factory.mktemp("course"))
-        before = course.ensure(5, message=course.HELLO)
+        before = course.ensure(5, message=ORIGINAL)
         registry_id = registry.find_registry().container_id
         runs = []
         for _ in range(2):
