@@ -34,9 +34,13 @@ def builds(client: docker.DockerClient, settings: config.Settings,
     built before: both builders key COPY on the file's content)."""
     folder = tmp_path_factory.mktemp("build")
     (folder / "Dockerfile").write_text(DOCKERFILE)
-    (folder / "app.py").write_text(APP_PY)
+    # Both apps are new to the cache: BuildKit keeps every result of a step that ran (other
+    # tests run RUN pip install flask with --no-cache) and gives a build it has not seen the
+    # newest one, while a build it has seen keeps its own.
+    token = uuid.uuid4().hex
+    (folder / "app.py").write_text(APP_PY + f"# {token}\n")
     first = images.build(folder, "it-hello", client=client, show=False)
-    (folder / "app.py").write_text(APP_PY + f"# edited {uuid.uuid4().hex}\n")
+    (folder / "app.py").write_text(APP_PY + f"# {token} edited\n")
     second = images.build(folder, "it-hello", client=client, show=False)
     return TwoBuilds(first, second)
 
