@@ -288,7 +288,8 @@ def host_job(plan: Plan) -> list[Stage]:
     return [
         Stage(session, [pytest(), "-q", "-p", "no:cacheprovider", "tests/testbed"]),
         Stage(concurrency, [sys.executable, "-m", "testbed.concurrency", "--learners", "3",
-                            "--notebooks", "00 01 02 07"]),
+                            "--notebooks", "00 01 02 07"],
+              env={"CONCURRENCY_LOGS": str(plan.scratch / "logs" / "concurrency")}),
         Stage(classroom, [pytest(), "-q", "-p", "no:cacheprovider", "tests/classroom"],
               not_run=None if plan.root else (
                   "the classroom test needs root (each learner's engine disk is a loop "

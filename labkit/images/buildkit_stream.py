@@ -51,6 +51,10 @@ class BuildKitParser:
 
     def __init__(self) -> None:
         self._by_vertex: dict[str, BuildStep] = {}
+        # a step may come as several vertices: BuildKit merges a step that another build
+        # on the engine is solving at the same moment with the same cache key (two learners
+        # copying the same app.py), and reports both builds' vertices to each
+        self._cached: dict[str, bool] = {}  # vertex -> BuildKit said it came from the cache
         self._done: set[str] = set()
         self._started: dict[str, datetime] = {}
         self.errors: dict[str, str] = {}  # vertex -> BuildKit's error of that step
@@ -61,12 +65,12 @@ class BuildKitParser:
     @property
     def steps(self) -> list[BuildStep]:
         """Every Dockerfile step so far, in Dockerfile order (stage by stage)."""
+        unique = list({id(step): step for step in self._by_vertex.values()}.values())
         stages: list[str] = []
-        for step in self._by_vertex.values():
+        for step in unique:
             if step.stage not in stages:
                 stages.append(step.stage)
-        return sorted(self._by_vertex.values(),
-                      key=lambda s: (stages.index(s.stage), s.number))
+        return sorted(unique, key=lambda s: (stages.index(s.stage), s.number))
 
     def _step(self, vertex: str, name: str) -> tuple[BuildStep | None, list[BuildEvent]]:
         step = self._by_vertex.get(vertex)
@@ -75,11 +79,25 @@ class BuildKitParser:
         match = STEP_NAME_RE.match(name.strip())
         if not match:
             return None, []
-        step = BuildStep(int(match.group("n")), int(match.group("m")),
-                         match.group("instr").strip(), vertex=vertex,
-                         stage=match.group("stage") or "")
+        number, stage = int(match.group("n")), match.group("stage") or ""
+        same = next((s for s in self._by_vertex.values()
+                     if (s.stage, s.number) == (stage, number)), None)
+        if same is not None:  # the same Dockerfile step, merged with another build's
+            self._by_vertex[vertex] = same
+            return same, []
+        step = BuildStep(number, int(match.group("m")), match.group("instr").strip(),
+                         vertex=vertex, stage=stage)
         self._by_vertex[vertex] = step
         return step, [BuildEvent("step", step)]
+
+    def _mark_cached(self, vertex: str, step: BuildStep, cached: bool, settled: bool) -> None:
+        """A step is cached when every vertex of it that BuildKit settled (finished, or said
+        cached) came from the cache; a merged vertex only announced does not count."""
+        if not (cached or settled):
+            return
+        self._cached[vertex] = self._cached.get(vertex, False) or cached
+        step.cached = all(self._cached[v] for v, s in self._by_vertex.items()
+                          if s is step and v in self._cached)
 
     def _output(self, step: BuildStep, text: str) -> list[BuildEvent]:
         events = []
@@ -110,8 +128,10 @@ class BuildKitParser:
     def _complete(self, vertex: str, step: BuildStep) -> list[BuildEvent]:
         if vertex in self._done:
             return []
+        first = not any(self._by_vertex.get(v) is step for v in self._done)
         self._done.add(vertex)
-        return [*self._flush(vertex, step), BuildEvent("step_done", step)]
+        flushed = self._flush(vertex, step)
+        return [*flushed, BuildEvent("step_done", step)] if first else flushed
 
     def failure(self, dockerfile_text: str = "") -> BuildFailed:
         """The error of a build the CLI ended with a non-zero status."""
@@ -171,17 +191,16 @@ class RawJsonParser(BuildKitParser):
         step, events = self._step(digest, str(vertex.get("name", "")))
         if step is None:
             return []
-        if vertex.get("cached"):
-            step.cached = True
+        completed = _time(vertex.get("completed"))
+        self._mark_cached(digest, step, bool(vertex.get("cached")), completed is not None)
         started = _time(vertex.get("started"))
         if started is not None:
             self._started.setdefault(digest, started)
         if vertex.get("error"):
             self.errors[digest] = str(vertex["error"])
-        completed = _time(vertex.get("completed"))
         if completed is not None:
             begun = self._started.get(digest, completed)
-            step.seconds = max(0.0, (completed - begun).total_seconds())
+            step.seconds = max(step.seconds, (completed - begun).total_seconds())
             events += self._complete(digest, step)
         return events
 
@@ -214,11 +233,12 @@ class PlainParser(BuildKitParser):
             _, events = self._step(vertex, rest)
             return events
         if rest == "CACHED":
-            step.cached = True
+            self._mark_cached(vertex, step, True, True)
             return self._complete(vertex, step)
         done = _DONE_RE.match(rest)
         if done:
-            step.seconds = float(done.group("s"))
+            self._mark_cached(vertex, step, False, True)
+            step.seconds = max(step.seconds, float(done.group("s")))
             return self._complete(vertex, step)
         if rest.startswith("ERROR: "):
             self.errors[vertex] = rest.removeprefix("ERROR: ")

@@ -199,3 +199,25 @@ def test_after_a_classic_build_step_2_shows_a_labelled_sample_of_buildkit():
     assert isinstance(sample, course.RecordedSample)
     assert "not run on this engine" in sample._repr_markdown_()
     assert "#6 CACHED" in sample.text
+
+
+def test_a_step_merged_with_another_build_is_one_step():
+    # recorded: three builds of the same Dockerfile and the same app.py at once on one
+    # engine; BuildKit merged their COPY and reported the other build's vertex too
+    parser = parse("merged.rawjson")
+    assert [(s.keyword, s.number) for s in parser.steps] == [("FROM", 1), ("RUN", 2),
+                                                            ("COPY", 3)]
+    assert [s.status for s in parser.steps] == ["base", "rebuilt", "rebuilt"]
+    done = [e.step.keyword for e in events("merged.rawjson") if e.kind == "step_done" and e.step]
+    assert sorted(done) == ["COPY", "FROM", "RUN"]
+
+
+def test_a_merged_vertex_only_announced_does_not_undo_a_cache_hit():
+    parser = images.RawJsonParser()
+    for digest, cached, completed in (("sha256:a", True, "2026-12-05T20:00:01Z"),
+                                      ("sha256:b", None, None)):
+        parser.feed(json.dumps({"vertexes": [{
+            "digest": digest, "name": "[2/3] RUN pip install flask", "cached": cached,
+            "started": "2026-12-05T20:00:00Z", "completed": completed}]}))
+    (step,) = parser.steps
+    assert step.cached
