@@ -171,18 +171,17 @@ def cli_round(ctx: Path, reg: registry.Registry, env: dict[str, str],
 def rebuild_line(times: dict[str, dict[str, list[float]]],
                  builds: list[images.BuildResult], builder: str) -> str:
     """The cached rebuild after an app.py change: labkit vs `docker build`, against the goal,
-    with what the engine rebuilt (layers: steps that made a layer; LABEL steps)."""
+    with what the engine rebuilt (layers: the rebuilt steps that made a layer)."""
     lab = statistics.median(times["labkit"]["build (cached)"])
     cli = statistics.median(times["cli"]["build (cached)"])
     rebuilt = [[s.keyword for s in b.rebuilt_steps] for b in builds]
     layers = {sum(k in ("COPY", "ADD", "RUN") for k in r) for r in rebuilt}
-    labels = {r.count("LABEL") for r in rebuilt}
     verdict = "within" if lab <= REBUILD_GOAL_S else "OVER"
     ratio = "within" if lab / cli <= REBUILD_RATIO else "OVER"
     return (f"\ncached rebuild after an app.py change: labkit {lab:.3f} s, docker build "
             f"on {builder} {cli:.3f} s, ratio {lab / cli:.2f} ({ratio} {REBUILD_RATIO}); "
-            f"rebuilt layers {'/'.join(map(str, sorted(layers)))}, LABEL steps "
-            f"{'/'.join(map(str, sorted(labels)))} (rebuilt: {', '.join(rebuilt[-1])}); "
+            f"rebuilt layers {'/'.join(map(str, sorted(layers)))} "
+            f"(rebuilt: {', '.join(rebuilt[-1])}); "
             f"{verdict} the {REBUILD_GOAL_S} s goal")
 
 

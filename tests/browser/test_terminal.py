@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
@@ -55,7 +56,10 @@ def test_a_terminal_runs_the_environments_docker_cli(lab_server: LabServer) -> N
     try:
         line = (f"echo WHICH=$(command -v docker) CONFIG=${{DOCKER_CONFIG:-none}}; "
                 f"docker version --format '{FORMAT}'")
-        out = asyncio.run(typed(lab_server, terminal["name"], line, re.compile(r"CLI=\d[^\s']*")))
+        # a thread of its own: the browser tests' Playwright keeps an event loop running here
+        with ThreadPoolExecutor(1) as apart:
+            out = apart.submit(asyncio.run, typed(lab_server, terminal["name"], line,
+                                                  re.compile(r"CLI=\d[^\s']*"))).result(120)
     finally:
         lab_server.api(f"/api/terminals/{terminal['name']}", method="DELETE")
     assert f"WHICH={docker} " in out, out
