@@ -82,27 +82,36 @@ def execute(path: Path, scratch: Path, timeout: int, record_timing: bool = False
 
 
 # ------------------------------------------------------------------ stored outputs
-def plain(value: Any) -> Any:
-    """``value`` (text, a list of lines, or JSON data) without ANSI escapes in its strings."""
+#: The engine spec that means this machine's own engine, not a DinD one.
+LOCAL = "local"
+#: What a stored output says instead of the run's labkit state folder (a temporary path).
+STATE_FOLDER = "<the labkit state folder>"
+
+
+def plain(value: Any, state_dir: str = "") -> Any:
+    """``value`` (text, a list of lines, or JSON data) without ANSI escapes in its strings,
+    and with ``state_dir`` (a machine path) named :data:`STATE_FOLDER`."""
     if isinstance(value, str):
-        return strip_ansi(value)
+        text = strip_ansi(value)
+        return text.replace(state_dir, STATE_FOLDER) if state_dir else text
     if isinstance(value, list):
-        return [plain(x) for x in value]
+        return [plain(x, state_dir) for x in value]
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: plain(v, state_dir) for k, v in value.items()}
     return value
 
 
-def clean_outputs(nb: Any) -> None:
-    """Strip ANSI codes from every output, and each cell's execution timings."""
+def clean_outputs(nb: Any, state_dir: str = "") -> None:
+    """Strip ANSI codes and the state folder's path from every output, and each cell's
+    execution timings."""
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         for out in cell.get("outputs", []):
             for key in ("text", "evalue", "traceback"):
                 if key in out:
-                    out[key] = plain(out[key])
+                    out[key] = plain(out[key], state_dir)
             if "data" in out:
-                out["data"] = plain(out["data"])
+                out["data"] = plain(out["data"], state_dir)
 
 
 def referenced_models(nb: Any) -> set[str]:
@@ -155,7 +164,7 @@ def store(paths: list[Path], out: Path | None, spec: str, run_id: str, timeout: 
             print(f"notebooks: {path.name} ran in {time.monotonic() - started:.1f} s",
                   flush=True)
     for path, nb in zip(paths, executed, strict=True):
-        clean_outputs(nb)
+        clean_outputs(nb, os.environ.get("LABKIT_STATE_DIR", ""))
         prune_widget_state(nb)
         nb.metadata["labkit"] = copy.deepcopy(stamp)
         target = (out or path.parent) / path.name
@@ -165,29 +174,35 @@ def store(paths: list[Path], out: Path | None, spec: str, run_id: str, timeout: 
     return 0
 
 
-def store_on_own_engine(spec: engines.EngineSpec, out: Path | None) -> int:
-    """`make notebooks`: a fresh DinD engine of its own, ``execute`` in it, then removed."""
+def execute_as_learner(env: dict[str, str], spec: str, out: Path | None) -> int:
+    """``execute`` every course notebook in a process of its own, as the course's default
+    learner with a fresh state folder, whatever this shell sets: the stored outputs are what
+    a learner sees."""
+    with tempfile.TemporaryDirectory(prefix="labkit-notebooks-state.") as run_state:
+        env = {k: v for k, v in env.items()
+               if k not in (*dind.LEARNER_VARIABLES, "LABKIT_HIDE_COMMANDS")} | {
+            "LABKIT_USER": os.environ.get("NOTEBOOKS_USER") or "student",
+            "LABKIT_STATE_DIR": run_state}
+        command = [sys.executable, "-m", "testbed.notebooks", "execute", "--spec", spec,
+                   *(["--out", str(out.resolve())] if out else []),
+                   *map(str, course_notebooks())]
+        return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
+
+
+def store_on_own_engine(spec: str, out: Path | None) -> int:
+    """`make notebooks`: a fresh DinD engine of its own (``ENGINE=local``: this machine's
+    engine, whose published ports are this machine's loopback), ``execute`` there."""
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
         print("notebooks: no Docker engine answers here; run 'make images' first (it starts "
               "one and prepares the course images).", file=sys.stderr)
         return 1
+    if spec == LOCAL:
+        return execute_as_learner(dict(os.environ), LOCAL, out)
+    parsed = engines.parse(spec)
     state = Path(os.environ.get("NOTEBOOKS_DIND_STATE") or ROOT / ".cache" / "dind-notebooks")
-
-    def store(session: dind.Dind) -> int:
-        with tempfile.TemporaryDirectory(prefix="labkit-notebooks-state.") as run_state:
-            # The course's defaults, whatever this shell sets: the stored outputs are what a
-            # learner sees.
-            env = {k: v for k, v in os.environ.items()
-                   if k not in (*dind.LEARNER_VARIABLES, "LABKIT_HIDE_COMMANDS")}
-            env = session.environ(env) | {
-                "LABKIT_USER": os.environ.get("NOTEBOOKS_USER") or "student",
-                "LABKIT_STATE_DIR": run_state}
-            command = [sys.executable, "-m", "testbed.notebooks", "execute", "--spec",
-                       spec.text, *(["--out", str(out.resolve())] if out else []),
-                       *map(str, course_notebooks())]
-            return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
-
-    return dind.run_on(dind.own_engine(spec, state), "notebooks", store)
+    return dind.run_on(dind.own_engine(parsed, state), "notebooks",
+                       lambda session: execute_as_learner(session.environ(),
+                                                          parsed.text, out))
 
 
 # ------------------------------------------------------------------ cell times
@@ -287,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     own = commands.add_parser("store", help="stored outputs from a DinD engine of its own")
-    own.add_argument("--engine", default=engines.DEFAULT_SPEC, help="the engine spec")
+    own.add_argument("--engine", default=engines.DEFAULT_SPEC,
+                     help=f"the engine spec, or '{LOCAL}' for this machine's engine")
     own.add_argument("--out", type=Path, help="write the executed notebooks here")
     run = commands.add_parser("execute", help="stored outputs from the environment's engine")
     run.add_argument("notebooks", nargs="+", type=Path)
@@ -303,7 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "store":
         dind.exit_on_sigterm()
-        return store_on_own_engine(engines.parse(args.engine), args.out)
+        if args.engine != LOCAL:
+            try:
+                engines.parse(args.engine)
+            except engines.SpecError as exc:
+                print(exc, file=sys.stderr)
+                return 2
+        return store_on_own_engine(args.engine, args.out)
     if args.command == "execute":
         run_id = args.run_id or (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
                                  + f"-{secrets.token_hex(3)}")

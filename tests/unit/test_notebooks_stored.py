@@ -117,6 +117,18 @@ def test_cleaning_strips_ansi_from_tracebacks_and_streams_and_drops_timings():
     assert "execution" not in cell.metadata
 
 
+def test_the_state_folder_of_the_run_is_no_machine_path_in_an_output():
+    import nbformat
+
+    tool = _tool()
+    cell = nbformat.v4.new_code_cell("reg")
+    cell.outputs = [nbformat.v4.new_output("execute_result", data={
+        "text/plain": "Registry(ca_file='/tmp/run-state/student-ca.pem')"})]
+    tool.clean_outputs(nbformat.v4.new_notebook(cells=[cell]), "/tmp/run-state")
+    assert cell.outputs[0]["data"]["text/plain"] == (
+        f"Registry(ca_file='{tool.STATE_FOLDER}/student-ca.pem')")
+
+
 def test_widget_state_is_kept_only_for_displayed_widgets_and_their_children():
     import nbformat
 
