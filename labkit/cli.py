@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,12 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    pending: bool = False  # not done yet, and not a problem (a registry no step started yet)
+
+    @property
+    def mark(self) -> str:
+        """✓ fine, ✗ a problem (its fix says what to do), – not done yet."""
+        return "–" if self.pending else "✓" if self.ok else "✗"
 
 
 def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
@@ -50,6 +56,8 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
               "engine's network)."),
         Check("pulling", True, "disabled (offline): stand-ins are built" if s.offline
               else "allowed"),
+        Check("course user", True, f"{s.user}: your images are {s.image_name('NAME')}; "
+              f"labkit's containers carry the label {engine.LABEL_NAMESPACE}={s.namespace}"),
     ]
     status = image_status(client=cli)
     for row in status.itertuples():
@@ -65,14 +73,23 @@ def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
 def _registry_check(cli: docker.DockerClient) -> Check:
     from labkit.registry import registry_status
 
-    st: dict[str, Any] = registry_status(client=cli)
-    if not st.get("local", True):
-        return Check("registry", True, f"{st.get('address')} (configured, not local)")
-    if st.get("running"):
-        auth = {True: "auth on", False: "auth OFF", None: "auth unknown"}[st.get("auth")]
-        return Check("registry", True, f"{st.get('registry')} at {st.get('address')} ({auth})")
-    return Check("registry", False, f"{st.get('registry')}: {st.get('status', 'absent')}",
-                 "Run `labkit registry start` (`make registry`).")
+    return registry_verdict(registry_status(client=cli))
+
+
+def registry_verdict(status: Mapping[str, Any]) -> Check:
+    """The registry's line from its status (:func:`labkit.registry.registry_status`): one
+    that was never started is not a problem yet, one that is there but stopped is."""
+    name = status.get("registry")
+    if not status.get("local", True):
+        return Check("registry", True, f"{status.get('address')} (configured, not local)")
+    if status.get("running"):
+        auth = {True: "auth on", False: "auth OFF", None: "auth unknown"}[status.get("auth")]
+        return Check("registry", True, f"{name} at {status.get('address')} ({auth})")
+    if status.get("status", "absent") == "absent":
+        return Check("registry", True, f"{name}: not started yet (step 0 starts it, or "
+                     "`labkit registry start`)", pending=True)
+    return Check("registry", False, f"{name}: {status.get('status')}",
+                 "Run `labkit registry start` (`make registry`): it starts it again.")
 
 
 def render_checks(checks: Sequence[Check]) -> str:
@@ -80,7 +97,8 @@ def render_checks(checks: Sequence[Check]) -> str:
     width = max(len(c.name) for c in checks)
     lines = []
     for c in checks:
-        lines.append(f"{'ok ' if c.ok else 'NO '} {c.name:<{width}}  {c.detail}")
+        head = "-- " if c.pending else "ok " if c.ok else "NO "
+        lines.append(f"{head} {c.name:<{width}}  {c.detail}")
         if not c.ok and c.fix:
             lines.append(f"    {'':<{width}}  → {c.fix}")
     return "\n".join(lines)

@@ -160,7 +160,7 @@ def doctor() -> pd.DataFrame:
     from labkit.cli import doctor_checks
 
     return pd.DataFrame(
-        [{"check": c.name, "ok": "✓" if c.ok else "✗", "detail": c.detail, "fix": c.fix}
+        [{"check": c.name, "ok": c.mark, "detail": c.detail, "fix": c.fix}
          for c in doctor_checks()]
     )
 

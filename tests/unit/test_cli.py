@@ -84,13 +84,45 @@ def test_doctor_missing_image_exits_1_with_the_fix(engine_ok, monkeypatch: pytes
     assert cli.main(["doctor"]) == 1
 
 
-def test_doctor_registry_not_running_is_a_problem(engine_ok,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_before_the_registry_was_started_is_not_red(
+        engine_ok, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(prepare, "image_status", lambda client=None: status((True,) * 3))
     fake_registry(monkeypatch, running=False)
-    failing = [c for c in cli.doctor_checks() if not c.ok]
-    assert [c.name for c in failing] == ["registry"]
-    assert "labkit registry start" in failing[0].fix
+    checks = {c.name: c for c in cli.doctor_checks()}
+    assert [c.name for c in checks.values() if not c.ok] == []
+    assert checks["registry"].pending
+    assert checks["registry"].mark == "–"
+    assert "not started yet" in checks["registry"].detail
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "NO " not in out
+    assert "-- " in out
+
+
+def test_registry_verdict_absent_is_pending_and_stopped_is_a_problem() -> None:
+    base = {"registry": "ann-registry", "local": True, "address": None, "auth": None}
+    absent = cli.registry_verdict({**base, "running": False, "status": "absent"})
+    assert (absent.ok, absent.pending, absent.fix) == (True, True, "")
+    stopped = cli.registry_verdict({**base, "running": False, "status": "exited"})
+    assert (stopped.ok, stopped.pending, stopped.mark) == (False, False, "✗")
+    assert "exited" in stopped.detail
+    assert "labkit registry start" in stopped.fix
+    up = cli.registry_verdict({**base, "running": True, "status": "running",
+                               "address": "localhost:32768", "auth": True})
+    assert (up.ok, up.pending, up.mark) == (True, False, "✓")
+    assert "auth on" in up.detail
+    remote = cli.registry_verdict({"local": False, "address": "registry.example"})
+    assert (remote.ok, remote.pending) == (True, False)
+
+
+def test_doctor_names_the_course_user_and_its_label(engine_ok,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepare, "image_status", lambda client=None: status((True,) * 3))
+    fake_registry(monkeypatch, running=True)
+    user = {c.name: c for c in cli.doctor_checks()}["course user"]
+    namespace = engine.settings().namespace
+    assert f"{namespace}/NAME" in user.detail
+    assert f"{engine.LABEL_NAMESPACE}={namespace}" in user.detail
 
 
 def test_a_missing_dependency_is_not_hidden(engine_ok, monkeypatch: pytest.MonkeyPatch) -> None:
