@@ -115,7 +115,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if failing:
         print(f"\n{len(failing)} problem(s): {failing[0].fix}")
         return 1
-    print("\nEverything the course needs is ready.")
+    pending = [c.name for c in checks if c.pending]
+    print("\nEverything the course needs is ready"
+          + (f"; not started yet: {', '.join(pending)}." if pending else "."))
     return 0
 
 

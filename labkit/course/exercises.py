@@ -201,14 +201,13 @@ def ex03_prompt_stop(client: docker.DockerClient | None = None) -> Check:
     if not check.add(mine and "app.py" in command,
                      f"{name} runs the app from one of your images (command: {command})"):
         return check.close()
-    first = None
+    first, stopped = None, f"it had stopped already (status: {container.status})"
     if container.status == "running":
         first = _first_process(cli, container)
-        containers.stop(name, timeout=STOP_GRACE, client=cli)
+        stopped = f"`{containers.stop(name, timeout=STOP_GRACE, client=cli)}` stopped it"
         container.reload()
     state = container.attrs.get("State") or {}
-    if not check.add(container.status == "exited" and not state.get("OOMKilled"),
-                     f"it has stopped (status: {container.status})"):
+    if not check.add(container.status == "exited" and not state.get("OOMKilled"), stopped):
         return check.close()
     code = state.get("ExitCode")
     pid1 = f"; its PID 1 was `{first}`" if first else ""
@@ -217,7 +216,7 @@ def ex03_prompt_stop(client: docker.DockerClient | None = None) -> Check:
                   f"137 = 128 + 9, SIGKILL): SIGTERM changed nothing{pid1}")
     elif code in (0, 143):
         how = "it handled SIGTERM and exited" if code == 0 else "SIGTERM ended it"
-        check.add(True, f"{how} at once (exit code {code}"
+        check.add(True, f"{how} before its grace period ran out (exit code {code}"
                   f"{' = 128 + 15, SIGTERM' if code == 143 else ''}){pid1}")
     else:
         check.add(False, f"it ended with exit code {code}, not because of SIGTERM: "

@@ -78,8 +78,8 @@ def test_the_terminal_solution_passes(lab: Path, client: docker.DockerClient,
         containers.remove(name)
 
 
-def test_a_container_that_does_not_run_the_app_is_not_the_answer(lab: Path, client: docker.DockerClient,
-                                                        ns: Settings) -> None:
+def test_a_container_that_does_not_run_the_app_is_not_the_answer(
+        lab: Path, client: docker.DockerClient, ns: Settings) -> None:
     name = ns.container_name("quick-stop")
     containers.remove(name)
     # the course's image, with a command that is not the app: it ends at once, but proves nothing
