@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                                  + f"-{secrets.token_hex(3)}")
         return store(sorted(args.notebooks, key=lambda p: p.name), args.out, args.spec,
                      run_id, args.timeout)
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]*-*.ipynb"))
     return time_course(paths, args.rounds, args.timeout)
 
 
