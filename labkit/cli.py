@@ -5,104 +5,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
-import docker
 import pandas as pd
 
-from labkit import engine
+from labkit.course import doctor_checks, render_checks
 from labkit.engine import RAW_ERRORS, EngineIncompatible, EngineUnavailable, LabkitError, translate
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of ``labkit doctor``: what was checked, whether it is fine, and the fix."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    pending: bool = False  # not done yet, and not a problem (a registry no step started yet)
-
-    @property
-    def mark(self) -> str:
-        """✓ fine, ✗ a problem (its fix says what to do), – not done yet."""
-        return "–" if self.pending else "✓" if self.ok else "✗"
-
-
-def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
-    """Everything the course needs, checked against the engine (raises EngineUnavailable)."""
-    from labkit.images import which_builder
-    from labkit.offline import image_status
-
-    cli = client or engine.connect()
-    info = engine.info(cli)
-    s = engine.settings()
-    out = [
-        Check("engine", True, f"{info.host}: Docker {info.version} ({info.os}/{info.arch}, "
-              f"cgroup v{info.cgroup_version})"),
-        Check("connection", True, info.transport.summary),
-        Check("API version", True, f"labkit speaks {info.client_api_version}; the engine "
-              f"accepts {info.min_api_version} to {info.api_version}"),
-        Check("image store", True, info.store_label),
-        Check("builder", True, which_builder(cli).sentence),
-        Check("published ports", engine.ports_reachable(),
-              f"bound to {info.bind_ip}, reachable at http://{info.publish_host}:PORT"
-              if engine.ports_reachable() else
-              f"bound to {info.bind_ip} on the remote engine: out of reach from here",
-              "" if engine.ports_reachable() else
-              f"Set {engine.BIND_OPT_IN} before starting Jupyter (ports then listen on the "
-              "engine's network)."),
-        Check("pulling", True, "disabled (offline): stand-ins are built" if s.offline
-              else "allowed"),
-        Check("course user", True, f"{s.user}: your images are {s.image_name('NAME')}; "
-              f"labkit's containers carry the label {engine.LABEL_NAMESPACE}={s.namespace}"),
-    ]
-    status = image_status(client=cli)
-    for row in status.itertuples():
-        kind = "stand-in" if row.standin else "official"
-        out.append(Check(f"image {row.image}", bool(row.present),
-                         f"present ({kind}, {row.size / 1e6:.0f} MB)" if row.present
-                         else "missing",
-                         "" if row.present else "Run `labkit prepare` (`make images`)."))
-    out.append(_registry_check(cli))
-    return out
-
-
-def _registry_check(cli: docker.DockerClient) -> Check:
-    from labkit.registry import registry_status
-
-    return registry_verdict(registry_status(client=cli))
-
-
-def registry_verdict(status: Mapping[str, Any]) -> Check:
-    """The registry's line from its status (:func:`labkit.registry.registry_status`): one
-    that was never started is not a problem yet, one that is there but stopped is."""
-    name = status.get("registry")
-    if not status.get("local", True):
-        return Check("registry", True, f"{status.get('address')} (configured, not local)")
-    if status.get("running"):
-        auth = {True: "auth on", False: "auth OFF", None: "auth unknown"}[status.get("auth")]
-        return Check("registry", True, f"{name} at {status.get('address')} ({auth})")
-    if status.get("status", "absent") == "absent":
-        return Check("registry", True, f"{name}: not started yet (step 0 starts it, or "
-                     "`labkit registry start`)", pending=True)
-    return Check("registry", False, f"{name}: {status.get('status')}",
-                 "Run `labkit registry start` (`make registry`): it starts it again.")
-
-
-def render_checks(checks: Sequence[Check]) -> str:
-    """Checks as text lines, each fix under the failing line."""
-    width = max(len(c.name) for c in checks)
-    lines = []
-    for c in checks:
-        head = "-- " if c.pending else "ok " if c.ok else "NO "
-        lines.append(f"{head} {c.name:<{width}}  {c.detail}")
-        if not c.ok and c.fix:
-            lines.append(f"    {'':<{width}}  → {c.fix}")
-    return "\n".join(lines)
 
 
 def _frame(df: pd.DataFrame) -> str:
@@ -206,7 +114,7 @@ def _write_password() -> int:
 
 def cmd_env(args: argparse.Namespace) -> int:
     """``eval "$(labkit env)"``: a terminal gets what the notebooks' terminal cells have."""
-    from labkit.course.terminal_cells import terminal_environment
+    from labkit.course import terminal_environment
 
     for key, value in terminal_environment().items():
         print(f"export {key}={shlex.quote(value)}")

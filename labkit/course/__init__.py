@@ -13,6 +13,12 @@ from .change_reset import (
     fresh_start_for_change,
     image_layer_pushes,
 )
+from .doctor import (
+    DoctorCheck,
+    doctor_checks,
+    registry_verdict,
+    render_checks,
+)
 from .earlier_steps import (
     Action,
     Ensured,
@@ -36,6 +42,9 @@ from .notebook import (
     read_image_file,
     setup,
 )
+from .terminal_cells import (
+    terminal_environment,
+)
 from .workspace import (
     APP_NAME,
     APP_TEMPLATE,
@@ -58,6 +67,7 @@ __all__ = [
     "RecordedSample",
     "CheckFailed",
     "DOCKERFILE",
+    "DoctorCheck",
     "Ensured",
     "Fact",
     "HELLO",
@@ -65,6 +75,7 @@ __all__ = [
     "WORKSPACE",
     "app_source",
     "doctor",
+    "doctor_checks",
     "ensure",
     "exec_in",
     "exercises",
@@ -75,8 +86,11 @@ __all__ = [
     "image_layer_pushes",
     "image_name",
     "read_image_file",
+    "registry_verdict",
+    "render_checks",
     "run_locally",
     "setup",
+    "terminal_environment",
     "write_app",
     "write_dockerfile",
 ]
