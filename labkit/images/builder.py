@@ -10,6 +10,7 @@ facts and a :class:`BuildResult`. Rendering lives in :mod:`labkit.render.builds`
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import tempfile
@@ -51,7 +52,7 @@ from labkit.images.builder_choice import (
     which_builder,
 )
 from labkit.images.buildkit_stream import PlainParser, RawJsonParser, attach_layers
-from labkit.images.owned import remember_build
+from labkit.images.owned import note_named, remember_build
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -246,6 +247,8 @@ def _build(path: Path, name: str, tag: str, dockerfile: str, nocache: bool,
                           hint="Write the Dockerfile first (see the step before).") from exc
     for base in base_images(text):
         require_image(base, client=cli)
+    with contextlib.suppress(docker.errors.NotFound):  # what this build may untag stays ours
+        note_named([cli.api.inspect_image(full_tag)])
     observers = build_observers(command, show, observer)
     started = time.monotonic()
     if choice.buildkit:
