@@ -13,6 +13,11 @@ from .change_reset import (
     fresh_start_for_change,
     image_layer_pushes,
 )
+from .earlier_steps import (
+    Action,
+    Ensured,
+    ensure,
+)
 from .exercises import (
     Check,
 )
@@ -27,7 +32,6 @@ from .local_app import (
 )
 from .notebook import (
     doctor,
-    ensure,
     exec_in,
     read_image_file,
     setup,
@@ -47,12 +51,14 @@ from .workspace import (
 
 __all__ = [
     "APP_NAME",
+    "Action",
     "APP_TEMPLATE",
     "BEAUTIFUL",
     "Check",
     "RecordedSample",
     "CheckFailed",
     "DOCKERFILE",
+    "Ensured",
     "Fact",
     "HELLO",
     "LocalApp",
