@@ -11,6 +11,7 @@ from . import (
     cards,
     cleanup,
     diagrams,
+    elsewhere,
     experiments_plots,
     layer_plots,
     plots,
@@ -19,6 +20,7 @@ from . import (
 )
 
 __all__ = [
-    "builds", "cards", "cleanup", "diagrams", "experiments_plots", "layer_plots", "plots",
+    "builds", "cards", "cleanup", "diagrams", "elsewhere", "experiments_plots", "layer_plots",
+    "plots",
     "pushes", "widgets",
 ]
