@@ -62,7 +62,7 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
         "position": range(len(hist)),
         "instruction": hist["instruction"].astype(str),
         "size_bytes": hist["size_bytes"].astype("Int64"),
-        "history_id": hist["layer"].astype(str),
+        "history_id": hist["image"].astype(str),
     })
     out["step"] = pd.Series([pd.NA] * len(out), dtype="Int64")
     out["cached"] = pd.Series([pd.NA] * len(out), dtype="boolean")

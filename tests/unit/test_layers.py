@@ -370,7 +370,7 @@ def test_lifecycle_joins_build_history_push_and_manifest():
         "cached": [True, True, False, False], "seconds": [0.0, 0.01, 0.05, 0.1],
         "image_id": ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc", "dddddddddddd"]})
     history = pd.DataFrame({  # newest first, as `docker history` prints it
-        "layer": ["dddddddddddd", "cccccccccccc", "bbbbbbbbbbbb", "<missing>"],
+        "image": ["dddddddddddd", "cccccccccccc", "bbbbbbbbbbbb", "<missing>"],
         "instruction": ["COPY app.py /", "CMD", "RUN pip install flask", "ADD rootfs"],
         "size_bytes": [120, 0, 9_000_000, 180_000_000], "created": ["t"] * 4,
         "empty": [False, True, False, False]})
@@ -388,14 +388,14 @@ def test_lifecycle_joins_build_history_push_and_manifest():
 
 
 def test_lifecycle_without_push_or_build():
-    history = pd.DataFrame({"layer": ["<missing>"], "instruction": ["ADD rootfs"],
+    history = pd.DataFrame({"image": ["<missing>"], "instruction": ["ADD rootfs"],
                             "size_bytes": [10], "created": ["t"], "empty": [False]})
     out = layers.lifecycle(None, history, None, None)
     assert out["push_status"].tolist() == [None]
 
 
 def test_lifecycle_refuses_mismatched_manifest():
-    history = pd.DataFrame({"layer": ["<missing>"], "instruction": ["ADD rootfs"],
+    history = pd.DataFrame({"image": ["<missing>"], "instruction": ["ADD rootfs"],
                             "size_bytes": [10], "created": ["t"], "empty": [False]})
     with pytest.raises(ImageArchiveError):
         layers.lifecycle(None, history, None, {"layers": []})
@@ -509,7 +509,7 @@ def test_explorer_without_ipywidgets_is_static(result, monkeypatch):
 
 def test_lifecycle_keeps_zero_byte_layers_that_the_manifest_lists():
     history = pd.DataFrame({  # `empty` from a 0-byte size also flags the RUN that wrote nothing
-        "layer": ["b" * 12, "c" * 12, "<missing>"],
+        "image": ["b" * 12, "c" * 12, "<missing>"],
         "instruction": ["CMD [\"python\"]", "RUN true", "ADD rootfs"],
         "size_bytes": [0, 0, 10], "created": ["t"] * 3, "empty": [True, True, False]})
     manifest = {"layers": [{"digest": "sha256:" + "1" * 64, "size": 5},
