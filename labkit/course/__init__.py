@@ -9,6 +9,7 @@ from .builders import (
     other_builder,
 )
 from .change_reset import (
+    FreshStart,
     forget_change,
     fresh_start_for_change,
     image_layer_pushes,
@@ -54,6 +55,7 @@ __all__ = [
     "CheckFailed",
     "DOCKERFILE",
     "Fact",
+    "FreshStart",
     "HELLO",
     "LocalApp",
     "WORKSPACE",
