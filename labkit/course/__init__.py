@@ -14,6 +14,11 @@ from .change_reset import (
     fresh_start_for_change,
     image_layer_pushes,
 )
+from .earlier_steps import (
+    Action,
+    Ensured,
+    ensure,
+)
 from .exercises import (
     Check,
 )
@@ -28,7 +33,6 @@ from .local_app import (
 )
 from .notebook import (
     doctor,
-    ensure,
     exec_in,
     read_image_file,
     setup,
@@ -48,12 +52,14 @@ from .workspace import (
 
 __all__ = [
     "APP_NAME",
+    "Action",
     "APP_TEMPLATE",
     "BEAUTIFUL",
     "Check",
     "RecordedSample",
     "CheckFailed",
     "DOCKERFILE",
+    "Ensured",
     "Fact",
     "FreshStart",
     "HELLO",

@@ -2,7 +2,7 @@
 push and its stream, the HTTP API's answers, and pulling an image back.
 """
 
-from . import pull
+from . import elsewhere, pull
 from .api import (
     MANIFEST_ACCEPT,
     MANIFEST_LIST,
@@ -98,6 +98,7 @@ __all__ = [
     "curl",
     "curl_user_option",
     "current_registry",
+    "elsewhere",
     "find_registry",
     "htpasswd_line",
     "htpasswd_matches",
