@@ -412,6 +412,17 @@ def test_lifecycle_on_containerd_shows_plain_tar_blobs_as_uncompressed():
     assert (out["size_bytes"].iloc[-1], out["blob_bytes"].iloc[-1]) == (8192, 222)
 
 
+def test_lifecycle_on_the_classic_store_shows_every_blob_gzip_compressed():
+    """Recorded on Docker 20.10 (overlay2, classic builder): Docker compresses each layer
+    with gzip as it pushes, so no blob's digest is its layer's diff ID; and `docker history`
+    counts the files' bytes there (app.py: 171 B), not disk blocks."""
+    history, manifest, diff_ids = _recorded_push("push_classic_layers.json")
+    out = layers.lifecycle(None, history, None, manifest, diff_ids)
+    assert {layers.media_type_compression(m) for m in out["media_type"]} == {"gzip"}
+    assert out["compressed"].all() and not (out["digest"] == out["diff_id"]).any()
+    assert out["size_bytes"].iloc[-1] == 171
+
+
 def test_media_type_compression_reads_docker_and_oci_types():
     assert layers.media_type_compression(
         "application/vnd.docker.image.rootfs.diff.tar.gzip") == "gzip"
