@@ -3,7 +3,7 @@ checks, exercises, the terminal cells, step 1's local app, step 2's other builde
 fresh start for step 5.
 """
 
-from . import exercises
+from . import exercises, production
 from .builders import (
     RecordedSample,
     other_builder,
@@ -71,6 +71,7 @@ __all__ = [
     "exec_in",
     "exercises",
     "other_builder",
+    "production",
     "expect",
     "forget_change",
     "fresh_start_for_change",
