@@ -163,7 +163,9 @@ def cmd_registry(args: argparse.Namespace) -> int:
         if reg.command:
             print(f"$ {reg.command}")
     elif args.action == "password":
-        return _write_password()
+        return _write_password(curl=args.curl)
+    elif args.action == "ca":
+        return _write_ca()
     elif args.action == "stop":
         stopped = stop_registry(remove=args.remove)
         print("stopped" if stopped else "not running")
@@ -173,16 +175,31 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_password() -> int:
-    """The registry password, for a pipe into ``docker login --password-stdin`` only."""
-    from labkit.registry import credentials, current_registry
+def _write_password(curl: bool = False) -> int:
+    """The registry password, for a pipe into ``docker login --password-stdin`` only (with
+    ``--curl``: curl's ``user`` option, for a pipe into ``curl -K-``)."""
+    from labkit.registry import credentials, curl_user_option, current_registry
 
     if sys.stdout.isatty():
         print("labkit: the password goes into a pipe, never onto a screen: "
               "labkit registry password | docker login ADDRESS -u USER --password-stdin",
               file=sys.stderr)
         return 2
-    sys.stdout.write(credentials(current_registry())[1] + "\n")
+    user, password = credentials(current_registry())
+    sys.stdout.write(curl_user_option(user, password) if curl else password + "\n")
+    return 0
+
+
+def _write_ca() -> int:
+    """The file of the local registry's CA certificate (public), for ``curl --cacert``."""
+    from labkit.registry import current_registry
+
+    reg = current_registry()
+    if not reg.ca_file:
+        print(f"labkit: {reg.address} is not the course's local registry: it has no CA of "
+              "labkit's", file=sys.stderr)
+        return 2
+    print(reg.ca_file)
     return 0
 
 
@@ -248,8 +265,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("action", choices=["export"])
     b.add_argument("file", help="the bundle to write (FILE.sha256 is written beside it)")
     r = sub.add_parser("registry", help="the local registry container")
-    r.add_argument("action", choices=["start", "stop", "status", "password"],
-                   help="password: write the password to a pipe (for docker login)")
+    r.add_argument("action", choices=["start", "stop", "status", "password", "ca"],
+                   help="password: write the password to a pipe (for docker login); "
+                   "ca: print the file of the registry's CA certificate (for curl --cacert)")
+    r.add_argument("--curl", action="store_true",
+                   help="with password: write curl's user option instead (for curl -K-)")
     r.add_argument("--remove", action="store_true", help="with stop: remove the container")
     sub.add_parser("env", help='what a terminal needs to type the notebooks\' commands: '
                    'eval "$(labkit env)" sets $LABKIT_USER, $REGISTRY and PATH')
