@@ -9,6 +9,7 @@ from .builders import (
     other_builder,
 )
 from .change_reset import (
+    FreshStart,
     forget_change,
     fresh_start_for_change,
     image_layer_pushes,
@@ -42,9 +43,6 @@ from .notebook import (
     read_image_file,
     setup,
 )
-from .terminal_cells import (
-    terminal_environment,
-)
 from .workspace import (
     APP_NAME,
     APP_TEMPLATE,
@@ -70,6 +68,7 @@ __all__ = [
     "DoctorCheck",
     "Ensured",
     "Fact",
+    "FreshStart",
     "HELLO",
     "LocalApp",
     "WORKSPACE",
@@ -91,7 +90,6 @@ __all__ = [
     "render_checks",
     "run_locally",
     "setup",
-    "terminal_environment",
     "write_app",
     "write_dockerfile",
 ]
