@@ -571,3 +571,22 @@ def test_an_archive_of_several_images_none_named_is_refused() -> None:
     with pytest.raises(ImageArchiveError, match="2 images"):
         layers.analyze_archive(io.BytesIO(buf.getvalue()), image="r")
     assert layers.analyze_archive(io.BytesIO(buf.getvalue()), image="r:two").layers == []
+
+
+def test_layer_sizes_legend_covers_no_label():
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame({"instruction": ["ADD rootfs", "RUN write /blob", "RUN rm /blob"],
+                          "size_bytes": [160_000_000, 20_000_000, 0],
+                          "wasted_bytes": [800_000, 20_000_000, 0]})
+    ax = layer_plots.plot_layer_sizes(table)
+    fig = ax.get_figure()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    texts = [t for t in ax.texts] + list(ax.get_yticklabels()) + [ax.xaxis.label]
+    texts += list(ax.get_xticklabels())
+    assert texts
+    for text in texts:
+        assert not legend.overlaps(text.get_window_extent(renderer)), text.get_text()
+    plt.close(fig)
