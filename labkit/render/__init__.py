@@ -6,8 +6,19 @@ it registers every renderer there. It is the only part of labkit that loads IPyt
 HTML, ipywidgets and matplotlib.
 """
 
-from . import builds, cards, cleanup, experiments_plots, layer_plots, plots, pushes, widgets
+from . import (
+    builds,
+    cards,
+    cleanup,
+    experiments_plots,
+    id_plots,
+    layer_plots,
+    plots,
+    pushes,
+    widgets,
+)
 
 __all__ = [
-    "builds", "cards", "cleanup", "experiments_plots", "layer_plots", "plots", "pushes", "widgets",
+    "builds", "cards", "cleanup", "experiments_plots", "id_plots", "layer_plots", "plots",
+    "pushes", "widgets",
 ]
