@@ -34,7 +34,7 @@ from hubclient import Hub, KeepAlive, first_cell_notebook  # noqa: E402
 LEARNERS = ("ann", "ben", "cat")
 PASSWORDS = {name: secrets.token_urlsafe(12) for name in LEARNERS}  # each chosen at login
 # every notebook of the course, in order, 00 first: as each learner goes through it
-STEPS = tuple(sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")))
+STEPS = tuple(sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]*-*.ipynb")))
 NAME = f"labkit-classroom-{secrets.token_hex(3)}"
 CULL_TIMEOUT = 45
 # the rootless engine's user and data folder (classroom/engine/Dockerfile)
