@@ -9,6 +9,8 @@
 #   /etc/docker/daemon.json (Docker 29's default for new installs, Docker Desktop's).
 # - DOCKER_MIN_API_VERSION (read by dockerd itself, Docker 28+): the oldest API version
 #   the engine accepts; 1.44 behaves as Engine 29 does.
+# - cgroup v2 with a cgroup namespace of its own: its processes move to a child group and
+#   every controller is delegated, so that an engine nested in this one can start.
 set -eu
 
 certdir="${DOCKER_TLS_CERTDIR:-}"
@@ -83,6 +85,21 @@ if [ "$1" = dockerd ]; then
     if ! iptables -nL >/dev/null 2>&1 && iptables-legacy -nL >/dev/null 2>&1; then
         update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null
         update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >/dev/null || true
+    fi
+    # cgroup v2 in a cgroup namespace of its own (--privileged on a cgroup v2 host): this
+    # container's processes sit in the root of its cgroup tree, where no controller can be
+    # handed down to child groups while a process is there. Move them into a child group
+    # first, then delegate every controller, so that dockerd can make a group per container
+    # (what the official docker:dind does too). Done only where PID 1 is in the root group:
+    # never on a host's tree bind-mounted at /sys/fs/cgroup.
+    if [ -f /sys/fs/cgroup/cgroup.controllers ] && [ "$(cat /proc/1/cgroup)" = "0::/" ] \
+            && grep -qx 1 /sys/fs/cgroup/cgroup.procs 2>/dev/null; then
+        mkdir -p /sys/fs/cgroup/init
+        for pid in $(cat /sys/fs/cgroup/cgroup.procs); do
+            echo "$pid" > /sys/fs/cgroup/init/cgroup.procs 2>/dev/null || true
+        done
+        sed -e 's/ / +/g' -e 's/^/+/' /sys/fs/cgroup/cgroup.controllers \
+            > /sys/fs/cgroup/cgroup.subtree_control || true
     fi
     # Stale pid files from a previous run of this container would stop dockerd.
     rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid

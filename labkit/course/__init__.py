@@ -3,7 +3,7 @@ checks, exercises, the terminal cells, step 1's local app, step 2's other builde
 fresh start for step 5.
 """
 
-from . import exercises
+from . import exercises, production
 from .builders import (
     RecordedSample,
     other_builder,
@@ -12,6 +12,11 @@ from .change_reset import (
     forget_change,
     fresh_start_for_change,
     image_layer_pushes,
+)
+from .earlier_steps import (
+    Action,
+    Ensured,
+    ensure,
 )
 from .exercises import (
     Check,
@@ -27,7 +32,6 @@ from .local_app import (
 )
 from .notebook import (
     doctor,
-    ensure,
     exec_in,
     read_image_file,
     setup,
@@ -47,12 +51,14 @@ from .workspace import (
 
 __all__ = [
     "APP_NAME",
+    "Action",
     "APP_TEMPLATE",
     "BEAUTIFUL",
     "Check",
     "RecordedSample",
     "CheckFailed",
     "DOCKERFILE",
+    "Ensured",
     "Fact",
     "HELLO",
     "LocalApp",
@@ -63,6 +69,7 @@ __all__ = [
     "exec_in",
     "exercises",
     "other_builder",
+    "production",
     "expect",
     "forget_change",
     "fresh_start_for_change",

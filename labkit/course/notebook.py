@@ -4,9 +4,9 @@ steps' cells call. The lab's files are in :mod:`labkit.course.workspace`, the fa
 :mod:`labkit.course.local_app`; the notebooks reach all of them through :mod:`labkit.course`
 (``course.expect(...)``, ``course.WORKSPACE``).
 
-Every notebook starts with ``course.setup()`` and, from step 2 on, ``course.ensure(N)``,
-so that a learner can open any step directly and "Restart Kernel and Run All" works
-any number of times.
+Every notebook starts with ``course.setup()`` and, from step 2 on, ``course.ensure(N)``
+(:mod:`labkit.course.earlier_steps`), so that a learner can open any step directly and
+"Restart Kernel and Run All" works any number of times.
 """
 
 from __future__ import annotations
@@ -20,15 +20,7 @@ import docker.errors
 
 from labkit import engine
 from labkit.course import workspace_owner
-from labkit.course.workspace import (
-    APP_NAME,
-    HELLO,
-    WORKSPACE,
-    app_source,
-    image_name,
-    write_app,
-    write_dockerfile,
-)
+from labkit.course.workspace import WORKSPACE
 from labkit.engine import (
     CommandOutput,
     EngineIncompatible,
@@ -43,7 +35,6 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from labkit.containers import RunningApp
-    from labkit.images import BuildResult
 
 
 
@@ -103,53 +94,6 @@ def setup(quiet: bool = False) -> None:
         if not engine.ports_reachable():
             print(f"Its published ports listen on its 127.0.0.1 only, out of reach from here: "
                   f"set {engine.BIND_OPT_IN} before starting Jupyter to reach them.")
-
-
-# --------------------------------------------------------------------------- steps
-def ensure(step: int, *, message: str = HELLO) -> Path | BuildResult:
-    """Make sure what the steps before ``step`` produced exists; build it if not.
-
-    - 2: ``workspace/app.py`` is the app of step 1 (answering ``message``);
-    - 3: and the Dockerfile, and the image ``<user>/python-hello-world`` built from them;
-    - 4: and a container of it, ``<user>-hello``, runs;
-    - 5: and the local registry runs, you are logged in, and the image is pushed.
-    Returns the build result (step ≥ 3) or the path of app.py.
-    """
-    app = WORKSPACE / "app.py"
-    if not app.exists() or app.read_text() != app_source(message):
-        write_app(message)
-    if step <= 2:
-        return app
-    if not (WORKSPACE / "Dockerfile").exists():
-        write_dockerfile()
-    from labkit import images
-
-    result = images.build(WORKSPACE, APP_NAME, show=False)
-    if step <= 3:
-        return result
-    _ensure_running(result.image_id, result.tag)
-    if step <= 4:
-        return result
-    from labkit import registry
-
-    reg = registry.start_registry()
-    registry.login(reg)
-    ref = registry.tag_for_registry(image_name(), APP_NAME, registry=reg)
-    registry.push(ref, registry=reg, show=False)
-    return result
-
-
-def _ensure_running(image_id: str, image: str, name: str = "hello") -> None:
-    """Start the step-3 container unless it already runs this very image."""
-    from labkit import containers
-
-    try:
-        current = engine.client().containers.get(settings().container_name(name))
-        if current.status == "running" and current.attrs.get("Image") == image_id:
-            return
-    except docker.errors.NotFound:
-        pass
-    containers.run(image, name=name)
 
 
 # --------------------------------------------------------------------------- step 0

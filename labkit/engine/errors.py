@@ -107,6 +107,16 @@ class RegistryError(LabkitError):
     """The registry refused a login, a push or a query."""
 
 
+class NestedEngineRefused(LabkitError):
+    """The engine cannot run a second Docker engine in a container (it refuses privileged
+    containers, or the engine inside stops at once); ``plan`` is what would have run."""
+
+    def __init__(self, message: str, hint: str | None = None, plan: str = "") -> None:
+        super().__init__(message + (f"\nWhat it would have done:\n{plan}" if plan else ""),
+                         hint)
+        self.plan = plan
+
+
 class PrepareError(LabkitError):
     """An offline stand-in image could not be built."""
 

@@ -52,11 +52,23 @@ class PushObserver(Protocol):
         """The push is over (succeeded or failed)."""
 
 
+class StepObserver(Protocol):
+    """Told each step of a longer operation as it starts (a second engine started, waited
+    for, pulled into), then that it is over."""
+
+    def step(self, text: str) -> None:
+        """A step starts; ``text`` says what it does."""
+
+    def close(self) -> None:
+        """The operation is over (succeeded or failed)."""
+
+
 T = TypeVar("T")
 Obs = TypeVar("Obs")
 
 BuildRenderer = Callable[["DockerCommand"], BuildObserver]
 PushRenderer = Callable[[str], PushObserver]
+StepRenderer = Callable[[str], StepObserver]
 
 _html: dict[type[Any], Callable[[Any], str]] = {}
 _shown: dict[type[Any], Callable[[Any], None]] = {}
@@ -81,6 +93,11 @@ def register_build_renderer(factory: BuildRenderer) -> None:
 def register_push_renderer(factory: PushRenderer) -> None:
     """Make ``factory(target)`` the observer that ``registry.push(show=True)`` uses."""
     _live["push"] = factory
+
+
+def register_step_renderer(factory: StepRenderer) -> None:
+    """Make ``factory(title)`` the observer of the steps of an operation shown with ``show``."""
+    _live["steps"] = factory
 
 
 def load_renderers() -> None:
@@ -142,3 +159,10 @@ def push_observers(target: str, show: bool,
                    observer: PushObserver | None) -> list[PushObserver]:
     """The observers of one push: the registered renderer if ``show``, then ``observer``."""
     return _observers("push", target, show, observer)
+
+
+def step_observers(title: str, show: bool,
+                   observer: StepObserver | None) -> list[StepObserver]:
+    """The observers of one operation's steps: the registered renderer if ``show``, then
+    ``observer``."""
+    return _observers("steps", title, show, observer)

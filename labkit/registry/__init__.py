@@ -2,7 +2,7 @@
 push and its stream, the HTTP API's answers, and pulling an image back.
 """
 
-from . import pull
+from . import elsewhere, pull
 from .api import (
     MANIFEST_ACCEPT,
     MANIFEST_LIST,
@@ -88,6 +88,7 @@ __all__ = [
     "configured_registry",
     "credentials",
     "current_registry",
+    "elsewhere",
     "find_registry",
     "htpasswd_line",
     "htpasswd_matches",

@@ -159,9 +159,10 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
     """Start (or reuse) this namespace's local registry with htpasswd auth; wait for it.
 
     Idempotent: a running registry with this password, binding (:func:`engine.bind_ip`)
-    and a certificate for the host labkit reaches it at is reused; otherwise it is
-    re-created on the same data volume and, when still free, the same host port (a new
-    port would make every ``localhost:PORT/...`` tag stale). Returns once ``GET /v2/``
+    and a certificate for the host labkit reaches it at and for its container name is
+    reused; otherwise it is re-created on the same data volume and, when still free, the
+    same host port (a new port would make every ``localhost:PORT/...`` tag stale). Returns
+    once ``GET /v2/``
     answers 401 over verified HTTPS (for a remote engine whose ports are out of reach
     from here: once the engine logs in).
     """
@@ -184,7 +185,8 @@ def start_registry(client: docker.DockerClient | None = None) -> Registry:
         and _binding(container).get("HostIp") == engine.bind_ip()
         and htpasswd_matches(read_config_file(container, f"{CONFIG_DIR}/htpasswd"),
                              s.user, password)
-        and registry_tls.fits(container, read_config_file, engine.publish_host())
+        and all(registry_tls.fits(container, read_config_file, host)
+                for host in (engine.publish_host(), name))
     ):
         port = port or _host_port(container)  # keep its address (and every tag made for it)
         container.remove(force=True)
@@ -260,7 +262,10 @@ def _create(cli: docker.DockerClient, password: str, port: str | None) -> Any:
         if exc.status_code == 409:  # created meanwhile by another process
             return cli.containers.get(s.container_name("registry"))
         raise
-    hosts = ["localhost", "127.0.0.1", "::1", engine.publish_host(), engine.engine_hostname()]
+    # The container's name too: what a container on a network shared with it (a second
+    # engine, :mod:`labkit.registry.elsewhere`) calls the registry.
+    hosts = ["localhost", "127.0.0.1", "::1", engine.publish_host(), engine.engine_hostname(),
+             s.container_name("registry")]
     container.put_archive(CONFIG_DIR, config_tar({
         "config.yml": config_yaml(),
         "htpasswd": htpasswd_line(s.user, password),

@@ -34,7 +34,8 @@ def step5(tmp_path_factory: pytest.TempPathFactory):
     """The step run twice, each time after a fresh start, in a workspace of its own."""
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path_factory.mktemp("course"))
-        before = course.ensure(5, message=ORIGINAL)
+        before = course.ensure(5, message=ORIGINAL, show=False).build
+        assert before is not None  # a message asks for a build of that app
         registry_id = registry.find_registry().container_id
         runs = []
         for _ in range(2):
