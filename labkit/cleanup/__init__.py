@@ -1,9 +1,10 @@
 """Clean-up of what is this learner's (:mod:`labkit.images.owned` decides), the build cache
-(pruned only when no other learner shares the engine, or when asked), a preview of what a
-plain prune would take, and what on a shared engine belongs to other learners.
+(pruned only when no other learner shares the engine, or when asked), the bytes a removal
+really frees (module ``freed``: each layer once), a preview of what a plain prune would
+take, and what on a shared engine belongs to other learners.
 """
 
-from . import build_cache, shared_engine
+from . import build_cache, freed, shared_engine
 from .prune_preview import (
     DEFAULT_NETWORKS,
     PREVIEW_COLUMNS,
@@ -32,6 +33,7 @@ __all__ = [
     "Rows",
     "build_cache",
     "clean",
+    "freed",
     "cleanup_commands",
     "plan",
     "preview_system_prune",

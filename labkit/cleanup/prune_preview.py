@@ -19,6 +19,23 @@ PREVIEW_COLUMNS = ["kind", "name", "id", "bytes", "removed_by", "course", "mine"
 DEFAULT_NETWORKS = {"bridge", "host", "none", "ingress", "docker_gwbridge"}
 
 
+#: the label the engine puts on a volume it named itself (``docker run -v /data``)
+ANONYMOUS = "com.docker.volume.anonymous"
+#: from this API version on (Docker 23), ``docker volume prune`` and ``docker system prune
+#: --volumes`` take only anonymous volumes; named ones need ``docker volume prune --all``
+ANONYMOUS_ONLY_SINCE = (1, 42)
+
+
+def anonymous_only(client: docker.DockerClient) -> bool:
+    """True when this engine's volume prune takes only anonymous volumes (API 1.42+)."""
+    version = str(client.api.api_version)
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= ANONYMOUS_ONLY_SINCE
+
+
 def _owner(entry: dict[str, Any], mine: bool) -> tuple[bool, bool, str | None]:
     """(a learner's, this learner's, whose): labkit's label, or a name under a learner's."""
     if mine:
@@ -31,16 +48,18 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
     """What a plain ``docker system prune`` would remove now, removing nothing.
 
     Columns: kind, name, id, bytes, removed_by (``docker system prune``, or with
-    ``--volumes``), course (made in the course, for some learner: labkit's label, or an
-    image under a learner's name), mine (this learner's, :mod:`labkit.images.owned`),
-    namespace (whose), detail. Build cache records are listed too: they name no owner. The
+    ``--volumes``: anonymous volumes, and named ones too before API 1.42), course (made in
+    the course, for some learner: labkit's label, or an image under a learner's name),
+    mine (this learner's, :mod:`labkit.images.owned`), namespace (whose), detail (short:
+    shown in full). Untagged images only when no image builds on them (what the engine's
+    prune calls dangling). Build cache records are listed too: they name no owner. The
     frame's ``attrs["command"]`` is the command previewed.
     """
     import pandas as pd
     cli = client or engine.client()
     df = engine.df(cli)  # one call: containers with sizes, images, volumes, build cache
     images = df.get("Images") or []
-    recorded = owned.recorded_ids()
+    recorded = owned.note_named(images)
     mine_ids = owned.own_image_ids(images, recorded)
     containers = df.get("Containers") or []
     running = [c for c in containers if c.get("State") in ("running", "paused", "restarting")]
@@ -78,8 +97,10 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
 
     running_volumes = {m.get("Name") for c in running for m in c.get("Mounts") or []
                        if m.get("Type") == "volume"}
+    named_too = not anonymous_only(cli)
     for v in df.get("Volumes") or []:
-        if v["Name"] in running_volumes:
+        anonymous = ANONYMOUS in (v.get("Labels") or {})
+        if v["Name"] in running_volumes or not (anonymous or named_too):
             continue
         ns = (v.get("Labels") or {}).get(engine.LABEL_NAMESPACE)
         course, mine, ns = _owner(v, ns == settings().namespace)
@@ -87,8 +108,8 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
         rows.append({"kind": "volume", "name": v["Name"], "id": v["Name"][:12],
                      "bytes": size if size is not None and size >= 0 else None,
                      "removed_by": with_volumes, "course": course, "mine": mine, "namespace": ns,
-                     "detail": "unused; since Docker 23 --volumes takes anonymous ones only "
-                               "(named: docker volume prune --all)"})
+                     "detail": "anonymous, unused" if anonymous else
+                     "named, unused (API < 1.42: named go too)"})
 
     for b in df.get("BuildCache") or []:
         if b.get("InUse"):
@@ -96,8 +117,8 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
         rows.append({"kind": "build cache", "name": b.get("Description") or b.get("Type"),
                      "id": str(b.get("ID"))[:12], "bytes": b.get("Size"), "removed_by": plain,
                      "course": False, "mine": False, "namespace": None,
-                     "detail": "no owner recorded; " + (
-                         "its data shared with an image" if b.get("Shared") else "unused")})
+                     "detail": "no owner; data shared with an image" if b.get("Shared")
+                     else "no owner; unused"})
 
     frame = pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
     frame["bytes"] = frame["bytes"].astype("Int64")

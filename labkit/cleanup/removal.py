@@ -30,7 +30,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from labkit import engine, images
-from labkit.cleanup import build_cache
+from labkit.cleanup import build_cache, freed
 from labkit.engine import (
     BASE_IMAGE,
     DIND_IMAGE,
@@ -71,6 +71,9 @@ class CleanupReport:
     deleted_images: set[str] = field(default_factory=set)
     #: Whether the build cache was pruned, and why (one sentence).
     build_cache: str = ""
+    #: The removed images' sizes added up, each shared layer once per image: what
+    #: ``reclaimed["image"]`` (each layer once, none an image that stays uses) is not.
+    image_sizes_added: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -158,7 +161,7 @@ def plan(include_base: bool = False, build_cache_prune: bool | None = None,
     """What :func:`clean` would remove now (nothing is removed)."""
     cli = _client(client)
     images = engine.images(cli)
-    recorded = owned.recorded_ids()
+    recorded = owned.note_named(images)
     mine = [i for i in images if owned.is_own_image(i, recorded)]
     mine_ids = {_strip(i["Id"]) for i in mine}
     found = [c["Id"] for c in cli.api.containers(all=True)
@@ -224,15 +227,6 @@ def _clean_containers(cli: docker.DockerClient, found: list[dict[str, Any]]
     return rows, total
 
 
-def _unique_sizes(df: dict[str, Any]) -> dict[str, int]:
-    """Bytes each image alone holds (Size - SharedSize), from `docker system df -v`."""
-    out: dict[str, int] = {}
-    for img in df.get("Images") or []:
-        size, shared = int(img.get("Size") or 0), int(img.get("SharedSize") or 0)
-        out[_strip(img["Id"])] = size - shared if shared >= 0 else size
-    return out
-
-
 def _remove_image(cli: docker.DockerClient, ref: str, deleted: set[str]) -> str:
     """``docker image rm REF``, never forced, keeping the parents (``noprune``: the
     containerd image store would also delete untagged parents another learner's image
@@ -264,10 +258,13 @@ def _remove_unused_parents(cli: docker.DockerClient, chains: list[list[str]],
                 break
 
 
-def _clean_images(cli: docker.DockerClient, p: Plan, deleted: set[str]) -> tuple[Rows, int]:
+def _clean_images(cli: docker.DockerClient, p: Plan, deleted: set[str],
+                  out: list[freed.Freed]) -> tuple[Rows, int]:
+    """Remove the plan's images; the bytes freed are counted per layer (:mod:`.freed`)."""
     if not p.images and not p.prepared:
         return [], 0
-    unique = _unique_sizes(p.df)  # measured before removal: image rm reports no size
+    # each layer's size, read before removal (image rm reports none)
+    stacks = {_strip(i["Id"]): freed.stack_of(i["Id"], cli) for i in [*p.images, *p.prepared]}
     parents = {i["Id"]: i.get("ParentId") or "" for i in engine.images(cli, all=True)}
     for img in p.images:
         mine = owned.own_tags(img)
@@ -281,14 +278,14 @@ def _clean_images(cli: docker.DockerClient, p: Plan, deleted: set[str]) -> tuple
     _remove_unused_parents(cli, [images.parent_chain(parents, i["Id"]) for i in p.images
                                  if _strip(i["Id"]) in deleted], deleted)
     left = {_strip(i["Id"]): i for i in engine.images(cli)}
-    rows, total = [], 0
+    rows, gone = [], []
     for img in [*p.images, *p.prepared]:
         ident = _strip(img["Id"])
         name = ", ".join(owned.own_tags(img) or owned.tags_of(img)) or "<none>"
         now = left.get(ident)
         if now is None:
             outcome = "removed"
-            total += unique.get(ident, 0)
+            gone.append(ident)
         elif set(owned.tags_of(now)) - set(owned.own_tags(now)):
             outcome = "kept (also named " + ", ".join(
                 t for t in owned.tags_of(now) if not owned.is_own_reference(t)) + ")"
@@ -297,7 +294,10 @@ def _clean_images(cli: docker.DockerClient, p: Plan, deleted: set[str]) -> tuple
         rows.append(_row("image", name, ident, img.get("Size"), outcome,
                          settings().namespace if img in p.images else None))
     owned.forget(set(owned.recorded_ids()) - set(left))  # the record keeps only what is there
-    return rows, total
+    counted = freed.freed([s for i in gone if (s := stacks.get(i)) is not None],
+                          [freed.chains_of(i, cli) for i in left])
+    out.append(counted)
+    return rows, counted.bytes
 
 
 def _volume_sizes(df: dict[str, Any]) -> dict[str, int]:
@@ -365,9 +365,10 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
     rows: list[dict[str, Any]] = []
     reclaimed: dict[str, int] = {}
     deleted: set[str] = set()
+    counted: list[freed.Freed] = []
     steps: list[tuple[str, Callable[[], tuple[Rows, int]]]] = [
         ("container", lambda: _clean_containers(cli, p.containers)),
-        ("image", lambda: _clean_images(cli, p, deleted)),
+        ("image", lambda: _clean_images(cli, p, deleted, counted)),
         ("volume", lambda: _clean_volumes(cli, p.volumes, p.df)),
         ("network", lambda: _clean_networks(cli, p.networks)),
         ("build cache", lambda: _clean_build_cache(cli, p)),
@@ -379,6 +380,7 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
     report = CleanupReport(
         items=pd.DataFrame(rows, columns=ITEM_COLUMNS), reclaimed=reclaimed,
         commands=p.commands(), deleted_images=deleted, build_cache=p.cache.reason,
+        image_sizes_added=counted[0].sizes_added if counted else 0,
         removed={(r["kind"], r["full_id"]): r["owner"] for r in rows
                  if r["outcome"] == "removed" and r["kind"] != "build cache"})
     if show:

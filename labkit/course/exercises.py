@@ -239,25 +239,79 @@ def ex06_heaviest_layer(answer: str | None, client: docker.DockerClient | None =
 
 
 # --------------------------------------------------------------------------- 7
-@_recorded
-def ex07_prune_preview(answer: int | None, client: docker.DockerClient | None = None,
-                      preview: pd.DataFrame | None = None) -> Check:
-    """Exercise 7: how many items of the prune preview the course did not make.
+#: Exercise 7's five things, by key: what each names on this learner's engine
+EX07_ITEMS = {
+    "app-container": "your app's container, <user>-hello (stopped above)",
+    "app-image": "your image <user>/python-hello-world:latest",
+    "registry-volume": "the registry's named volume, <user>-registry-data",
+    "bridge-network": "the default network, bridge",
+    "base-image": f"the base image, {BASE_IMAGE}",
+}
 
-    ``preview`` is the preview the learner counted in (on an engine others share, a new
+
+def _short(ident: str) -> str:
+    return ident.removeprefix("sha256:")[:12]
+
+
+def ex07_would_go(preview: pd.DataFrame, client: docker.DockerClient | None = None
+                  ) -> set[str]:
+    """The keys of :data:`EX07_ITEMS` whose object is among what a plain ``docker system
+    prune`` would remove, matched by the engine's IDs (the preview lists what it takes)."""
+    from labkit.registry import volume_name
+
+    cli = client or engine.client()
+    plain = preview[preview["removed_by"] == "docker system prune"]
+
+    def listed(kind: str, value: str, column: str = "id") -> bool:
+        return bool(value) and value in set(plain[plain["kind"] == kind][column])
+
+    def image_id(ref: str) -> str:
+        try:
+            return _short(str(cli.api.inspect_image(ref)["Id"]))
+        except docker.errors.NotFound:
+            return ""
+
+    def container_id(name: str) -> str:
+        try:
+            return _short(str(cli.api.inspect_container(name)["Id"]))
+        except docker.errors.NotFound:
+            return ""
+
+    goes = {
+        "app-container": listed("container", container_id(settings().container_name("hello"))),
+        "app-image": listed("image", image_id(f"{image_name()}:latest")),
+        "registry-volume": listed("volume", volume_name(), "name"),
+        "bridge-network": listed("network", "bridge", "name"),
+        "base-image": listed("image", image_id(BASE_IMAGE)),
+    }
+    return {key for key, yes in goes.items() if yes}
+
+
+@_recorded
+def ex07_prune_preview(would_go: set[str] | None, client: docker.DockerClient | None = None,
+                       preview: pd.DataFrame | None = None) -> Check:
+    """Exercise 7: which of five things (:data:`EX07_ITEMS`) a plain ``docker system prune``
+    would remove now, checked against the engine's objects and what its prune takes.
+
+    ``preview`` is the preview taken before the answer (on an engine others share, a new
     one can differ); without it, a new preview is taken.
     """
     from labkit import cleanup
 
-    hint = "Count the rows of the preview whose `course` column is False."
-    if answer is None:
+    hint = ("A plain `docker system prune` takes stopped containers, networks no container "
+            "uses, dangling images and unused build cache; volumes only with `--volumes`.")
+    if would_go is None:
         return _not_attempted("7", hint)
+    answer = {str(k) for k in would_go}
+    check = Check("7", None, hint=hint)
+    unknown = sorted(answer - set(EX07_ITEMS))
+    check.add(not unknown, "every key is one of the five" if not unknown else
+              f"not one of the five keys: {', '.join(unknown)}")
     if preview is None:
         preview = cleanup.preview_system_prune(client=client)
-    foreign = int((~preview["course"].astype(bool)).sum()) if len(preview) else 0
-    check = Check("7", None, hint=hint)
-    check.add(answer == foreign, f"{foreign} items are not from the course, as you counted"
-              if answer == foreign else f"your answer {answer} is not the engine's count")
+    wrong = len((answer & set(EX07_ITEMS)) ^ ex07_would_go(preview, client))
+    check.add(wrong == 0, "the engine agrees on all five" if wrong == 0 else
+              f"the engine disagrees on {wrong} of the five")
     return check.close()
 
 

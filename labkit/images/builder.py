@@ -10,6 +10,7 @@ facts and a :class:`BuildResult`. Rendering lives in :mod:`labkit.render.builds`
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import tempfile
@@ -37,6 +38,7 @@ from labkit.engine import (
     settings,
 )
 from labkit.engine import docker as docker_cmd
+from labkit.images.build_cache import parent_chain
 from labkit.images.build_stream import (
     TAIL_LINES,
     BuildEvent,
@@ -51,7 +53,7 @@ from labkit.images.builder_choice import (
     which_builder,
 )
 from labkit.images.buildkit_stream import PlainParser, RawJsonParser, attach_layers
-from labkit.images.owned import remember_build
+from labkit.images.owned import note_named, remember_build, tags_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -253,6 +255,8 @@ def _build(path: Path, name: str, tag: str, dockerfile: str, nocache: bool,
         text = stage_text(text, target)  # what the build reads: the stages up to the target
     for base in base_images(text):
         require_image(base, client=cli)
+    with contextlib.suppress(docker.errors.NotFound):  # what this build may untag stays ours
+        note_named([cli.api.inspect_image(full_tag)])
     observers = build_observers(command, show, observer)
     started = time.monotonic()
     if choice.buildkit:
@@ -263,11 +267,28 @@ def _build(path: Path, name: str, tag: str, dockerfile: str, nocache: bool,
         image_id, steps = _run_classic(path, full_tag, dockerfile, nocache, text, command,
                                        observers, cli, target)
     remember_build(image_id, full_tag)  # this learner's image, without a label
+    if not choice.buildkit:
+        _remember_steps(cli, image_id, full_tag)
     result = BuildResult(image_id, full_tag, steps, time.monotonic() - started, command,
                          choice)
     for seen in observers:
         seen.done(result)
     return result
+
+
+def _remember_steps(cli: docker.DockerClient, image_id: str, tag: str) -> None:
+    """Record the classic builder's untagged step images below ``image_id``, down to the
+    first tagged one (the base): once the image goes without them (``--no-prune``), each
+    is a dangling image of this learner's build, not a stranger's."""
+    listed = engine.images(cli, all=True)
+    parents = {str(i["Id"]): str(i.get("ParentId") or "") for i in listed}
+    tagged = {str(i["Id"]) for i in listed if tags_of(i)}
+    full = next((i for i in parents if i.removeprefix("sha256:").startswith(
+        image_id.removeprefix("sha256:"))), "")
+    for step in parent_chain(parents, full)[1:]:
+        if step in tagged:
+            break
+        remember_build(step, f"{tag} (a step)")
 
 
 def _run_buildkit(path: Path, full_tag: str, dockerfile: str, nocache: bool, text: str,

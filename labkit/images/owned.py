@@ -4,7 +4,10 @@ An image is this learner's when one of its tags names a repository under the lea
 own name (``<learner>/<name>``, after an optional registry host: ``localhost:5000/``,
 ``localhost/``, ``registry.example.org/``), or when labkit built it for this learner and
 recorded its ID (:func:`remember_build`; a rebuild leaves the old image untagged,
-``<none>``, and only the record still names it). A learner name holds no ``/``, so the
+``<none>``, and only the record still names it). labkit also records every image it sees
+under the learner's name (:func:`note_named`: before each build, in listings, previews and
+clean-ups), so an image built in the terminal stays theirs once a later build takes its
+name; one replaced before labkit ever saw it is not known. A learner name holds no ``/``, so the
 rule is unambiguous: ``ann`` never owns ``ann-b/web`` nor ``ann-b-web``.
 
 A container is this learner's when labkit's namespace label says so, or, carrying no such
@@ -79,6 +82,21 @@ def remember_build(image_id: str, tag: str, s: Settings | None = None) -> None:
     with _locked(record_file(s)) as fh:
         entries = [e for e in _read_lines(fh) if e[0] != ident]
         _write_lines(fh, [*entries, (ident, tag)])
+
+
+def note_named(images: Iterable[Mapping[str, Any]], s: Settings | None = None) -> set[str]:
+    """Record every image among ``images`` that carries one of this learner's names now, so
+    that it stays theirs once a later build takes the name (a ``docker build`` typed in the
+    terminal, then replaced); returns the whole record."""
+    named = {_strip(str(i.get("Id") or "")).lower() for i in images if own_tags(i, s)}
+    named.discard("")
+    known = recorded_ids(s)
+    if named - known:
+        with _locked(record_file(s)) as fh:
+            entries = _read_lines(fh)
+            have = {e[0] for e in entries}
+            _write_lines(fh, [*entries, *((i, "named") for i in sorted(named - have))])
+    return known | named
 
 
 def recorded_ids(s: Settings | None = None) -> set[str]:
@@ -223,8 +241,9 @@ def own_images(client: docker.DockerClient | None = None,
                **filters: Any) -> list[dict[str, Any]]:
     """This learner's images as the engine lists them (``docker image ls``)."""
     cli = client or engine.client()
-    recorded = recorded_ids()
-    return [i for i in engine.images(cli, **filters) if is_own_image(i, recorded)]
+    listed = engine.images(cli, **filters)
+    recorded = note_named(listed)
+    return [i for i in listed if is_own_image(i, recorded)]
 
 
 def own_containers(client: docker.DockerClient | None = None, size: bool = False,

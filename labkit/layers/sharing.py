@@ -8,8 +8,9 @@ their stacks are stored twice by the engine, although a registry stores their bl
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import docker
 
@@ -103,14 +104,22 @@ def stack(image: str, client: docker.DockerClient | None = None) -> ImageStack:
 
     cli = client or default_client()
     img = get_image(image, client=cli)
-    diff_ids = list(img.attrs.get("RootFS", {}).get("Layers", []))
-    made = [h for h in reversed(img.history()) if not _is_empty(h.get("CreatedBy", ""))]
+    found = stack_from(image, img.attrs, img.history())
+    return found if found is not None else from_layers(analyze(image, client=cli))
+
+
+def stack_from(name: str, inspected: Mapping[str, Any],
+               history: Sequence[Mapping[str, Any]]) -> ImageStack | None:
+    """The stack of an image from ``docker image inspect`` and ``docker history`` answers,
+    or None when the history cannot be matched to the layers one to one."""
+    diff_ids = list((inspected.get("RootFS") or {}).get("Layers") or [])
+    made = [h for h in reversed(history) if not _is_empty(str(h.get("CreatedBy") or ""))]
     if len(made) != len(diff_ids):
-        return from_layers(analyze(image, client=cli))
-    return ImageStack(name=image, diff_ids=diff_ids,
-                      sizes=[int(h.get("Size", 0)) for h in made],
-                      instructions=[instruction_of(h.get("CreatedBy", ""), h.get("Comment", ""))
-                                    for h in made])
+        return None
+    return ImageStack(name=name, diff_ids=diff_ids,
+                      sizes=[int(h.get("Size") or 0) for h in made],
+                      instructions=[instruction_of(str(h.get("CreatedBy") or ""),
+                                                   str(h.get("Comment") or "")) for h in made])
 
 
 def compare_stacks(a: ImageStack, b: ImageStack) -> Sharing:

@@ -14,10 +14,16 @@ from labkit.render.builds import in_notebook, result_html
 
 
 def cleanup_summary(report: CleanupReport) -> str:
-    """``removed 2 containers, 3 images, ...[; build cache pruned]; reclaimed 190.3 MB``."""
+    """``removed 2 containers, 3 images, ...[; build cache pruned]; reclaimed 190.3 MB``,
+    and, when images went, what adding up their sizes would have said instead."""
     counts = ", ".join(f"{v} {k}s" for k, v in report.counts.items() if k != "build cache")
     cache = "; build cache pruned" if report.counts.get("build cache") else ""
-    return f"removed {counts}{cache}; reclaimed {human_size(report.reclaimed_bytes)}"
+    added = ""
+    if report.counts.get("image"):
+        added = (f" (image layers counted once each, none the remaining images use; "
+                 f"the removed images' sizes added up would say "
+                 f"{human_size(report.image_sizes_added)})")
+    return f"removed {counts}{cache}; reclaimed {human_size(report.reclaimed_bytes)}{added}"
 
 
 def cleanup_html(report: CleanupReport) -> str:

@@ -13,7 +13,7 @@ from labkit import cleanup, course, images, registry
 from labkit.containers import apps as containers
 from labkit.course import exercises
 from labkit.engine import connection as engine
-from labkit.engine.config import BASE_IMAGE, Settings
+from labkit.engine.config import BASE_IMAGE, Settings, settings
 
 SUFFIX = "ex"
 
@@ -117,13 +117,19 @@ def test_ex06_right_and_wrong(lab: Path) -> None:
 
 
 def test_ex07_right_and_wrong(lab: Path, client: docker.DockerClient) -> None:
+    """Of the five things, a plain prune takes only the stopped app container, on every
+    engine: a tagged image, a named volume, the bridge network and the base image stay."""
+    course.ensure(7)
+    client.containers.get(settings().container_name("hello")).stop(timeout=0)
     preview = cleanup.preview_system_prune()
-    foreign = int((~preview["course"].astype(bool)).sum())
-    assert exercises.ex07_prune_preview(foreign).passed is True
-    assert exercises.ex07_prune_preview(foreign + 1).passed is False
-    # counted in the preview the learner saw, whatever other learners changed since
-    assert exercises.ex07_prune_preview(foreign, preview=preview).passed is True
-    assert exercises.ex07_prune_preview(0, preview=preview.iloc[0:0]).passed is True
+    assert exercises.ex07_would_go(preview) == {"app-container"}
+    assert exercises.ex07_prune_preview({"app-container"}, preview=preview).passed is True
+    assert exercises.ex07_prune_preview({"app-container", "registry-volume"},
+                                        preview=preview).passed is False
+    assert exercises.ex07_prune_preview(set(), preview=preview).passed is False
+    assert exercises.ex07_prune_preview({"app-container", "volume"},
+                                        preview=preview).passed is False
+    assert exercises.ex07_prune_preview(None).passed is None
 
 
 def test_ex08_right_and_wrong(lab: Path, client: docker.DockerClient) -> None:

@@ -4,6 +4,10 @@ present or not in an image, ``pip freeze`` pins, and the base image pinned by di
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +18,7 @@ import pytest
 
 from labkit import cleanup, course, images
 from labkit.course import production
+from labkit.course import terminal_cells as shell
 from labkit.engine import BASE_IMAGE, config
 
 pytestmark = pytest.mark.integration
@@ -87,6 +92,16 @@ def test_freeze_pins_what_is_installed(ns: config.Settings, client: docker.Docke
     assert ran.output.split() == [pins["flask"], pins["werkzeug"]]
 
 
+def _forget(pinned: production.PinnedBase, client: docker.DockerClient) -> None:
+    """The module's images, and the base's references in this test's registry, if it was
+    pushed there (only those references: the base keeps its own tag)."""
+    cleanup.clean(client=client, show=False)
+    if not pinned.reference.startswith(BASE_IMAGE):
+        for ref in (pinned.reference, pinned.reference.split("@")[0] + ":3.11-slim-bookworm"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(ref)
+
+
 def test_pin_base_names_the_tag_s_image_and_builds_on_its_layers(
         ns: config.Settings, client: docker.DockerClient, tmp_path: Path):
     pinned = production.pin_base(client=client)
@@ -104,8 +119,53 @@ def test_pin_base_names_the_tag_s_image_and_builds_on_its_layers(
             pinned.layers)
         assert len(production.layers(built.tag, client=client)) == len(pinned.layers) + 1
     finally:
-        cleanup.clean(client=client, show=False)
-        if not pinned.reference.startswith(BASE_IMAGE):  # pushed to this test's registry
-            for ref in (pinned.reference, pinned.reference.split("@")[0] + ":3.11-slim-bookworm"):
-                with contextlib.suppress(docker.errors.ImageNotFound):
-                    client.images.remove(ref)  # only this reference: the base keeps its tag
+        _forget(pinned, client)
+
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "10-production-dockerfile.ipynb"
+
+
+def _cells(prefix: str) -> list[str]:
+    """The sources of notebook 10's code cells that start with ``prefix``."""
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells
+            if c["cell_type"] == "code" and "".join(c["source"]).startswith(prefix)]
+
+
+def _body(cell: str) -> str:
+    return cell.split("\n", 1)[1]  # without its first line (the %% magic)
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI")
+def test_the_terminal_cell_runs_as_printed(ns: config.Settings, client: docker.DockerClient,
+                                           tmp_path: Path):
+    """Notebook 10's final Dockerfile, .dockerignore and terminal cell, word for word: the
+    cell's docker commands build the image, and what they print is what the text says."""
+    folder = production.write_folder(tmp_path / production.PRODUCTION)
+    (folder / ".dockerignore").write_text(_body(_cells("%%writefile workspace/production/"
+                                                       ".dockerignore")[0]))
+    (folder / "Dockerfile").write_text(course.DOCKERFILE)
+    lab = images.build(folder, "it-terminal-lab", client=client, show=False)
+    (folder / "requirements.txt").write_text(production.freeze(lab.tag, client=client))
+    (folder / "Dockerfile").write_text(_body(_cells("%%writefile workspace/production/"
+                                                    "Dockerfile")[-1]))
+    pinned = production.pin_base(client=client)
+    assert production.pin_from(pinned, folder).count(f"FROM {pinned.reference}") == 2
+    (terminal,) = _cells("%%bash")
+    env = {**os.environ, "LABKIT_USER": ns.user, "LABKIT_STATE_DIR": str(ns.state_dir)}
+    shell.prepare(env)
+    try:
+        done = subprocess.run(["bash", "-c", _body(terminal)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = done.stdout.splitlines()
+        assert f"FROM {pinned.reference} AS build" in lines
+        image_id = next(line for line in lines if line.startswith("sha256:"))
+        assert images.get_image(f"{ns.user}/production:terminal", client=client).id == image_id
+        assert "user: 10001:10001" in lines
+        assert "10001" in lines  # id -u in the container
+        listing = lines[lines.index("10001") + 1:]
+        assert {"app.py", "requirements.txt"} <= set(listing)
+        assert not {".env", "notes"} & set(listing)
+    finally:
+        _forget(pinned, client)

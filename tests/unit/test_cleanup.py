@@ -12,6 +12,8 @@ from docker.errors import APIError, NotFound
 from labkit import cleanup
 from labkit.engine import config
 from labkit.images import owned
+from labkit.layers import sharing
+from labkit.layers.sharing import ImageStack
 
 from .conftest import FakeClient
 
@@ -30,8 +32,24 @@ def conflict(text: str) -> APIError:
     return APIError(text, response=type("R", (), {"status_code": 409})())
 
 
+#: each image's layers, bottom first: (diff ID, bytes, the step that made it). The base's
+#: layer L0 stays; h3's two images share the RUN layer F (the same chain: stored once).
+LAYERS: dict[str, list[tuple[str, int, str]]] = {
+    "base": [("sha256:l0", 400, "ADD rootfs.tar /")],
+    "a1" * 32: [("sha256:l0", 400, "ADD rootfs.tar /"), ("sha256:f", 40, "RUN pip install flask"),
+                ("sha256:a", 60, "COPY app.py /app.py")],
+    RECORDED: [("sha256:l0", 400, "ADD rootfs.tar /"), ("sha256:f", 40, "RUN pip install flask"),
+               ("sha256:r", 10, "COPY app.py /app.py")],
+    "i3": [("sha256:x", 9, "COPY app.py /app.py")],
+    "i9": [("sha256:l0", 400, "ADD rootfs.tar /"), ("sha256:m", 1, "RUN touch /m")],
+    "dang": [("sha256:d", 3, "RUN touch /d")],
+}
+
+
 class FakeAPI:
     """Just enough of docker-py's APIClient for the clean-up."""
+
+    api_version = "1.45"
 
     def __init__(self) -> None:
         self.containers_ = [
@@ -91,6 +109,25 @@ class FakeAPI:
     def networks(self, filters: Any = None):
         wanted = (filters or {}).get("label", [])
         return [n for n in self.networks_ if matches(n["Labels"], wanted)]
+
+    def _image(self, ref: str) -> dict[str, Any]:
+        img = next((i for i in self.images_ if ref in i["RepoTags"]
+                    or i["Id"].removeprefix("sha256:") == ref.removeprefix("sha256:")), None)
+        if img is None:
+            raise NotFound("no such image")
+        return img
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        img = self._image(ref)
+        layers = LAYERS.get(img["Id"].removeprefix("sha256:"), [])
+        return {**img, "RootFS": {"Type": "layers", "Layers": [d for d, _, _ in layers]}}
+
+    def history(self, ref: str) -> list[dict[str, Any]]:
+        """Newest first, with a step that makes no layer (CMD) on top, as the engine lists."""
+        layers = LAYERS.get(self._image(ref)["Id"].removeprefix("sha256:"), [])
+        steps = [{"CreatedBy": f"/bin/sh -c {how}", "Size": size} for _, size, how in layers]
+        return [{"CreatedBy": '/bin/sh -c #(nop)  CMD ["python"]', "Size": 0},
+                *reversed(steps)]
 
     # removing
     def remove_container(self, ident: str, v: bool = False, force: bool = False) -> None:
@@ -203,9 +240,28 @@ def test_the_record_forgets_what_is_gone() -> None:
     assert owned.recorded_ids() == set()
 
 
-def test_clean_measures_image_bytes() -> None:
+def test_clean_counts_a_shared_layer_once_and_the_base_not_at_all() -> None:
+    """h3's two images: base L0 (400, stays), F (40, shared by both), A (60), R (10)."""
     report = cleanup.clean(client=cleanup_client(), show=False)
-    assert report.reclaimed["image"] == (500 - 400) + (450 - 400)
+    assert report.reclaimed["image"] == 40 + 60 + 10
+    assert report.image_sizes_added == (400 + 40 + 60) + (400 + 40 + 10)
+
+
+def test_a_layer_an_image_that_stays_uses_is_not_freed() -> None:
+    """h3-b's image was built on h3's F layer (same chain): F stays with it."""
+    fake = cleanup_client()
+    LAYERS["i3"] = LAYERS[RECORDED][:2] + [("sha256:x", 9, "COPY app.py /app.py")]
+    try:
+        report = cleanup.clean(client=fake, show=False)
+    finally:
+        LAYERS["i3"] = [("sha256:x", 9, "COPY app.py /app.py")]
+    assert report.reclaimed["image"] == 60 + 10
+
+
+def test_include_base_frees_the_base_layer_too() -> None:
+    report = cleanup.clean(include_base=True, client=cleanup_client(), show=False)
+    # mine:1 (i9) stays and builds on L0: the base's name goes, its layer stays
+    assert report.reclaimed["image"] == 40 + 60 + 10
 
 
 def test_clean_counts_container_and_volume_bytes() -> None:
@@ -360,10 +416,44 @@ def test_preview_skips_default_networks() -> None:
     assert set(frame[frame["kind"] == "network"]["name"]) == {"h3-net", "mine-net"}
 
 
-def test_preview_volumes_need_the_volumes_flag() -> None:
-    frame = cleanup.preview_system_prune(client=cleanup_client())
-    assert set(frame[frame["kind"] == "volume"]["removed_by"]) == {
-        "docker system prune --volumes"}
+def test_preview_volumes_need_the_volumes_flag_and_since_api_1_42_no_name() -> None:
+    fake = cleanup_client()
+    fake.api.volumes_.append({"Name": "0f" * 32, "Labels": {"com.docker.volume.anonymous": ""}})
+    frame = cleanup.preview_system_prune(client=fake)
+    volumes = frame[frame["kind"] == "volume"]
+    assert list(volumes["name"]) == ["0f" * 32]  # h3-data and foreign are named: they stay
+    assert set(volumes["removed_by"]) == {"docker system prune --volumes"}
+
+
+def test_preview_before_api_1_42_lists_named_volumes_too() -> None:
+    fake = cleanup_client()
+    fake.api.api_version = "1.41"
+    frame = cleanup.preview_system_prune(client=fake)
+    # foreign: its container is stopped, and containers are pruned first
+    assert set(frame[frame["kind"] == "volume"]["name"]) == {"h3-data", "foreign"}
+
+
+def test_preview_details_fit_a_table_cell_in_full() -> None:
+    """pandas cuts a cell over 50 characters with "...": every caveat is shorter."""
+    fake = cleanup_client()
+    fake.api.api_version = "1.41"
+    frame = cleanup.preview_system_prune(client=fake)
+    assert set(frame["kind"]) >= {"container", "image", "volume", "network", "build cache"}
+    assert frame["detail"].str.len().max() <= 50
+
+
+def test_preview_marks_an_image_once_named_ours_as_ours() -> None:
+    """A terminal build labkit saw under h3's name, untagged by a later build, stays h3's."""
+    fake = cleanup_client()
+    term = {"Id": "sha256:" + "e1" * 32, "RepoTags": ["h3/typed:latest"], "Labels": None,
+            "Size": 5, "SharedSize": 0}
+    fake.api.images_.append(term)
+    cleanup.preview_system_prune(client=fake)  # labkit sees it under h3's name
+    term["RepoTags"] = []  # the next `docker build -t h3/typed .` took the name
+    frame = cleanup.preview_system_prune(client=fake)
+    row = frame[frame["id"] == ("e1" * 32)[:12]]
+    assert list(zip(row["course"], row["mine"], row["namespace"], strict=True)) == [
+        (True, True, "h3")]
 
 
 def test_preview_includes_unused_build_cache() -> None:
@@ -388,3 +478,49 @@ def test_the_report_names_each_removed_object_with_its_owner() -> None:
                               ("image", "a1" * 32): "h3", ("image", RECORDED): "h3",
                               ("volume", "h3-data"): "h3", ("network", "n1"): "h3"}
     assert report.deleted_images == {"a1" * 32, RECORDED}
+
+
+# ---------------------------------------------------------------- bytes freed, per layer
+
+
+def stack(name: str, *layers: tuple[str, int]) -> ImageStack:
+    return ImageStack(name, [d for d, _ in layers], [n for _, n in layers],
+                      ["RUN x"] * len(layers))
+
+
+BASE_L = ("sha256:base", 130_000_000)
+FLASK = ("sha256:flask", 12_000_000)
+
+
+def test_freed_counts_a_layer_shared_by_removed_images_once() -> None:
+    a = stack("a", BASE_L, FLASK, ("sha256:app-a", 4_096))
+    b = stack("b", BASE_L, FLASK, ("sha256:app-b", 4_096))
+    base = stack("python", BASE_L)
+    got = cleanup.freed.freed([a, b], [base.chain_ids])
+    assert (got.bytes, got.layers) == (12_000_000 + 2 * 4_096, 3)
+    assert got.sizes_added == 2 * (130_000_000 + 12_000_000 + 4_096)
+
+
+def test_freed_leaves_out_every_layer_an_image_that_stays_uses() -> None:
+    a = stack("a", BASE_L, FLASK, ("sha256:app-a", 4_096))
+    kept = stack("b", BASE_L, FLASK, ("sha256:app-b", 4_096))
+    assert cleanup.freed.freed([a], [kept.chain_ids]).bytes == 4_096
+    assert cleanup.freed.freed([a], [a.chain_ids]).bytes == 0
+
+
+def test_the_same_content_on_another_stack_is_stored_again() -> None:
+    """Same diff ID, different layers below it: another chain ID, so other bytes (step 6)."""
+    a = stack("a", BASE_L, FLASK)
+    b = stack("b", ("sha256:other-base", 100), FLASK)
+    assert cleanup.freed.freed([a], [b.chain_ids]).bytes == 130_000_000 + 12_000_000
+
+
+def test_a_stack_is_read_from_inspect_and_history_like_step_6() -> None:
+    inspected = {"RootFS": {"Layers": ["sha256:base", "sha256:flask"]}}
+    history = [{"CreatedBy": '/bin/sh -c #(nop)  CMD ["python", "app.py"]', "Size": 0},
+               {"CreatedBy": "/bin/sh -c pip install flask", "Size": 12},
+               {"CreatedBy": "/bin/sh -c #(nop) ADD file:1 in / ", "Size": 130}]
+    got = sharing.stack_from("app", inspected, history)
+    assert got is not None and (got.diff_ids, got.sizes) == (
+        ["sha256:base", "sha256:flask"], [130, 12])
+    assert sharing.stack_from("app", inspected, history[:2]) is None

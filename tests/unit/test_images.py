@@ -249,6 +249,10 @@ class FakeAPI:
             raise docker.errors.ImageNotFound(f"No such image: {name}")
         return {"Id": "sha256:" + "0" * 64}
 
+    def images(self, all: bool = False, **kwargs) -> list[dict]:
+        """``docker image ls --all``: what the test put in ``listed`` (none by default)."""
+        return list(getattr(self, "listed", []))
+
     def build(self, **kwargs):
         self.build_kwargs = kwargs
         if isinstance(self.stream, Exception):
@@ -276,6 +280,26 @@ def test_build_streams_the_recorded_build_into_a_result(tmp_path):
     assert r.builder.name == "classic"
     # recorded as this learner's image, in the learner's state folder
     assert r.image_id.removeprefix("sha256:") in images.owned.recorded_ids()
+
+
+def test_a_classic_build_records_its_untagged_steps_down_to_the_base(tmp_path):
+    """Its step images become dangling once the image goes with ``--no-prune``: still the
+    learner's. The base, and what is under it, is not."""
+    api = FakeAPI({"python:3.11-slim-bookworm"}, chunks("build_cached_after_edit.jsonl"))
+    final = "sha256:cbdaea18ff8d952a52bdecf5bcb32403c929788f53f373df5acbb7e27d168742"
+    api.listed = [
+        {"Id": final, "ParentId": "sha256:" + "c2" * 32, "RepoTags": ["h2/hello:latest"]},
+        {"Id": "sha256:" + "c2" * 32, "ParentId": "sha256:" + "c1" * 32, "RepoTags": None},
+        {"Id": "sha256:" + "c1" * 32, "ParentId": "sha256:" + "ba" * 32, "RepoTags": None},
+        {"Id": "sha256:" + "ba" * 32, "ParentId": "sha256:" + "b0" * 32,
+         "RepoTags": ["python:3.11-slim-bookworm"]},
+        {"Id": "sha256:" + "b0" * 32, "ParentId": "", "RepoTags": None},
+    ]
+    images.build(context(tmp_path, LAB_DOCKERFILE), "hello", client=FakeClient(api),
+                 show=False, builder="classic")
+    recorded = images.owned.recorded_ids()
+    assert {"c2" * 32, "c1" * 32} <= recorded
+    assert not {"ba" * 32, "b0" * 32} & recorded
 
 
 def test_build_never_pulls_and_adds_no_label(tmp_path):
