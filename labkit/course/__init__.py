@@ -9,6 +9,7 @@ from .builders import (
     other_builder,
 )
 from .change_reset import (
+    FreshStart,
     forget_change,
     fresh_start_for_change,
     image_layer_pushes,
@@ -60,6 +61,7 @@ __all__ = [
     "DOCKERFILE",
     "Ensured",
     "Fact",
+    "FreshStart",
     "HELLO",
     "LocalApp",
     "WORKSPACE",

@@ -25,6 +25,7 @@ from .identity import (
 )
 from .life import (
     lifecycle,
+    media_type_compression,
 )
 from .memo import (
     RawImage,
@@ -45,6 +46,7 @@ __all__ = [
     "from_raw",
     "identify",
     "lifecycle",
+    "media_type_compression",
     "one_image",
     "read_raw",
     "sharing",

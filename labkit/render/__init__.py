@@ -10,6 +10,7 @@ from . import (
     builds,
     cards,
     cleanup,
+    diagrams,
     elsewhere,
     experiments_plots,
     id_plots,
@@ -20,6 +21,6 @@ from . import (
 )
 
 __all__ = [
-    "builds", "cards", "cleanup", "elsewhere", "experiments_plots", "id_plots", "layer_plots",
-    "plots", "pushes", "widgets",
+    "builds", "cards", "cleanup", "diagrams", "elsewhere", "experiments_plots", "id_plots",
+    "layer_plots", "plots", "pushes", "widgets",
 ]
