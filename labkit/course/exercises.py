@@ -382,3 +382,51 @@ def ex07_prune_preview(would_go: set[str] | None, client: docker.DockerClient | 
     check.add(wrong == 0, "the engine agrees on all five" if wrong == 0 else
               f"the engine disagrees on {wrong} of the five")
     return check.close()
+
+
+# --------------------------------------------------------------------------- 8
+def _hex(digest: str) -> str:
+    return digest.strip().lower().removeprefix("sha256:")
+
+
+@_recorded
+def ex08_app_layer(answer: str | None, client: docker.DockerClient | None = None) -> Check:
+    """Exercise 8: the diff ID of the layer of the learner's image that holds ``/app.py``.
+
+    Read from the image's own layers (:func:`labkit.layers.analyze`): the layer whose copy
+    of ``/app.py`` the running container sees. At least 12 hex digits of it are enough.
+    """
+    from labkit import layers
+
+    hint = ("Find the layer whose files include /app.py (the explorer above, or "
+            "analysis.owner), then read that layer's diff_id: it names the layer's content, "
+            "not the image.")
+    if not answer or not answer.strip():
+        return _not_attempted("8", hint)
+    analysis = layers.analyze(image_name(), client=client)
+    check = Check("8", None, hint=hint)
+    owner = analysis.owner("/app.py")
+    if owner is None:
+        check.add(False, f"{image_name()} has no /app.py: build it again (step 2)")
+        return check.close()
+    given = _hex(answer)
+    if len(given) < 12:
+        check.add(False, f"{answer!r} is too short: give at least 12 hex digits")
+        return check.close()
+    layer = analysis.layers[owner[0]]
+    if _hex(layer.diff_id).startswith(given):
+        check.add(True, f"layer {layer.index} ({layer.instruction}) holds /app.py; its diff ID "
+                        f"starts with {given[:12]}")
+        return check.close()
+    other = next((x for x in analysis.layers if _hex(x.diff_id).startswith(given)), None)
+    if other is not None:
+        check.add(False, f"that is the diff ID of layer {other.index} ({other.instruction}), "
+                         "which does not hold the /app.py the container sees")
+    elif _hex(analysis.image_id).startswith(given):
+        check.add(False, "that is the image ID: it names the whole image, not one layer")
+    elif any(_hex(x.chain_id).startswith(given) for x in analysis.layers):
+        check.add(False, "that is a chain ID: it names a layer together with every layer "
+                         "below it; the exercise asks for the layer's own diff ID")
+    else:
+        check.add(False, f"{answer!r} is not the diff ID of any layer of {image_name()}")
+    return check.close()
