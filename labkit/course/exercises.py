@@ -155,6 +155,75 @@ def ex03_second_container(client: docker.DockerClient | None = None) -> Check:
     return check.close()
 
 
+#: Seconds of grace the signals check gives (`docker container stop -t 2`): a container
+#: that ignores SIGTERM costs 2 s to find out, not the 10 s of a plain `docker stop`.
+STOP_GRACE = 2
+
+
+def _first_process(cli: docker.DockerClient, container: Any) -> str | None:
+    """The command of a running container's PID 1, as `docker container top` lists it (the
+    process whose engine-side PID is the container's ``State.Pid``)."""
+    top = cli.api.top(container.id)
+    titles = [t.upper() for t in top.get("Titles") or []]
+    if "PID" not in titles or "CMD" not in titles:
+        return None
+    pid = str((container.attrs.get("State") or {}).get("Pid"))
+    found = [row[titles.index("CMD")] for row in top.get("Processes") or []
+             if row[titles.index("PID")] == pid]
+    return str(found[0]) if found else None
+
+
+@_recorded
+def ex03_prompt_stop(client: docker.DockerClient | None = None) -> Check:
+    """Exercise 3b: a container of the app, ``quick-stop``, that `docker stop` ends at once.
+
+    A running one is stopped with ``STOP_GRACE`` seconds of grace; then the engine's record
+    decides: exit code 137 (128 + SIGKILL) means the grace period ran out and it was
+    killed; 143 (128 + SIGTERM) or 0 means SIGTERM ended it. `docker container top` names
+    its PID 1. No timing is measured.
+    """
+    from labkit import containers
+    from labkit.images import owned
+
+    name = settings().container_name("quick-stop")
+    hint = ("Start a container of your image named as the exercise asks, so that SIGTERM "
+            "reaches a process that acts on it. Which process is PID 1, and does it "
+            "handle SIGTERM? A container of that name that is still there must go first.")
+    cli = client or engine.client()
+    try:
+        container = cli.containers.get(name)
+    except docker.errors.NotFound:
+        return _not_attempted("3b", hint)
+    check = Check("3b", None, hint=hint)
+    attrs = container.attrs
+    command = " ".join([attrs.get("Path") or "", *(attrs.get("Args") or [])]).strip()
+    mine = owned.is_own_container(attrs, owned.own_image_ids(engine.images(cli)))
+    if not check.add(mine and "app.py" in command,
+                     f"{name} runs the app from one of your images (command: {command})"):
+        return check.close()
+    first, stopped = None, f"it had stopped already (status: {container.status})"
+    if container.status == "running":
+        first = _first_process(cli, container)
+        stopped = f"`{containers.stop(name, timeout=STOP_GRACE, client=cli)}` stopped it"
+        container.reload()
+    state = container.attrs.get("State") or {}
+    if not check.add(container.status == "exited" and not state.get("OOMKilled"), stopped):
+        return check.close()
+    code = state.get("ExitCode")
+    pid1 = f"; its PID 1 was `{first}`" if first else ""
+    if code == 137:
+        check.add(False, f"it was killed when its {STOP_GRACE} s of grace ran out (exit code "
+                  f"137 = 128 + 9, SIGKILL): SIGTERM changed nothing{pid1}")
+    elif code in (0, 143):
+        how = "it handled SIGTERM and exited" if code == 0 else "SIGTERM ended it"
+        check.add(True, f"{how} before its grace period ran out (exit code {code}"
+                  f"{' = 128 + 15, SIGTERM' if code == 143 else ''}){pid1}")
+    else:
+        check.add(False, f"it ended with exit code {code}, not because of SIGTERM: "
+                  f"`docker container logs {name}` says why")
+    return check.close()
+
+
 # --------------------------------------------------------------------------- 4
 @_recorded
 def ex04_version_tag(client: docker.DockerClient | None = None) -> Check:
