@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -161,7 +163,9 @@ def cmd_registry(args: argparse.Namespace) -> int:
         if reg.command:
             print(f"$ {reg.command}")
     elif args.action == "password":
-        return _write_password()
+        return _write_password(curl=args.curl)
+    elif args.action == "ca":
+        return _write_ca()
     elif args.action == "stop":
         stopped = stop_registry(remove=args.remove)
         print("stopped" if stopped else "not running")
@@ -171,23 +175,55 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_password() -> int:
-    """The registry password, for a pipe into ``docker login --password-stdin`` only."""
-    from labkit.registry import credentials, current_registry
+def _write_password(curl: bool = False) -> int:
+    """The registry password, for a pipe into ``docker login --password-stdin`` only (with
+    ``--curl``: curl's ``user`` option, for a pipe into ``curl -K-``)."""
+    from labkit.registry import credentials, curl_user_option, current_registry
 
     if sys.stdout.isatty():
         print("labkit: the password goes into a pipe, never onto a screen: "
               "labkit registry password | docker login ADDRESS -u USER --password-stdin",
               file=sys.stderr)
         return 2
-    sys.stdout.write(credentials(current_registry())[1] + "\n")
+    user, password = credentials(current_registry())
+    sys.stdout.write(curl_user_option(user, password) if curl else password + "\n")
     return 0
+
+
+def _write_ca() -> int:
+    """The file of the local registry's CA certificate (public), for ``curl --cacert``."""
+    from labkit.registry import current_registry
+
+    reg = current_registry()
+    if not reg.ca_file:
+        print(f"labkit: {reg.address} is not the course's local registry: it has no CA of "
+              "labkit's", file=sys.stderr)
+        return 2
+    print(reg.ca_file)
+    return 0
+
+
+def terminal_environment() -> dict[str, str]:
+    """What a terminal beside the notebooks needs to type the cells' commands: the course
+    user, this Python's ``labkit`` first on PATH, and ``$REGISTRY`` when the learner's
+    registry runs (or one is configured)."""
+    from labkit.registry import configured_registry, find_registry
+
+    env = {"LABKIT_USER": os.environ.get("LABKIT_USER") or engine.settings().user}
+    bindir, path = str(Path(sys.executable).parent), os.environ.get("PATH", "")
+    if bindir not in path.split(os.pathsep):
+        env["PATH"] = os.pathsep.join(p for p in (bindir, path) if p)
+    try:
+        registry = configured_registry() or find_registry()
+    except LabkitError:  # no engine answers: the rest still helps
+        registry = None
+    if registry is not None:
+        env["REGISTRY"] = registry.address
+    return env
 
 
 def cmd_env(args: argparse.Namespace) -> int:
     """``eval "$(labkit env)"``: a terminal gets what the notebooks' terminal cells have."""
-    from labkit.course.terminal_cells import terminal_environment
-
     for key, value in terminal_environment().items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
@@ -229,8 +265,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("action", choices=["export"])
     b.add_argument("file", help="the bundle to write (FILE.sha256 is written beside it)")
     r = sub.add_parser("registry", help="the local registry container")
-    r.add_argument("action", choices=["start", "stop", "status", "password"],
-                   help="password: write the password to a pipe (for docker login)")
+    r.add_argument("action", choices=["start", "stop", "status", "password", "ca"],
+                   help="password: write the password to a pipe (for docker login); "
+                   "ca: print the file of the registry's CA certificate (for curl --cacert)")
+    r.add_argument("--curl", action="store_true",
+                   help="with password: write curl's user option instead (for curl -K-)")
     r.add_argument("--remove", action="store_true", help="with stop: remove the container")
     sub.add_parser("env", help='what a terminal needs to type the notebooks\' commands: '
                    'eval "$(labkit env)" sets $LABKIT_USER, $REGISTRY and PATH')

@@ -3,12 +3,13 @@ checks, exercises, the terminal cells, step 1's local app, step 2's other builde
 fresh start for step 5.
 """
 
-from . import exercises
+from . import exercises, production
 from .builders import (
     RecordedSample,
     other_builder,
 )
 from .change_reset import (
+    FreshStart,
     forget_change,
     fresh_start_for_change,
     image_layer_pushes,
@@ -60,6 +61,7 @@ __all__ = [
     "DOCKERFILE",
     "Ensured",
     "Fact",
+    "FreshStart",
     "HELLO",
     "LocalApp",
     "WORKSPACE",
@@ -69,6 +71,7 @@ __all__ = [
     "exec_in",
     "exercises",
     "other_builder",
+    "production",
     "expect",
     "forget_change",
     "fresh_start_for_change",

@@ -40,6 +40,7 @@ from .builder import (
     image_exists,
     image_name,
     require_image,
+    stage_text,
     tag,
 )
 from .builder_choice import (
@@ -116,6 +117,7 @@ __all__ = [
     "remove_replaced",
     "require_image",
     "resolve_image",
+    "stage_text",
     "tag",
     "which_builder",
 ]

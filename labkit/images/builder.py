@@ -154,12 +154,14 @@ def image_name(name: str) -> str:
 
 
 def build_command(tag: str, path: str | Path = ".", *, dockerfile: str = "Dockerfile",
-                  nocache: bool = False) -> DockerCommand:
+                  nocache: bool = False, target: str | None = None) -> DockerCommand:
     """The ``docker build`` line a learner types for the same build: plain, for either
     builder (the CLI picks the same one labkit did, see :func:`which_builder`)."""
     args = ["build", "-t", tag]
     if nocache:
         args.append("--no-cache")
+    if target:
+        args += ["--target", target]
     if dockerfile != "Dockerfile":
         args += ["-f", dockerfile]
     try:
@@ -183,6 +185,7 @@ def build(
     client: docker.DockerClient | None = None,
     show: bool = True,
     observer: BuildObserver | None = None,
+    target: str | None = None,
 ) -> BuildResult:
     """Build ``path`` into ``<user>/<name>:<tag>``, streaming each step, and return the facts.
 
@@ -196,13 +199,14 @@ def build(
 
     Never pulls: every FROM image must already be on the engine (else :class:`ImageMissing`).
     A failing step raises :class:`BuildFailed` naming it, with the tail of its output.
+    ``target`` builds only up to that stage of a multi-stage Dockerfile (``--target``).
     ``role`` is accepted for compatibility and not recorded.
     A cached step that another learner's clean-up removed mid-build is built once more.
     """
     del role
     cli = client or engine.client()
     choice = _choose(builder, cli)
-    args = (Path(path), name, tag, dockerfile, nocache, cli, show, observer, choice)
+    args = (Path(path), name, tag, dockerfile, nocache, cli, show, observer, choice, target)
     try:
         return _build(*args)
     except BuildFailed as error:
@@ -237,15 +241,18 @@ def _fail(observers: Sequence[BuildObserver], error: LabkitError) -> LabkitError
 
 def _build(path: Path, name: str, tag: str, dockerfile: str, nocache: bool,
            cli: docker.DockerClient, show: bool, observer: BuildObserver | None,
-           choice: BuilderChoice) -> BuildResult:
+           choice: BuilderChoice, target: str | None) -> BuildResult:
     full_tag = f"{image_name(name)}:{tag}"
-    command = build_command(full_tag, path, dockerfile=dockerfile, nocache=nocache)
+    command = build_command(full_tag, path, dockerfile=dockerfile, nocache=nocache,
+                            target=target)
     dockerfile_path = path / dockerfile
     try:
         text = dockerfile_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BuildFailed(f"No readable Dockerfile at {dockerfile_path}.",
                           hint="Write the Dockerfile first (see the step before).") from exc
+    if target:
+        text = stage_text(text, target)  # what the build reads: the stages up to the target
     for base in base_images(text):
         require_image(base, client=cli)
     with contextlib.suppress(docker.errors.NotFound):  # what this build may untag stays ours
@@ -254,11 +261,11 @@ def _build(path: Path, name: str, tag: str, dockerfile: str, nocache: bool,
     started = time.monotonic()
     if choice.buildkit:
         image_id, steps = _run_buildkit(path, full_tag, dockerfile, nocache, text, command,
-                                        observers, choice)
+                                        observers, choice, target)
         _layers_of(steps, image_id, text, cli)
     else:
         image_id, steps = _run_classic(path, full_tag, dockerfile, nocache, text, command,
-                                       observers, cli)
+                                       observers, cli, target)
     remember_build(image_id, full_tag)  # this learner's image, without a label
     if not choice.buildkit:
         _remember_steps(cli, image_id, full_tag)
@@ -286,7 +293,7 @@ def _remember_steps(cli: docker.DockerClient, image_id: str, tag: str) -> None:
 
 def _run_buildkit(path: Path, full_tag: str, dockerfile: str, nocache: bool, text: str,
                   command: DockerCommand, observers: Sequence[BuildObserver],
-                  choice: BuilderChoice) -> tuple[str, list[BuildStep]]:
+                  choice: BuilderChoice, target: str | None) -> tuple[str, list[BuildStep]]:
     """``docker build --progress=rawjson|plain --iidfile F -t TAG [-f D] [--no-cache] PATH``,
     read live from the CLI's stderr."""
     parser: RawJsonParser | PlainParser = (RawJsonParser() if choice.progress == "rawjson"
@@ -299,6 +306,8 @@ def _run_buildkit(path: Path, full_tag: str, dockerfile: str, nocache: bool, tex
             args += ["-f", str(path / dockerfile)]
         if nocache:
             args.append("--no-cache")
+        if target:
+            args += ["--target", target]
         args.append(str(path))
         try:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -356,6 +365,21 @@ def _layers_of(steps: list[BuildStep], image_id: str, text: str,
     attach_layers(steps, history, diff_ids, base_layers)
 
 
+def stage_text(dockerfile_text: str, target: str) -> str:
+    """The Dockerfile up to the end of stage ``target`` (``FROM ... AS target``): the part a
+    ``--target`` build reads. The whole text when no stage has that name."""
+    lines = dockerfile_text.splitlines(keepends=True)
+    found = False
+    for i, raw in enumerate(lines):
+        words = [w for w in raw.strip().split() if not w.startswith("--")]
+        if not words or words[0].upper() != "FROM":
+            continue
+        if found:
+            return "".join(lines[:i])
+        found = len(words) >= 4 and words[2].upper() == "AS" and words[3].lower() == target.lower()
+    return dockerfile_text
+
+
 def _final_from(dockerfile_text: str) -> str | None:
     """The image the last FROM names (``None`` for a stage alias or an ARG)."""
     joined = re.sub(r"\\\s*\n", " ", dockerfile_text)
@@ -371,14 +395,14 @@ def _final_from(dockerfile_text: str) -> str | None:
 
 def _run_classic(path: Path, full_tag: str, dockerfile: str, nocache: bool, text: str,
                  command: DockerCommand, observers: Sequence[BuildObserver],
-                 cli: docker.DockerClient) -> tuple[str, list[BuildStep]]:
+                 cli: docker.DockerClient, target: str | None) -> tuple[str, list[BuildStep]]:
     """The classic builder through the Engine API, streamed (no label: the same image as
     the learner's ``docker build -t NAME .`` with this builder)."""
     parser = BuildStreamParser()
     try:
         stream: Iterable[Mapping[str, Any]] = cli.api.build(
             path=str(path), tag=full_tag, dockerfile=dockerfile, rm=True, forcerm=True,
-            decode=True, pull=False, nocache=nocache,
+            decode=True, pull=False, nocache=nocache, target=target,
         )
         for chunk in stream:
             _notify(observers, parser.feed(chunk))

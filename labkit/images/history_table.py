@@ -48,7 +48,7 @@ def history_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         instruction = clean_created_by(str(entry.get("CreatedBy") or ""),
                                        str(entry.get("Comment") or ""))
         rows.append({
-            "layer": image_id.removeprefix("sha256:")[:12] if image_id.startswith("sha256:")
+            "image": image_id.removeprefix("sha256:")[:12] if image_id.startswith("sha256:")
             else "<missing>",
             "instruction": instruction,
             "size_bytes": size,
@@ -56,15 +56,18 @@ def history_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "created": datetime.fromtimestamp(int(entry.get("Created") or 0), tz=UTC),
             "empty": size == 0,
         })
-    return pd.DataFrame(rows, columns=["layer", "instruction", "size_bytes", "size", "created",
+    return pd.DataFrame(rows, columns=["image", "instruction", "size_bytes", "size", "created",
                                        "empty"])
 
 
 def history(image: str, client: docker.DockerClient | None = None) -> pd.DataFrame:
     """``docker image history`` as a DataFrame, newest layer first.
 
-    Columns: layer, instruction, size_bytes, size, created, empty (no file changes).
-    BuildKit's rows say ``<missing>`` as their layer: it keeps no image per step.
+    Columns: image, instruction, size_bytes, size, created, empty (no file changes).
+    ``image`` is the IMAGE column of ``docker image history``: the ID of the image a step
+    left on this engine (the top row: the image itself), not a layer's digest; ``<missing>``
+    where no such image is here (BuildKit keeps none per step, and a pulled base image's
+    steps come without theirs).
     """
     cli = client or engine.client()
     try:

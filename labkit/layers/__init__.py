@@ -17,6 +17,7 @@ from .analysis import (
 )
 from .life import (
     lifecycle,
+    media_type_compression,
 )
 from .memo import (
     RawImage,
@@ -33,6 +34,7 @@ __all__ = [
     "cow",
     "from_raw",
     "lifecycle",
+    "media_type_compression",
     "one_image",
     "read_raw",
     "sharing",

@@ -1,4 +1,4 @@
-"""Each layer's life: built or cached, its size, its push and its size in the registry."""
+"""Each layer's life: built or cached, its size, its push, and the blob the registry holds."""
 
 from __future__ import annotations
 
@@ -45,9 +45,11 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
       rootfs order (bottom first). ``None`` when not pushed.
 
     Returns one row per layer, bottom first: ``position``, ``instruction``, ``step``,
-    ``cached``, ``build_seconds``, ``size_bytes`` (uncompressed, from history),
-    ``digest`` and ``compressed_bytes`` (registry), ``push_status``, ``push_bytes`` and
-    ``ratio`` (compressed / uncompressed).
+    ``cached``, ``build_seconds``, ``size_bytes`` (what ``docker history`` says: the
+    unpacked layer, counted in disk blocks on the containerd store), ``push_status``,
+    ``push_bytes``, then the blob the registry holds: ``blob_bytes``, ``media_type``,
+    ``compressed`` (its digest differs from the layer's diff ID: a plain tar blob *is* the
+    layer, so its digest is the diff ID), ``digest`` and ``diff_id``.
     """
     import pandas as pd
     hist = history_df.iloc[::-1].reset_index(drop=True)  # bottom first
@@ -62,7 +64,7 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
         "position": range(len(hist)),
         "instruction": hist["instruction"].astype(str),
         "size_bytes": hist["size_bytes"].astype("Int64"),
-        "history_id": hist["layer"].astype(str),
+        "history_id": hist["image"].astype(str),
     })
     out["step"] = pd.Series([pd.NA] * len(out), dtype="Int64")
     out["cached"] = pd.Series([pd.NA] * len(out), dtype="boolean")
@@ -84,8 +86,9 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
             f"The manifest lists {len(layers)} layers but the history has {len(out)}.",
             "Pass the history and the manifest of the same image (same tag, same push).")
     out["digest"] = [x.get("digest") for x in layers] if layers else None
-    out["compressed_bytes"] = pd.Series([x.get("size") for x in layers] if layers
-                                        else [pd.NA] * len(out), dtype="Int64")
+    out["blob_bytes"] = pd.Series([x.get("size") for x in layers] if layers
+                                  else [pd.NA] * len(out), dtype="Int64")
+    out["media_type"] = [x.get("media_type") for x in layers] if layers else None
     push: dict[str, tuple[str, Any]] = {}
     if push_layers_df is not None:
         col = "bytes" if "bytes" in push_layers_df else "bytes_pushed"
@@ -99,6 +102,27 @@ def lifecycle(build_table: pd.DataFrame | None, history_df: pd.DataFrame,
             for d, x in zip(digests, diffs, strict=True)]
     out["push_status"] = [r[0] if r else None for r in rows]
     out["push_bytes"] = pd.Series([r[1] if r else pd.NA for r in rows], dtype="Int64")
-    ratio = out["compressed_bytes"].astype("Float64") / out["size_bytes"].astype("Float64")
-    out["ratio"] = ratio.where(out["size_bytes"].fillna(0) > 0)
-    return out.drop(columns=["history_id"])
+    out["diff_id"] = diffs
+    out["compressed"] = pd.Series([d != x if d and x else pd.NA
+                                   for d, x in zip(digests, diffs, strict=True)],
+                                  dtype="boolean")
+    return out[["position", "instruction", "step", "cached", "build_seconds", "size_bytes",
+                "push_status", "push_bytes", "blob_bytes", "media_type", "compressed",
+                "digest", "diff_id"]]
+
+
+def media_type_compression(media_type: str | None) -> str | None:
+    """What a layer's media type says of its blob: ``"gzip"``, ``"zstd"``, ``"none"`` (a
+    plain tar), or None when it is not a layer media type this knows.
+
+    Docker's own (``application/vnd.docker.image.rootfs.diff.tar.gzip``) and OCI's
+    (``application/vnd.oci.image.layer.v1.tar``, ``+gzip``, ``+zstd``) are read.
+    """
+    text = (media_type or "").lower()
+    if text.endswith(("+gzip", ".tar.gzip")):
+        return "gzip"
+    if text.endswith(("+zstd", ".tar.zstd")):
+        return "zstd"
+    if text.endswith((".layer.v1.tar", ".rootfs.diff.tar")):
+        return "none"
+    return None

@@ -22,6 +22,12 @@ from .commands import (
     run_command,
     volume_name,
 )
+from .http_commands import (
+    CommandLines,
+    HttpCommand,
+    curl,
+    curl_user_option,
+)
 from .model import (
     LoginResult,
     Registry,
@@ -81,12 +87,16 @@ __all__ = [
     "SERVER_ERROR_HINT",
     "START_HINT",
     "TaggedName",
+    "CommandLines",
+    "HttpCommand",
     "api_session",
     "blob_check",
     "catalog",
     "config_yaml",
     "configured_registry",
     "credentials",
+    "curl",
+    "curl_user_option",
     "current_registry",
     "elsewhere",
     "find_registry",

@@ -112,7 +112,8 @@ class ElsewhereResult:
     ``layers`` has one row per layer of the image, in order: its diff ID (``layer``), its
     blob in the registry and that blob's size, whether the second engine had it before the
     pull, the bytes the registry's access log says it sent to the second engine for it, and
-    what ``docker pull`` printed for it.
+    what ``docker pull`` printed for it. ``repo_digest`` is the digest the second engine
+    holds the image by; ``registry_digest`` the one the registry's tag points to.
     """
 
     reference: str
@@ -126,6 +127,7 @@ class ElsewhereResult:
     seconds: dict[str, float]
     commands: tuple[DockerCommand, ...]
     flags: str
+    registry_digest: str = ""
     removed: bool = False
     steps: list[str] = field(default_factory=list)
 
@@ -514,4 +516,5 @@ def _inside(cli: docker.DockerClient, box: Any, reg: Registry, registry_containe
         platform=f"{image.get('Os', '?')}/{image.get('Architecture', '?')}",
         images_before=len(images_before), layers=rows,
         repo_digest=digests[0].split("@", 1)[1] if digests else "",
-        answer=answer.strip(), seconds=seconds, commands=(), flags="")
+        answer=answer.strip(), seconds=seconds, commands=(), flags="",
+        registry_digest=str(info.get("digest") or ""))

@@ -10,6 +10,7 @@ from . import (
     builds,
     cards,
     cleanup,
+    diagrams,
     elsewhere,
     experiments_plots,
     layer_plots,
@@ -19,6 +20,7 @@ from . import (
 )
 
 __all__ = [
-    "builds", "cards", "cleanup", "elsewhere", "experiments_plots", "layer_plots", "plots",
+    "builds", "cards", "cleanup", "diagrams", "elsewhere", "experiments_plots", "layer_plots",
+    "plots",
     "pushes", "widgets",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 
 from labkit.engine import human_size, register_html, register_step_renderer
 from labkit.registry import elsewhere
-from labkit.render.builds import card_html, in_notebook
+from labkit.render.builds import StaticOutput, card_html, in_notebook
 
 
 class StepProgress:
@@ -24,31 +24,28 @@ class StepProgress:
         self._notebook = in_notebook() if notebook is None else notebook
         self._handle: Any = None
         if self._notebook:
-            from IPython.display import HTML, display
+            from IPython.display import display
 
-            self._handle = display(HTML(self._html("starting")), display_id=True)
+            self._handle = display(self._html("starting"), display_id=True)
 
-    def _html(self, text: str) -> str:
-        return f"<p class='labkit-steps'><b>{html.escape(self.title)}</b>: {html.escape(text)}</p>"
+    def _html(self, text: str) -> StaticOutput:
+        return StaticOutput(f"<p class='labkit-steps'><b>{html.escape(self.title)}</b>: "
+                            f"{html.escape(text)}</p>", f"{self.title}: {text}")
 
     def step(self, text: str) -> None:
         """Show the step that starts now."""
         line = f"{time.perf_counter() - self.started:5.1f} s  {text}"
         self.lines.append(line)
         if self._handle is not None:
-            from IPython.display import HTML
-
-            self._handle.update(HTML(self._html(line.strip())))
+            self._handle.update(self._html(line.strip()))
         elif not self._notebook:
             print(line, flush=True)
 
     def close(self) -> None:
         """The operation is over: one line with its total time."""
         if self._handle is not None:
-            from IPython.display import HTML
-
-            self._handle.update(HTML(self._html(
-                f"{len(self.lines)} steps in {time.perf_counter() - self.started:.1f} s")))
+            self._handle.update(self._html(
+                f"{len(self.lines)} steps in {time.perf_counter() - self.started:.1f} s"))
 
 
 def elsewhere_html(result: elsewhere.ElsewhereResult) -> str:
@@ -61,7 +58,8 @@ def elsewhere_html(result: elsewhere.ElsewhereResult) -> str:
         "layers downloaded": f"{result.downloaded} of {len(result.layers)}",
         "sent by the registry": human_size(sent),
         "image platform": result.platform,
-        "digest": result.repo_digest,
+        "digest there": result.repo_digest,
+        "digest of the registry's tag": result.registry_digest,
         "the app answered": result.answer,
         "seconds": ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()),
         "second engine removed": "yes" if result.removed else "NO",

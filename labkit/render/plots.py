@@ -28,10 +28,7 @@ def layer_sizes_chart(history_df: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
         _, ax = plt.subplots(figsize=(8, 0.45 * max(len(history_df), 2) + 1))
     sizes = [int(s) for s in history_df["size_bytes"]]
-    labels = [
-        _short(f"{layer}  {instr}" if instr else str(layer))
-        for layer, instr in zip(history_df["layer"], history_df["instruction"], strict=True)
-    ]
+    labels = [_short(str(instr)) for instr in history_df["instruction"]]
     positions = list(range(len(sizes)))
     nonzero = [s for s in sizes if s > 0]
     log = bool(nonzero) and max(nonzero) / min(nonzero) > 100

@@ -112,3 +112,37 @@ def test_the_echoed_login_line_runs_as_printed(reg, ns, tmp_path) -> None:
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "Login Succeeded" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_the_printed_curl_lines_ask_the_registry_as_labkit_does(app_image, reg, ns, client,
+                                                                tmp_path) -> None:
+    """The registry's HTTP API, from a terminal: catalog, tags, manifest and one blob, each
+    line run in bash as printed; they answer what labkit's own queries answer."""
+    import hashlib
+    import json
+
+    _, built = app_image
+    ref = registry.tag_for_registry(built.image_id, "python-hello-world", tag="curl",
+                                    registry=reg, client=client)
+    registry.push(ref, registry=reg, client=client, show=False)
+    path = registry.repository_path(reg, ref.repository)
+    top = registry.manifest(ref.repository, "curl", reg, client=client)["layers"][-1]["digest"]
+    lines = (registry.curl(reg, "/v2/_catalog", f"/v2/{path}/tags/list")
+             + registry.curl(reg, f"/v2/{path}/manifests/curl", accept=registry.MANIFEST_ACCEPT)
+             + registry.curl(reg, f"/v2/{path}/blobs/{top}", output="layer"))
+    env = {**os.environ, "LABKIT_USER": ns.user, "LABKIT_STATE_DIR": str(ns.state_dir)}
+    shell.prepare(env)  # as the terminal cells have it: labkit on PATH
+    out = []
+    for line in lines:
+        done = subprocess.run(["bash", "-o", "pipefail", "-c", str(line)], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, (str(line), done.stderr)
+        assert registry.credentials(reg)[1] not in str(line) + done.stderr
+        out.append(done.stdout)
+    assert path in json.loads(out[0])["repositories"]
+    assert "curl" in json.loads(out[1])["tags"]
+    body = json.loads(out[2])
+    assert registry.parse_manifest(body).get("layers") or registry.platform_manifest(body)
+    blob = (tmp_path / "layer").read_bytes()
+    assert "sha256:" + hashlib.sha256(blob).hexdigest() == top

@@ -65,6 +65,7 @@ def test_the_registry_sent_every_layer_in_full(far: elsewhere.ElsewhereResult) -
 def test_the_second_engine_holds_the_pushed_digest(far: elsewhere.ElsewhereResult,
                                                    pushed) -> None:
     assert far.repo_digest == pushed[3].digest
+    assert far.registry_digest == pushed[3].digest
 
 
 def test_the_app_answers_in_the_second_engine(far: elsewhere.ElsewhereResult,

@@ -193,6 +193,12 @@ def test_lifecycle_joins_every_layer_of_the_second_push(second, running: registr
     assert table["push_status"].iloc[-1] == "pushed"  # the top layer: COPY app.py
     assert list(table["digest"]) == [x["digest"] for x in manifest["layers"]]
     assert manifest["digest"] == pushed.digest
+    # the registry holds the blobs the engine pushed: gzip or plain tar, as each layer's media
+    # type says (the classic store compresses as it pushes; containerd's pushes its content
+    # store's blobs as they are), and a plain tar blob is the layer: digest == diff ID
+    said = [layers.media_type_compression(m) for m in table["media_type"]]
+    assert None not in said, list(table["media_type"])
+    assert table["compressed"].tolist() == [s != "none" for s in said]
 
 
 def test_second_push_finds_the_other_layers(second) -> None:

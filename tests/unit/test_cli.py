@@ -245,3 +245,32 @@ def test_labkit_env_gives_a_terminal_the_course_user_and_labkit(tmp_path) -> Non
     out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
                          timeout=60, check=True, cwd=os.getcwd()).stdout
     assert out == f"ann o'neil|unset|{labkit}"
+
+
+def _piped_registry(monkeypatch: pytest.MonkeyPatch, ca_file: str | None) -> None:
+    import labkit.registry as real
+
+    reg = real.Registry(name="r", address="localhost:1", api_url="https://127.0.0.1:1",
+                        username="ann", ca_file=ca_file)
+    monkeypatch.setattr(real, "current_registry", lambda client=None: reg)
+    monkeypatch.setattr(real, "credentials", lambda r: ("ann", "pw"))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+
+
+def test_registry_password_for_curl_is_its_user_option(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    _piped_registry(monkeypatch, "ca.pem")
+    assert cli.main(["registry", "password", "--curl"]) == 0
+    assert capsys.readouterr().out == 'user = "ann:pw"\n'
+    assert cli.main(["registry", "password"]) == 0
+    assert capsys.readouterr().out == "pw\n"
+
+
+def test_registry_ca_prints_the_ca_file_or_says_there_is_none(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _piped_registry(monkeypatch, "ca.pem")
+    assert cli.main(["registry", "ca"]) == 0
+    assert capsys.readouterr().out == "ca.pem\n"
+    _piped_registry(monkeypatch, None)
+    assert cli.main(["registry", "ca"]) == 2
+    assert "no CA" in capsys.readouterr().err

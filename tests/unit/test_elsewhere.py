@@ -109,3 +109,13 @@ def test_the_card_escapes_what_the_app_answered(answer: str) -> None:
     page = elsewhere_html(_result(_rows(set(), {A: 4096, B: 120}), answer=answer))
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "2 of 2" in page
+
+
+def test_step_progress_prints_each_step_outside_a_notebook(capsys) -> None:
+    from labkit.render.elsewhere import StepProgress
+
+    progress = StepProgress("app on a second engine", notebook=False)
+    progress.step("pulling")
+    progress.close()
+    assert capsys.readouterr().out.strip().endswith("s  pulling")
+    assert progress._html("done").text == "app on a second engine: done"

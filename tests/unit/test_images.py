@@ -365,12 +365,12 @@ def test_history_sizes_and_flags():
     assert frame["empty"].tolist() == [True, True, True, False, True, False, False]
 
 
-def test_history_layer_ids_are_short_or_missing():
+def test_history_image_ids_are_short_or_missing():
     entries = recorded_history()
     entries[-1] = {**entries[-1], "Id": "<missing>"}
     frame = images.history_frame(entries)
-    assert frame["layer"].tolist()[:2] == ["576fc2f7ec0a", "98dc82b9722c"]
-    assert frame["layer"].tolist()[-1] == "<missing>"
+    assert frame["image"].tolist()[:2] == ["576fc2f7ec0a", "98dc82b9722c"]
+    assert frame["image"].tolist()[-1] == "<missing>"
 
 
 def test_history_created_is_a_utc_datetime():

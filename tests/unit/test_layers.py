@@ -9,6 +9,7 @@ import json
 import tarfile
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import matplotlib
 import pandas as pd
@@ -370,7 +371,7 @@ def test_lifecycle_joins_build_history_push_and_manifest():
         "cached": [True, True, False, False], "seconds": [0.0, 0.01, 0.05, 0.1],
         "image_id": ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc", "dddddddddddd"]})
     history = pd.DataFrame({  # newest first, as `docker history` prints it
-        "layer": ["dddddddddddd", "cccccccccccc", "bbbbbbbbbbbb", "<missing>"],
+        "image": ["dddddddddddd", "cccccccccccc", "bbbbbbbbbbbb", "<missing>"],
         "instruction": ["COPY app.py /", "CMD", "RUN pip install flask", "ADD rootfs"],
         "size_bytes": [120, 0, 9_000_000, 180_000_000], "created": ["t"] * 4,
         "empty": [False, True, False, False]})
@@ -383,19 +384,63 @@ def test_lifecycle_joins_build_history_push_and_manifest():
     assert out["instruction"].tolist() == ["ADD rootfs", "RUN pip install flask", "COPY app.py /"]
     assert out["push_status"].tolist() == ["mounted", "exists", "pushed"]
     assert out["cached"].tolist()[1:] == [True, False]
-    assert out["compressed_bytes"].tolist() == [60_000_000, 3_000_000, 210]
-    assert out["ratio"].round(2).tolist()[:2] == [0.33, 0.33]
+    assert out["blob_bytes"].tolist() == [60_000_000, 3_000_000, 210]
+    assert "ratio" not in out  # blob size over disk size is no compression ratio
+    assert out["compressed"].isna().all()  # no diff IDs given: nothing to compare
+
+
+def _recorded_push(name: str) -> tuple[pd.DataFrame, dict, list[str]]:
+    data = json.loads((Path(__file__).parent / "data" / name).read_text())
+    history = pd.DataFrame(data["history"]).assign(created="t")
+    return history, {"layers": data["manifest_layers"]}, data["diff_ids"]
+
+
+def test_lifecycle_on_containerd_shows_plain_tar_blobs_as_uncompressed():
+    """Recorded on Docker 28.5 (containerd store, BuildKit): the stand-in base's layers went
+    up as the plain tar blobs its content store holds (digest == diff ID), BuildKit's own
+    layers as gzip. A registry stores whatever blob the client pushed."""
+    history, manifest, diff_ids = _recorded_push("push_containerd_layers.json")
+    out = layers.lifecycle(None, history, None, manifest, diff_ids)
+    said = [layers.media_type_compression(m) for m in out["media_type"]]
+    assert said == ["none"] * 6 + ["gzip"] * 2
+    assert out["compressed"].tolist() == [False] * 6 + [True] * 2
+    assert out["compressed"].tolist() == [s != "none" for s in said]
+    plain = out[~out["compressed"].astype(bool)]
+    assert (plain["digest"] == plain["diff_id"]).all()
+    assert (plain["blob_bytes"] % 512 == 0).all()  # tar's 512-byte blocks, no compression
+    # the top layer, app.py: 8 kB of disk blocks in history, a 222-byte gzip blob
+    assert (out["size_bytes"].iloc[-1], out["blob_bytes"].iloc[-1]) == (8192, 222)
+
+
+def test_lifecycle_on_the_classic_store_shows_every_blob_gzip_compressed():
+    """Recorded on Docker 20.10 (overlay2, classic builder): Docker compresses each layer
+    with gzip as it pushes, so no blob's digest is its layer's diff ID; and `docker history`
+    counts the files' bytes there (app.py: 171 B), not disk blocks."""
+    history, manifest, diff_ids = _recorded_push("push_classic_layers.json")
+    out = layers.lifecycle(None, history, None, manifest, diff_ids)
+    assert {layers.media_type_compression(m) for m in out["media_type"]} == {"gzip"}
+    assert out["compressed"].all() and not (out["digest"] == out["diff_id"]).any()
+    assert out["size_bytes"].iloc[-1] == 171
+
+
+def test_media_type_compression_reads_docker_and_oci_types():
+    assert layers.media_type_compression(
+        "application/vnd.docker.image.rootfs.diff.tar.gzip") == "gzip"
+    assert layers.media_type_compression("application/vnd.oci.image.layer.v1.tar+zstd") == "zstd"
+    assert layers.media_type_compression("application/vnd.oci.image.layer.v1.tar") == "none"
+    assert layers.media_type_compression("application/vnd.oci.image.config.v1+json") is None
+    assert layers.media_type_compression(None) is None
 
 
 def test_lifecycle_without_push_or_build():
-    history = pd.DataFrame({"layer": ["<missing>"], "instruction": ["ADD rootfs"],
+    history = pd.DataFrame({"image": ["<missing>"], "instruction": ["ADD rootfs"],
                             "size_bytes": [10], "created": ["t"], "empty": [False]})
     out = layers.lifecycle(None, history, None, None)
     assert out["push_status"].tolist() == [None]
 
 
 def test_lifecycle_refuses_mismatched_manifest():
-    history = pd.DataFrame({"layer": ["<missing>"], "instruction": ["ADD rootfs"],
+    history = pd.DataFrame({"image": ["<missing>"], "instruction": ["ADD rootfs"],
                             "size_bytes": [10], "created": ["t"], "empty": [False]})
     with pytest.raises(ImageArchiveError):
         layers.lifecycle(None, history, None, {"layers": []})
@@ -509,7 +554,7 @@ def test_explorer_without_ipywidgets_is_static(result, monkeypatch):
 
 def test_lifecycle_keeps_zero_byte_layers_that_the_manifest_lists():
     history = pd.DataFrame({  # `empty` from a 0-byte size also flags the RUN that wrote nothing
-        "layer": ["b" * 12, "c" * 12, "<missing>"],
+        "image": ["b" * 12, "c" * 12, "<missing>"],
         "instruction": ["CMD [\"python\"]", "RUN true", "ADD rootfs"],
         "size_bytes": [0, 0, 10], "created": ["t"] * 3, "empty": [True, True, False]})
     manifest = {"layers": [{"digest": "sha256:" + "1" * 64, "size": 5},

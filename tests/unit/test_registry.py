@@ -451,3 +451,54 @@ def test_push_tells_its_observer_every_chunk_then_closes(local: registry.Registr
                            client=registry_client(chunks(SECOND)), show=False, observer=Observer())
     assert len(seen) == len(chunks(SECOND)) and closed == [True]
     assert seen[-1] == len(result.layers) == 3
+
+
+# ---------------------------------------------------------------- curl lines for the HTTP API
+
+
+def test_curl_lines_ask_labkit_for_password_and_ca_and_hold_no_secret(
+        local: registry.Registry) -> None:
+    lines = registry.curl(local, "/v2/_catalog", "/v2/h3/app/tags/list")
+    assert [str(x).split()[-1] for x in lines] == [
+        "http://localhost:32768/v2/_catalog", "http://localhost:32768/v2/h3/app/tags/list"]
+    for line in map(str, lines):
+        assert line.startswith("labkit registry password --curl | curl -fsS -K- ")
+        assert '--cacert "$(labkit registry ca)"' in line
+        assert PASSWORD not in line
+    assert repr(lines).splitlines()[0].startswith("$ labkit registry password --curl | curl")
+
+
+def test_curl_line_carries_method_accept_header_and_output(local: registry.Registry) -> None:
+    [manifest] = registry.curl(local, "/v2/h3/app/manifests/latest",
+                               accept=registry.MANIFEST_ACCEPT)
+    assert f"-H 'Accept: {registry.MANIFEST_ACCEPT}'" in str(manifest)
+    [delete] = registry.curl(local, "/v2/h3/app/blobs/sha256:ab", method="DELETE")
+    assert " -X DELETE " in str(delete)
+    both = registry.curl(local, "/v2/h3/app/blobs/sha256:ab", output="layer") + \
+        registry.CommandLines(["sha256sum layer"])
+    assert isinstance(both, registry.CommandLines)
+    assert repr(both).splitlines() == [f"$ {both[0]}", "$ sha256sum layer"]
+    assert " -o layer http://" in str(both[0])
+
+
+def test_curl_refuses_a_registry_labkit_does_not_query() -> None:
+    hub = registry.Registry(name="hub", address="docker.io", api_url=None, username="h3",
+                            local=False)
+    with pytest.raises(RegistryError):
+        registry.curl(hub, "/v2/_catalog")
+
+
+def test_curl_user_option_quotes_as_curl_config_wants() -> None:
+    assert registry.curl_user_option("h3", 'a"b\\c') == 'user = "h3:a\\"b\\\\c"\n'
+
+
+def test_fresh_start_lists_each_action_with_its_commands() -> None:
+    from labkit import course
+    from labkit.engine import docker as docker_cmd
+
+    done = course.FreshStart(None, [  # type: ignore[arg-type]
+        ("nothing to remove", registry.CommandLines()),
+        ("pushed the original", registry.CommandLines([docker_cmd("push", "r/u/app:latest")]))])
+    assert repr(done).splitlines() == ["# nothing to remove", "# pushed the original",
+                                       "$ docker push r/u/app:latest"]
+    assert done._repr_markdown_().startswith("```bash\n# nothing to remove")
