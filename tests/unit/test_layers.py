@@ -391,7 +391,9 @@ def test_lifecycle_joins_build_history_push_and_manifest():
 
 def _recorded_push(name: str) -> tuple[pd.DataFrame, dict, list[str]]:
     data = json.loads((Path(__file__).parent / "data" / name).read_text())
-    history = pd.DataFrame(data["history"]).assign(created="t")
+    # recorded when history's IMAGE column was called "layer" (06 names it "image" now)
+    history = pd.DataFrame(data["history"]).rename(columns={"layer": "image"}).assign(
+        created="t")
     return history, {"layers": data["manifest_layers"]}, data["diff_ids"]
 
 
