@@ -7,86 +7,13 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import docker
 import pandas as pd
 
 from labkit import engine
+from labkit.course import doctor_checks, render_checks
 from labkit.engine import RAW_ERRORS, EngineIncompatible, EngineUnavailable, LabkitError, translate
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of ``labkit doctor``: what was checked, whether it is fine, and the fix."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-
-def doctor_checks(client: docker.DockerClient | None = None) -> list[Check]:
-    """Everything the course needs, checked against the engine (raises EngineUnavailable)."""
-    from labkit.images import which_builder
-    from labkit.offline import image_status
-
-    cli = client or engine.connect()
-    info = engine.info(cli)
-    s = engine.settings()
-    out = [
-        Check("engine", True, f"{info.host}: Docker {info.version} ({info.os}/{info.arch}, "
-              f"cgroup v{info.cgroup_version})"),
-        Check("connection", True, info.transport.summary),
-        Check("API version", True, f"labkit speaks {info.client_api_version}; the engine "
-              f"accepts {info.min_api_version} to {info.api_version}"),
-        Check("image store", True, info.store_label),
-        Check("builder", True, which_builder(cli).sentence),
-        Check("published ports", engine.ports_reachable(),
-              f"bound to {info.bind_ip}, reachable at http://{info.publish_host}:PORT"
-              if engine.ports_reachable() else
-              f"bound to {info.bind_ip} on the remote engine: out of reach from here",
-              "" if engine.ports_reachable() else
-              f"Set {engine.BIND_OPT_IN} before starting Jupyter (ports then listen on the "
-              "engine's network)."),
-        Check("pulling", True, "disabled (offline): stand-ins are built" if s.offline
-              else "allowed"),
-    ]
-    status = image_status(client=cli)
-    for row in status.itertuples():
-        kind = "stand-in" if row.standin else "official"
-        out.append(Check(f"image {row.image}", bool(row.present),
-                         f"present ({kind}, {row.size / 1e6:.0f} MB)" if row.present
-                         else "missing",
-                         "" if row.present else "Run `labkit prepare` (`make images`)."))
-    out.append(_registry_check(cli))
-    return out
-
-
-def _registry_check(cli: docker.DockerClient) -> Check:
-    from labkit.registry import registry_status
-
-    st: dict[str, Any] = registry_status(client=cli)
-    if not st.get("local", True):
-        return Check("registry", True, f"{st.get('address')} (configured, not local)")
-    if st.get("running"):
-        auth = {True: "auth on", False: "auth OFF", None: "auth unknown"}[st.get("auth")]
-        return Check("registry", True, f"{st.get('registry')} at {st.get('address')} ({auth})")
-    return Check("registry", False, f"{st.get('registry')}: {st.get('status', 'absent')}",
-                 "Run `labkit registry start` (`make registry`).")
-
-
-def render_checks(checks: Sequence[Check]) -> str:
-    """Checks as text lines, each fix under the failing line."""
-    width = max(len(c.name) for c in checks)
-    lines = []
-    for c in checks:
-        lines.append(f"{'ok ' if c.ok else 'NO '} {c.name:<{width}}  {c.detail}")
-        if not c.ok and c.fix:
-            lines.append(f"    {'':<{width}}  → {c.fix}")
-    return "\n".join(lines)
 
 
 def _frame(df: pd.DataFrame) -> str:
@@ -100,7 +27,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if failing:
         print(f"\n{len(failing)} problem(s): {failing[0].fix}")
         return 1
-    print("\nEverything the course needs is ready.")
+    pending = [c.name for c in checks if c.pending]
+    print("\nEverything the course needs is ready"
+          + (f"; not started yet: {', '.join(pending)}." if pending else "."))
     return 0
 
 

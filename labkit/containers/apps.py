@@ -183,6 +183,7 @@ def run(
     path: str = "/",
     timeout: float = 30,
     role: str = "app",
+    init: bool = False,
     client: docker.DockerClient | None = None,
 ) -> RunningApp:
     """Run ``image`` detached with ``port`` published on a free host port; wait until it answers.
@@ -192,14 +193,15 @@ def run(
     that the engine cannot start is removed; one that exits or never answers is stopped and
     kept for ``docker container logs`` (:mod:`labkit.containers.failures`). Ports a remote
     engine publishes must be reachable (:func:`labkit.engine.connection.require_reachable`), else
-    nothing runs.
+    nothing runs. ``init``: a small init process (``docker run --init``) is the container's
+    first process; it passes signals on to the app and reaps its children.
     """
     cli = client or engine.client()
     engine.require_reachable(f"the app's port {port}")
     image_ref = str(image) if isinstance(image, str) else str(getattr(image, "tag", image))
     cname = settings().container_name(name)
     bind = engine.bind_ip()
-    command = run_command(cname, image_ref, port, bind)
+    command = run_command(cname, image_ref, port, bind, init)
 
     try:
         existing = cli.containers.get(cname)
@@ -217,7 +219,7 @@ def run(
     try:  # create + start, never containers.run: that would pull a missing image
         container = cli.containers.create(
             image_ref, name=cname, detach=True, labels=settings().labels(role),
-            ports={f"{port}/tcp": (bind, None)},
+            ports={f"{port}/tcp": (bind, None)}, init=init or None,
         )
     except docker.errors.ImageNotFound as exc:
         raise ImageMissing(f"The image {image_ref} is not on the engine.",

@@ -6,10 +6,11 @@ from labkit.engine import DockerCommand
 from labkit.engine import docker as docker_cmd
 
 
-def run_command(name: str, image: str, port: int, bind_ip: str) -> DockerCommand:
-    """``docker container run -d --name NAME -p IP::PORT IMAGE``."""
-    return docker_cmd("container", "run", "-d", "--name", name, "-p", f"{bind_ip}::{port}",
-                      image)
+def run_command(name: str, image: str, port: int, bind_ip: str,
+                init: bool = False) -> DockerCommand:
+    """``docker container run -d [--init] --name NAME -p IP::PORT IMAGE``."""
+    return docker_cmd("container", "run", "-d", *(["--init"] if init else []), "--name", name,
+                      "-p", f"{bind_ip}::{port}", image)
 
 
 def logs_command(name: str, tail: int | None = None) -> DockerCommand:

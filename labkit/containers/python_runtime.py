@@ -81,7 +81,8 @@ def compare(app: Any) -> RuntimeComparison:
         visible = code == 0
     in_image = bool(inside["flask_at"]) and _in_image(app, f"{inside['flask_at']}/__init__.py")
     command = docker_cmd("container", "exec", app.name, "python", "-c",
-                         "import sys, flask; print(sys.version, flask.__version__)")
+                         "import sys, importlib.metadata as m; "
+                         'print(sys.version.split()[0], m.version("flask"))')
     return RuntimeComparison(host, inside, in_image, visible, command)
 
 

@@ -14,6 +14,12 @@ from .change_reset import (
     fresh_start_for_change,
     image_layer_pushes,
 )
+from .doctor import (
+    DoctorCheck,
+    doctor_checks,
+    registry_verdict,
+    render_checks,
+)
 from .earlier_steps import (
     Action,
     Ensured,
@@ -59,6 +65,7 @@ __all__ = [
     "RecordedSample",
     "CheckFailed",
     "DOCKERFILE",
+    "DoctorCheck",
     "Ensured",
     "Fact",
     "FreshStart",
@@ -67,6 +74,7 @@ __all__ = [
     "WORKSPACE",
     "app_source",
     "doctor",
+    "doctor_checks",
     "ensure",
     "exec_in",
     "exercises",
@@ -78,6 +86,8 @@ __all__ = [
     "image_layer_pushes",
     "image_name",
     "read_image_file",
+    "registry_verdict",
+    "render_checks",
     "run_locally",
     "setup",
     "write_app",

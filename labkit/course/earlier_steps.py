@@ -203,7 +203,7 @@ def _ensure_pushed(done: Ensured) -> None:
     ref = registry.tag_for_registry(done.image, APP_NAME, registry=reg)
     done.actions.append(Action(f"tagged your image as {ref}", f"$ {ref.command}"))
     pushed = registry.push(ref, registry=reg, show=False)
-    done.actions.append(Action(f"pushed it ({len(pushed.layers)} layers)", f"$ {pushed.command}"))
+    done.actions.append(Action("pushed it", f"$ {pushed.command}"))
 
 
 def _run_line(reg: Registry) -> str:

@@ -155,6 +155,75 @@ def ex03_second_container(client: docker.DockerClient | None = None) -> Check:
     return check.close()
 
 
+#: Seconds of grace the signals check gives (`docker container stop -t 2`): a container
+#: that ignores SIGTERM costs 2 s to find out, not the 10 s of a plain `docker stop`.
+STOP_GRACE = 2
+
+
+def _first_process(cli: docker.DockerClient, container: Any) -> str | None:
+    """The command of a running container's PID 1, as `docker container top` lists it (the
+    process whose engine-side PID is the container's ``State.Pid``)."""
+    top = cli.api.top(container.id)
+    titles = [t.upper() for t in top.get("Titles") or []]
+    if "PID" not in titles or "CMD" not in titles:
+        return None
+    pid = str((container.attrs.get("State") or {}).get("Pid"))
+    found = [row[titles.index("CMD")] for row in top.get("Processes") or []
+             if row[titles.index("PID")] == pid]
+    return str(found[0]) if found else None
+
+
+@_recorded
+def ex03_prompt_stop(client: docker.DockerClient | None = None) -> Check:
+    """Exercise 3b: a container of the app, ``quick-stop``, that `docker stop` ends at once.
+
+    A running one is stopped with ``STOP_GRACE`` seconds of grace; then the engine's record
+    decides: exit code 137 (128 + SIGKILL) means the grace period ran out and it was
+    killed; 143 (128 + SIGTERM) or 0 means SIGTERM ended it. `docker container top` names
+    its PID 1. No timing is measured.
+    """
+    from labkit import containers
+    from labkit.images import owned
+
+    name = settings().container_name("quick-stop")
+    hint = ("Start a container of your image named as the exercise asks, so that SIGTERM "
+            "reaches a process that acts on it. Which process is PID 1, and does it "
+            "handle SIGTERM? A container of that name that is still there must go first.")
+    cli = client or engine.client()
+    try:
+        container = cli.containers.get(name)
+    except docker.errors.NotFound:
+        return _not_attempted("3b", hint)
+    check = Check("3b", None, hint=hint)
+    attrs = container.attrs
+    command = " ".join([attrs.get("Path") or "", *(attrs.get("Args") or [])]).strip()
+    mine = owned.is_own_container(attrs, owned.own_image_ids(engine.images(cli)))
+    if not check.add(mine and "app.py" in command,
+                     f"{name} runs the app from one of your images (command: {command})"):
+        return check.close()
+    first, stopped = None, f"it had stopped already (status: {container.status})"
+    if container.status == "running":
+        first = _first_process(cli, container)
+        stopped = f"`{containers.stop(name, timeout=STOP_GRACE, client=cli)}` stopped it"
+        container.reload()
+    state = container.attrs.get("State") or {}
+    if not check.add(container.status == "exited" and not state.get("OOMKilled"), stopped):
+        return check.close()
+    code = state.get("ExitCode")
+    pid1 = f"; its PID 1 was `{first}`" if first else ""
+    if code == 137:
+        check.add(False, f"it was killed when its {STOP_GRACE} s of grace ran out (exit code "
+                  f"137 = 128 + 9, SIGKILL): SIGTERM changed nothing{pid1}")
+    elif code in (0, 143):
+        how = "it handled SIGTERM and exited" if code == 0 else "SIGTERM ended it"
+        check.add(True, f"{how} before its grace period ran out (exit code {code}"
+                  f"{' = 128 + 15, SIGTERM' if code == 143 else ''}){pid1}")
+    else:
+        check.add(False, f"it ended with exit code {code}, not because of SIGTERM: "
+                  f"`docker container logs {name}` says why")
+    return check.close()
+
+
 # --------------------------------------------------------------------------- 4
 @_recorded
 def ex04_version_tag(client: docker.DockerClient | None = None) -> Check:
@@ -312,4 +381,52 @@ def ex07_prune_preview(would_go: set[str] | None, client: docker.DockerClient | 
     wrong = len((answer & set(EX07_ITEMS)) ^ ex07_would_go(preview, client))
     check.add(wrong == 0, "the engine agrees on all five" if wrong == 0 else
               f"the engine disagrees on {wrong} of the five")
+    return check.close()
+
+
+# --------------------------------------------------------------------------- 8
+def _hex(digest: str) -> str:
+    return digest.strip().lower().removeprefix("sha256:")
+
+
+@_recorded
+def ex08_app_layer(answer: str | None, client: docker.DockerClient | None = None) -> Check:
+    """Exercise 8: the diff ID of the layer of the learner's image that holds ``/app.py``.
+
+    Read from the image's own layers (:func:`labkit.layers.analyze`): the layer whose copy
+    of ``/app.py`` the running container sees. At least 12 hex digits of it are enough.
+    """
+    from labkit import layers
+
+    hint = ("Find the layer whose files include /app.py (the explorer above, or "
+            "analysis.owner), then read that layer's diff_id: it names the layer's content, "
+            "not the image.")
+    if not answer or not answer.strip():
+        return _not_attempted("8", hint)
+    analysis = layers.analyze(image_name(), client=client)
+    check = Check("8", None, hint=hint)
+    owner = analysis.owner("/app.py")
+    if owner is None:
+        check.add(False, f"{image_name()} has no /app.py: build it again (step 2)")
+        return check.close()
+    given = _hex(answer)
+    if len(given) < 12:
+        check.add(False, f"{answer!r} is too short: give at least 12 hex digits")
+        return check.close()
+    layer = analysis.layers[owner[0]]
+    if _hex(layer.diff_id).startswith(given):
+        check.add(True, f"layer {layer.index} ({layer.instruction}) holds /app.py; its diff ID "
+                        f"starts with {given[:12]}")
+        return check.close()
+    other = next((x for x in analysis.layers if _hex(x.diff_id).startswith(given)), None)
+    if other is not None:
+        check.add(False, f"that is the diff ID of layer {other.index} ({other.instruction}), "
+                         "which does not hold the /app.py the container sees")
+    elif _hex(analysis.image_id).startswith(given):
+        check.add(False, "that is the image ID: it names the whole image, not one layer")
+    elif any(_hex(x.chain_id).startswith(given) for x in analysis.layers):
+        check.add(False, "that is a chain ID: it names a layer together with every layer "
+                         "below it; the exercise asks for the layer's own diff ID")
+    else:
+        check.add(False, f"{answer!r} is not the diff ID of any layer of {image_name()}")
     return check.close()

@@ -101,10 +101,10 @@ def doctor() -> pd.DataFrame:
     """``labkit doctor`` as a table: each check, whether it is fine, and the fix."""
     import pandas as pd
 
-    from labkit.cli import doctor_checks
+    from labkit.course.doctor import doctor_checks
 
     return pd.DataFrame(
-        [{"check": c.name, "ok": "✓" if c.ok else "✗", "detail": c.detail, "fix": c.fix}
+        [{"check": c.name, "ok": c.mark, "detail": c.detail, "fix": c.fix}
          for c in doctor_checks()]
     )
 

@@ -6,6 +6,7 @@ streams, and one file from an image.
 
 from . import owned
 from .archive import (
+    archive_ids,
     chain_ids,
     instruction_of,
     read_archive,
@@ -87,6 +88,7 @@ __all__ = [
     "EventKind",
     "ImageArchiveError",
     "TAIL_LINES",
+    "archive_ids",
     "attach_layers",
     "base_images",
     "build",

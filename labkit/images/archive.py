@@ -67,6 +67,7 @@ class _Archive:
     aliases: dict[str, str] = field(default_factory=dict)
     unreadable: dict[str, ImageArchiveError] = field(default_factory=dict)  # by member
     not_json: set[str] = field(default_factory=set)
+    digests: dict[str, str] = field(default_factory=dict)  # JSON member -> sha256 of its bytes
 
     def layer(self, path: str) -> tuple[list[tuple[str, str, int]], int]:
         """(entries, tar size) of the layer the index names ``path``."""
@@ -104,8 +105,10 @@ def read_archive(stream: ByteStream) -> _Archive:
             except LayerUnreadable as exc:
                 arc.unreadable[name] = exc
         elif m.size <= _MAX_JSON and (name.endswith(".json") or head == b"{"):
+            raw = data.read()
+            arc.digests[name] = "sha256:" + hashlib.sha256(raw).hexdigest()
             try:
-                arc.docs[name] = json.loads(data.read())
+                arc.docs[name] = json.loads(raw)
             except ValueError:
                 arc.not_json.add(name)
     return arc
@@ -172,6 +175,54 @@ def _from_index(arc: _Archive) -> tuple[str, dict[str, Any], list[str], str] | N
             return None
         index = arc.docs.get(_blob(children[0]["digest"]))
     return None
+
+
+def _is_image_manifest(desc: dict[str, Any]) -> bool:
+    """A descriptor of an image manifest (not an attestation's)."""
+    annotations = desc.get("annotations") or {}
+    platform = desc.get("platform") or {}
+    return annotations.get("vnd.docker.reference.type") != "attestation-manifest" \
+        and platform.get("os") != "unknown"
+
+
+def archive_ids(docs: dict[str, Any], digests: dict[str, str],
+                config: dict[str, Any]) -> dict[str, Any]:
+    """The documents that name an image in its saved archive, with the sha256 of their bytes.
+
+    ``docs`` and ``digests`` are the archive's JSON members (parsed, and the digest of their
+    bytes) by path; ``config`` is the image's config, as found in ``docs``. Returns a
+    JSON-able dict: ``config`` (path and sha256), ``top`` (the descriptor ``index.json``
+    names and the sha256 of that document, None in a legacy archive) and ``manifest`` (the
+    image manifest's digest, sha256, config digest and layer descriptors, or None).
+    """
+    config_path = next((p for p, d in docs.items() if d is config), "")
+    out: dict[str, Any] = {"config": {"path": config_path,
+                                      "sha256": digests.get(config_path, "")},
+                           "top": None, "manifest": None}
+    index = docs.get("index.json")
+    children = index.get("manifests") if isinstance(index, dict) else None
+    if not children:
+        return out
+    top = children[0]
+    top_path = _blob(str(top.get("digest", "")))
+    out["top"] = {"digest": top.get("digest", ""), "media_type": top.get("mediaType", ""),
+                  "sha256": digests.get(top_path, "")}
+    doc, desc, path = docs.get(top_path), top, top_path
+    for _ in range(4):  # an index names manifests (or more indexes)
+        if not isinstance(doc, dict) or "manifests" not in doc:
+            break
+        wanted = [m for m in doc["manifests"] if _is_image_manifest(m)] or doc["manifests"]
+        desc = wanted[0]
+        path = _blob(str(desc.get("digest", "")))
+        doc = docs.get(path)
+    if isinstance(doc, dict) and "layers" in doc:
+        out["manifest"] = {
+            "digest": desc.get("digest", ""), "sha256": digests.get(path, ""),
+            "config_digest": (doc.get("config") or {}).get("digest", ""),
+            "layers": [{"digest": x.get("digest", ""), "size": int(x.get("size", 0)),
+                        "media_type": x.get("mediaType", "")} for x in doc["layers"]],
+        }
+    return out
 
 
 def instruction_of(created_by: str, comment: str = "") -> str:

@@ -1,4 +1,5 @@
-"""Layers: the files each layer adds, changes and deletes, what two images share,
+"""Layers: the files each layer adds, changes and deletes, the names of an image and its
+parts (identity) and the sizes it is shown with, what two images share,
 copy-on-write in a running container, each layer's life, and the analysis memo.
 """
 
@@ -15,6 +16,13 @@ from .analysis import (
     read_raw,
     top_layer,
 )
+from .identity import (
+    SIZE_COLUMNS,
+    Blob,
+    ImageIds,
+    identify,
+    sizes,
+)
 from .life import (
     lifecycle,
     media_type_compression,
@@ -24,7 +32,10 @@ from .memo import (
 )
 
 __all__ = [
+    "Blob",
     "FILE_COLUMNS",
+    "ImageIds",
+    "SIZE_COLUMNS",
     "ImageLayers",
     "LAYER_COLUMNS",
     "Layer",
@@ -33,10 +44,12 @@ __all__ = [
     "analyze_archive",
     "cow",
     "from_raw",
+    "identify",
     "lifecycle",
     "media_type_compression",
     "one_image",
     "read_raw",
     "sharing",
+    "sizes",
     "top_layer",
 ]

@@ -42,6 +42,7 @@ from labkit.engine import docker as docker_cmd
 from labkit.images import (
     BUFSIZE,
     ByteStream,
+    archive_ids,
     chain_ids,
     instruction_of,
     read_archive,
@@ -94,6 +95,8 @@ class ImageLayers:
     total_bytes: int = 0
     visible_bytes: int = 0
     command: DockerCommand | None = None
+    #: the documents naming the image, from its archive (see :mod:`labkit.layers.identity`)
+    ids: dict[str, Any] | None = field(default=None, repr=False)
     _visible: dict[str, tuple[int, int]] | None = field(default=None, repr=False)
 
     @property
@@ -274,7 +277,8 @@ def read_raw(source: IO[bytes] | Iterable[bytes], image: str = "") -> RawImage:
         entries.append(ents)
         tar_sizes.append(size)
     return RawImage(layout=layout, config_id=config_id, diff_ids=diff_ids, history=history,
-                    entries=entries, tar_sizes=tar_sizes)
+                    entries=entries, tar_sizes=tar_sizes,
+                    ids=archive_ids(arc.docs, arc.digests, config))
 
 
 def from_raw(raw: RawImage, image: str = "", image_id: str = "") -> ImageLayers:
@@ -297,7 +301,7 @@ def from_raw(raw: RawImage, image: str = "", image_id: str = "") -> ImageLayers:
     cfg_id = image_id or raw.config_id
     return ImageLayers(image=image, image_id=cfg_id, layout=raw.layout, layers=layers,
                        files=files, total_bytes=total, visible_bytes=visible_bytes,
-                       command=docker_cmd("image", "save", image or cfg_id))
+                       command=docker_cmd("image", "save", image or cfg_id), ids=raw.ids)
 
 
 def analyze_archive(source: IO[bytes] | Iterable[bytes], image: str = "",
@@ -315,14 +319,16 @@ def one_image(image: str) -> str:
 
 
 def analyze(image: str, client: docker.DockerClient | None = None,
-            chunk_size: int = BUFSIZE, cache: bool = True) -> ImageLayers:
+            chunk_size: int = BUFSIZE, cache: bool = True, need_ids: bool = False,
+            ) -> ImageLayers:
     """Analyse the layers of a local image, streamed from ``docker image save``.
 
     The image is saved once: later calls for the same image ID in this process return the
     same analysis, and an image whose layers were all read before (see
     :mod:`labkit.layers.memo`) is analysed from their records. ``cache=False`` always
-    reads the image. Equivalent: ``docker image save IMAGE | tar -t`` and the same for
-    every layer tar.
+    reads the image. ``need_ids`` reads it again if what is remembered lacks the documents
+    naming the image (``ids``). Equivalent: ``docker image save IMAGE | tar -t`` and the
+    same for every layer tar.
     """
     from labkit.engine import client as default_client
     from labkit.images import get_image
@@ -331,11 +337,11 @@ def analyze(image: str, client: docker.DockerClient | None = None,
     img = get_image(image, client=cli)
     if cache:
         known = layer_cache.remembered(cli, img.id)
-        if known is not None:
+        if known is not None and (known.ids is not None or not need_ids):
             return known if known.image == image else replace(
                 known, image=image, command=docker_cmd("image", "save", image or img.id))
     raw = layer_cache.load(cli, img) if cache else None
-    if raw is None:
+    if raw is None or (need_ids and raw.ids is None):
         ref = one_image(image)
         stream = cli.api.get_image(ref, chunk_size=chunk_size)
         try:
@@ -345,7 +351,7 @@ def analyze(image: str, client: docker.DockerClient | None = None,
             if close:
                 close()
         if cache:
-            layer_cache.save(cli, raw)
+            layer_cache.save(cli, raw, image_id=img.id)
     result = from_raw(raw, image=image, image_id=img.id)
     if cache:
         layer_cache.remember(cli, img.id, result)

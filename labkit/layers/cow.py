@@ -29,13 +29,17 @@ if TYPE_CHECKING:
 KINDS = {0: "changed", 1: "added", 2: "deleted"}
 DIFF_COLUMNS = ["path", "change", "size_bytes", "lower_layer", "lower_bytes",
                 "lower_instruction"]
-DEMO_COLUMNS = ["containers", "start_seconds", "seconds_per_container", "size_rw_bytes",
-                "layers_bytes_before", "layers_bytes_after", "layers_added_bytes",
-                "image_bytes", "full_copies_bytes"]
-#: Each demo container writes a 4096-byte file into its own layer, then waits (a shell, not
-#: Python: ten interpreters starting at once cost seconds, and the demo is about disk).
-DEMO_NOTE, DEMO_NOTE_BYTES = "/tmp/cow-note.txt", 4096
-DEMO_COMMAND = ["sh", "-c", f"printf '%{DEMO_NOTE_BYTES}s' '' > {DEMO_NOTE} && exec sleep 300"]
+DEMO_COLUMNS = ["containers", "start_seconds", "seconds_per_container", "written_bytes",
+                "size_rw_bytes", "size_rw_per_container", "layers_bytes_before",
+                "layers_bytes_after", "layers_added_bytes", "image_bytes", "full_copies_bytes"]
+#: Each demo container writes a 4096-byte file into its own layer, says so on its output,
+#: then waits (a shell, not Python: ten interpreters starting at once cost seconds, and the
+#: demo is about disk). Its output, not a look at its files, tells that the note is written:
+#: on the containerd store, asking for a file's details mounts the container's file system
+#: and adds folders to its writable layer, which would change what is measured.
+DEMO_NOTE, DEMO_NOTE_BYTES, DEMO_READY = "/tmp/cow-note.txt", 4096, "note written"
+DEMO_COMMAND = ["sh", "-c", f"printf '%{DEMO_NOTE_BYTES}s' '' > {DEMO_NOTE} && "
+                f"echo '{DEMO_READY}' && exec sleep 300"]
 
 
 def _cli(client: docker.DockerClient | None) -> docker.DockerClient:
@@ -168,7 +172,8 @@ def _sizes_rw(cli: docker.DockerClient) -> dict[str, int]:
 
 
 def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] | None = None,
-         client: docker.DockerClient | None = None) -> pd.DataFrame:
+         client: docker.DockerClient | None = None, engine_storage: bool = False,
+         ) -> pd.DataFrame:
     """Start N containers from one image for each N and measure what they add (DEMO_COLUMNS).
 
     The containers are started one after the other up to the largest N, and measured
@@ -177,6 +182,15 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
     time, starting those N. They need no network (``--network none``: the demo is about
     disk, and a network interface per container is most of a start's time in DinD). Every
     container is labelled ``cow-demo`` and removed again, even on failure.
+    ``engine_storage=True`` also measures the engine's whole layer storage (``docker system
+    df``, ``layers_bytes_*``) before and with N running; it costs seconds per measurement
+    on an engine holding many images, so the columns are None without it.
+
+    ``written_bytes`` is what the containers wrote (None for a ``command`` of the caller's);
+    ``size_rw_bytes`` what the engine counts for their writable layers: the files' bytes on
+    the classic store (overlay2), the disk blocks the layer uses on the containerd store (a
+    4 kB block for every folder in it too: ``/tmp``, copied up to hold the note, and the
+    layer's own top folder).
     """
     import pandas as pd
 
@@ -191,14 +205,13 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
     rows = []
 
     def wrote(c: Container) -> bool:
-        if command is None:  # the note's size: a stat, where a diff walks the whole tree
-            stat = path_stat(c, DEMO_NOTE, client=cli)
-            return stat is not None and int(stat.get("size", 0)) == DEMO_NOTE_BYTES
+        if command is None:  # the container's word, where a diff walks the whole tree
+            return DEMO_READY.encode() in cli.api.logs(c.id, stdout=True, stderr=False)
         return bool(cli.api.diff(c.id))
 
     _remove_demo(cli)
     try:
-        before = layers_size(cli)
+        before = layers_size(cli) if engine_storage else None
         started: list[Container] = []
         seconds = 0.0
         for n in wanted:
@@ -213,12 +226,16 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
             for c in fresh:  # each has written its note (a change in its own layer)
                 _wait_until(lambda c=c: wrote(c), timeout=15)
             sizes = _sizes_rw(cli)
-            after = layers_size(cli)
+            after = layers_size(cli) if engine_storage else None
+            size_rw = sum(sizes.get(c.id, 0) for c in started)
             rows.append({
                 "containers": n, "start_seconds": seconds, "seconds_per_container": seconds / n,
-                "size_rw_bytes": sum(sizes.get(c.id, 0) for c in started),
+                "written_bytes": n * DEMO_NOTE_BYTES if command is None else None,
+                "size_rw_bytes": size_rw, "size_rw_per_container": size_rw // n,
                 "layers_bytes_before": before,
-                "layers_bytes_after": after, "layers_added_bytes": after - before,
+                "layers_bytes_after": after,
+                "layers_added_bytes": after - before if after is not None and before is not None
+                else None,
                 "image_bytes": image_bytes, "full_copies_bytes": n * image_bytes,
             })
     finally:

@@ -50,6 +50,10 @@ class RawImage:
     history: list[dict[str, Any]]  # one per layer: created_by, created, comment
     entries: list[list[Entry]]
     tar_sizes: list[int]
+    #: the archive's documents that name the image (config, manifest, index) with the
+    #: sha256 of their bytes (:func:`labkit.layers.identity.archive_ids`); None when
+    #: loaded from layer records without the image's own record
+    ids: dict[str, Any] | None = None
 
     def cacheable(self) -> bool:
         """True when every layer has its own diff ID and history line (nothing padded)."""
@@ -175,14 +179,23 @@ def load(cli: docker.DockerClient, image: Any, root: Path | None = None) -> RawI
     for rec_path in (folder / (c.split(":")[-1] + ".json") for c in chain_ids(diff_ids)):
         with contextlib.suppress(OSError):
             os.utime(rec_path)
+    ids = _read(_image_record(folder, image.id))
     return RawImage(layout=recs[0]["layout"], config_id=image.id, diff_ids=diff_ids,
                     history=[dict(r["history"]) for r in recs],
                     entries=[[(p, k, int(s)) for p, k, s in r["entries"]] for r in recs],
-                    tar_sizes=[int(r["tar_bytes"]) for r in recs])
+                    tar_sizes=[int(r["tar_bytes"]) for r in recs],
+                    ids=ids.get("ids") if ids else None)
 
 
-def save(cli: docker.DockerClient, raw: RawImage, root: Path | None = None) -> int:
-    """Record every chain of ``raw`` not recorded yet; returns how many were written."""
+def _image_record(folder: Path, image_id: str) -> Path:
+    """Where the documents naming one image (by its ID) are kept."""
+    return folder / "images" / (image_id.split(":")[-1] + ".json")
+
+
+def save(cli: docker.DockerClient, raw: RawImage, root: Path | None = None,
+         image_id: str = "") -> int:
+    """Record every chain of ``raw`` not recorded yet, and the documents naming the image
+    ``image_id`` (its ``ids``); returns how many layer records were written."""
     folder = _engine_dir(cli, root)
     if folder is None or not raw.cacheable():
         return 0
@@ -190,6 +203,12 @@ def save(cli: docker.DockerClient, raw: RawImage, root: Path | None = None) -> i
     try:
         folder.mkdir(parents=True, exist_ok=True)
         os.utime(folder)
+        if image_id and raw.ids is not None:
+            rec_path = _image_record(folder, image_id)
+            rec_path.parent.mkdir(exist_ok=True)
+            tmp = rec_path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"v": VERSION, "ids": raw.ids}, separators=(",", ":")))
+            tmp.replace(rec_path)
         for i, chain in enumerate(chain_ids(raw.diff_ids)):
             path = folder / (chain.split(":")[-1] + ".json")
             if path.exists() and _read(path) is not None:

@@ -40,7 +40,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TIME_SHAPE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")  # TIME_FORMAT
 # The course's exercises, in the order the notebooks give them (labkit.course.exercises and
 # labkit.experiments.cache_order; tests/unit/test_learner_progress.py checks the two agree).
-EXERCISES = ("2", "3", "4", "5", "6", "7", "9")
+EXERCISES = ("2", "3", "3b", "4", "5", "6", "7", "8", "9")
 # A learner's name as the classroom's authenticator accepts it (classroom/workshop_auth.py).
 LEARNER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,29}")
 MAX_BYTES = 1 << 20  # read at most this much of one learner's file,
@@ -248,8 +248,9 @@ class Learner:
 
 
 def order(exercise: str) -> tuple[int, str]:
-    """Sort key: the course's order of exercises."""
-    return (int(exercise), "") if exercise.isdigit() else (10**6, exercise)
+    """Sort key: the course's order of exercises (``3`` < ``3b`` < ``4``)."""
+    step = re.fullmatch(r"(\d+)(\w*)", exercise)
+    return (int(step.group(1)), step.group(2)) if step else (10**6, exercise)
 
 
 _order = order  # the name callers used before

@@ -13,6 +13,7 @@ from . import (
     diagrams,
     elsewhere,
     experiments_plots,
+    id_plots,
     layer_plots,
     plots,
     pushes,
@@ -20,7 +21,6 @@ from . import (
 )
 
 __all__ = [
-    "builds", "cards", "cleanup", "diagrams", "elsewhere", "experiments_plots", "layer_plots",
-    "plots",
-    "pushes", "widgets",
+    "builds", "cards", "cleanup", "diagrams", "elsewhere", "experiments_plots", "id_plots",
+    "layer_plots", "plots", "pushes", "widgets",
 ]

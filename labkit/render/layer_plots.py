@@ -41,7 +41,10 @@ def plot_layer_sizes(layers_table: pd.DataFrame, ax: Axes | None = None,
         if wasted.sum() > 0:
             ax.barh(y, wasted, color="none", edgecolor="tab:red", hatch="//",
                     label="not visible in the image (wasted)")
-            ax.legend(loc="lower right")
+            # below the axes, under the x label: inside them it would hide a bar's label
+            # (borderaxespad is in font sizes: 4.5 × 8 pt clears the ticks and the x label)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=4.5,
+                      ncols=2, frameon=False, fontsize=8)
     ax.set_yticks(y, [_label(s) for s in layers_table["instruction"]])
     for yi, mb in zip(y, sizes, strict=True):
         ax.annotate(f"{mb:,.1f} MB", (mb, yi), xytext=(3, 0), textcoords="offset points",

@@ -29,7 +29,7 @@ import docker
 import pytest
 import requests
 
-from labkit import cli
+from labkit import course
 from labkit.engine import connection as engine
 from labkit.engine import engine_info
 from labkit.engine.errors import EngineInsecure, EngineUnavailable
@@ -195,7 +195,7 @@ def test_plain_tcp_with_the_opt_in_connects_and_says_it_is_unencrypted(
             warnings.simplefilter("error")  # said once: a second client says nothing
             engine.connect().close()
         assert engine_info.info(client).transport.unencrypted
-        checks = {check.name: check for check in cli.doctor_checks(client)}
+        checks = {check.name: check for check in course.doctor_checks(client)}
         assert "UNENCRYPTED" in checks["connection"].detail
         assert engine.PLAIN_TCP_OPT_IN in checks["connection"].detail
     finally:

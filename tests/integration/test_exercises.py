@@ -131,3 +131,24 @@ def test_ex07_right_and_wrong(lab: Path, client: docker.DockerClient) -> None:
                                         preview=preview).passed is False
     assert exercises.ex07_prune_preview(None).passed is None
 
+
+def test_ex08_right_and_wrong(lab: Path, client: docker.DockerClient) -> None:
+    from labkit import layers
+
+    course.ensure(3)
+    ids = client.api.inspect_image(course.image_name())["RootFS"]["Layers"]
+    analysis = layers.analyze(course.image_name())
+    holder = analysis.owner("/app.py")
+    assert holder is not None
+    right = analysis.layers[holder[0]].diff_id
+    assert right in ids  # the engine's own list of diff IDs names it
+    assert exercises.ex08_app_layer(right).passed is True
+    assert exercises.ex08_app_layer(right.removeprefix("sha256:")[:12].upper()).passed is True
+    wrong = next(d for d in ids if d != right)
+    verdict = exercises.ex08_app_layer(wrong)
+    assert verdict.passed is False
+    assert right.removeprefix("sha256:")[:12] not in str(verdict)  # never gives the answer
+    image_id = client.api.inspect_image(course.image_name())["Id"]
+    assert "image ID" in str(exercises.ex08_app_layer(image_id))
+    assert exercises.ex08_app_layer("sha256:abc").passed is False  # too short
+    assert exercises.ex08_app_layer(None).passed is None

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from labkit import cli, engine
+from labkit import cli, course, engine
 from labkit import offline as prepare
 from labkit.engine.engine_info import EngineInfo
 from labkit.engine.errors import EngineUnavailable, PrepareError
@@ -77,20 +77,52 @@ def test_doctor_missing_image_exits_1_with_the_fix(engine_ok, monkeypatch: pytes
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(prepare, "image_status", lambda client=None: status((True, False, True)))
     fake_registry(monkeypatch, running=True)
-    checks = cli.doctor_checks()
+    checks = course.doctor_checks()
     failing = [c for c in checks if not c.ok]
     assert [c.name for c in failing] == ["image registry:2"]
     assert "labkit prepare" in failing[0].fix
     assert cli.main(["doctor"]) == 1
 
 
-def test_doctor_registry_not_running_is_a_problem(engine_ok,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_before_the_registry_was_started_is_not_red(
+        engine_ok, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(prepare, "image_status", lambda client=None: status((True,) * 3))
     fake_registry(monkeypatch, running=False)
-    failing = [c for c in cli.doctor_checks() if not c.ok]
-    assert [c.name for c in failing] == ["registry"]
-    assert "labkit registry start" in failing[0].fix
+    checks = {c.name: c for c in course.doctor_checks()}
+    assert [c.name for c in checks.values() if not c.ok] == []
+    assert checks["registry"].pending
+    assert checks["registry"].mark == "–"
+    assert "not started yet" in checks["registry"].detail
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "NO " not in out
+    assert "-- " in out
+
+
+def test_registry_verdict_absent_is_pending_and_stopped_is_a_problem() -> None:
+    base = {"registry": "ann-registry", "local": True, "address": None, "auth": None}
+    absent = course.registry_verdict({**base, "running": False, "status": "absent"})
+    assert (absent.ok, absent.pending, absent.fix) == (True, True, "")
+    stopped = course.registry_verdict({**base, "running": False, "status": "exited"})
+    assert (stopped.ok, stopped.pending, stopped.mark) == (False, False, "✗")
+    assert "exited" in stopped.detail
+    assert "labkit registry start" in stopped.fix
+    up = course.registry_verdict({**base, "running": True, "status": "running",
+                               "address": "localhost:32768", "auth": True})
+    assert (up.ok, up.pending, up.mark) == (True, False, "✓")
+    assert "auth on" in up.detail
+    remote = course.registry_verdict({"local": False, "address": "registry.example"})
+    assert (remote.ok, remote.pending) == (True, False)
+
+
+def test_doctor_names_the_course_user_and_its_label(engine_ok,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepare, "image_status", lambda client=None: status((True,) * 3))
+    fake_registry(monkeypatch, running=True)
+    user = {c.name: c for c in course.doctor_checks()}["course user"]
+    namespace = engine.settings().namespace
+    assert f"{namespace}/NAME" in user.detail
+    assert f"{engine.LABEL_NAMESPACE}={namespace}" in user.detail
 
 
 def test_a_missing_dependency_is_not_hidden(engine_ok, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,8 +133,8 @@ def test_a_missing_dependency_is_not_hidden(engine_ok, monkeypatch: pytest.Monke
 
 
 def test_render_puts_the_fix_under_a_failing_check() -> None:
-    text = cli.render_checks([cli.Check("engine", True, "fine"),
-                              cli.Check("image x", False, "missing", "Run it.")])
+    text = course.render_checks([course.DoctorCheck("engine", True, "fine"),
+                              course.DoctorCheck("image x", False, "missing", "Run it.")])
     lines = text.splitlines()
     assert lines[0].startswith("ok ")
     assert lines[1].startswith("NO ")

@@ -66,6 +66,9 @@ def test_container_list_is_shaped_like_docker_ps():
 def test_run_command():
     cmd = containers.run_command("h2-hello", "h2/hello:latest", 5000, "127.0.0.1")
     assert str(cmd) == "docker container run -d --name h2-hello -p 127.0.0.1::5000 h2/hello:latest"
+    init = containers.run_command("h2-quick", "h2/hello:latest", 5000, "127.0.0.1", init=True)
+    assert str(init) == ("docker container run -d --init --name h2-quick -p 127.0.0.1::5000 "
+                         "h2/hello:latest")
 
 
 @pytest.mark.parametrize(

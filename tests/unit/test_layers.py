@@ -391,7 +391,9 @@ def test_lifecycle_joins_build_history_push_and_manifest():
 
 def _recorded_push(name: str) -> tuple[pd.DataFrame, dict, list[str]]:
     data = json.loads((Path(__file__).parent / "data" / name).read_text())
-    history = pd.DataFrame(data["history"]).assign(created="t")
+    # recorded when history's IMAGE column was called "layer" (06 names it "image" now)
+    history = pd.DataFrame(data["history"]).rename(columns={"layer": "image"}).assign(
+        created="t")
     return history, {"layers": data["manifest_layers"]}, data["diff_ids"]
 
 
@@ -616,3 +618,89 @@ def test_an_archive_of_several_images_none_named_is_refused() -> None:
     with pytest.raises(ImageArchiveError, match="2 images"):
         layers.analyze_archive(io.BytesIO(buf.getvalue()), image="r")
     assert layers.analyze_archive(io.BytesIO(buf.getvalue()), image="r:two").layers == []
+
+
+def test_layer_sizes_legend_covers_no_label():
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame({"instruction": ["ADD rootfs", "RUN write /blob", "RUN rm /blob"],
+                          "size_bytes": [160_000_000, 20_000_000, 0],
+                          "wasted_bytes": [800_000, 20_000_000, 0]})
+    ax = layer_plots.plot_layer_sizes(table)
+    fig = ax.get_figure()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    texts = [t for t in ax.texts] + list(ax.get_yticklabels()) + [ax.xaxis.label]
+    texts += list(ax.get_xticklabels())
+    assert texts
+    for text in texts:
+        assert not legend.overlaps(text.get_window_extent(renderer)), text.get_text()
+    plt.close(fig)
+
+
+def test_archive_ids_follow_index_to_the_image_manifest_and_hash_documents():
+    from labkit.images import archive_ids
+
+    config = {"rootfs": {"diff_ids": ["sha256:" + "d" * 64]}}
+    cfg, man, att, idx = ("sha256:" + c * 64 for c in "cmai")
+    docs = {
+        "index.json": {"manifests": [{"digest": idx,
+                                      "mediaType": "application/vnd.oci.image.index.v1+json"}]},
+        f"blobs/sha256/{'i' * 64}": {"manifests": [
+            {"digest": att, "platform": {"os": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            {"digest": man, "platform": {"os": "linux"}}]},
+        f"blobs/sha256/{'m' * 64}": {"config": {"digest": cfg}, "layers": [
+            {"digest": "sha256:" + "b" * 64, "size": 10,
+             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip"}]},
+        f"blobs/sha256/{'c' * 64}": config,
+    }
+    digests = {path: f"sha256:hash-of-{path}" for path in docs}
+    ids = archive_ids(docs, digests, config)
+    assert ids["config"]["path"] == f"blobs/sha256/{'c' * 64}"
+    assert ids["top"]["digest"] == idx
+    assert ids["top"]["sha256"] == f"sha256:hash-of-blobs/sha256/{'i' * 64}"
+    assert ids["manifest"]["digest"] == man  # the image's, not the attestation's
+    assert ids["manifest"]["config_digest"] == cfg
+    assert ids["manifest"]["layers"][0]["size"] == 10
+
+
+def test_archive_ids_of_a_legacy_archive_name_only_the_config():
+    from labkit.images import archive_ids
+
+    config = {"rootfs": {"diff_ids": []}}
+    ids = archive_ids({"manifest.json": [{}], "abc.json": config}, {"abc.json": "sha256:x"},
+                      config)
+    assert ids == {"config": {"path": "abc.json", "sha256": "sha256:x"}, "top": None,
+                   "manifest": None}
+
+
+def test_image_ids_diagram_draws_every_layer_on_both_stores():
+    import matplotlib.pyplot as plt
+
+    from labkit.render import id_plots
+
+    d = ["sha256:" + c * 64 for c in "12"]
+    common = dict(image="h5/app", repo_digests=[], config_digest="sha256:" + "c" * 64,
+                  config_sha256="sha256:" + "c" * 64, diff_ids=d, engine_diff_ids=d,
+                  chain_ids=d, instructions=["ADD rootfs", "COPY app.py /app.py"])
+    classic = layers.ImageIds(image_store="graphdriver", image_id="sha256:" + "c" * 64,
+                              top_kind="config", top_sha256="sha256:" + "c" * 64,
+                              manifest_digest=None, manifest_sha256=None, blobs=[], **common)
+    store = layers.ImageIds(image_store="containerd", image_id="sha256:" + "i" * 64,
+                            top_kind="index", top_sha256="sha256:" + "i" * 64,
+                            manifest_digest="sha256:" + "m" * 64, manifest_sha256="x",
+                            blobs=[layers.Blob(d[0], 100, "application/vnd.oci.image.layer.v1.tar"),
+                                   layers.Blob("sha256:" + "9" * 64, 50,
+                                               "application/vnd.oci.image.layer.v1.tar+gzip")],
+                            **common)
+    for ids in (classic, store):
+        ax = id_plots.plot_image_ids(ids)
+        shown = " ".join(t.get_text() for t in ax.texts)
+        assert all(x[7:19] in shown for x in d)
+        plt.close(ax.get_figure())
+    assert store.table()["compressed"].tolist() == [False, True]
+    assert "unzipped, then sha256" in " ".join(t.get_text() for t in
+                                              id_plots.plot_image_ids(store).texts)
+    plt.close("all")
