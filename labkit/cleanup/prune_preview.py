@@ -109,7 +109,7 @@ def preview_system_prune(client: docker.DockerClient | None = None) -> pd.DataFr
                      "bytes": size if size is not None and size >= 0 else None,
                      "removed_by": with_volumes, "course": course, "mine": mine, "namespace": ns,
                      "detail": "anonymous, unused" if anonymous else
-                     "named, unused (API < 1.42: named go too)"})
+                     "unused; before API 1.42 named ones go too"})
 
     for b in df.get("BuildCache") or []:
         if b.get("InUse"):

@@ -131,9 +131,10 @@ def fresh_start_for_change(before: BuildResult,
     unlinked = _forget_other_blobs(reg, pushed.repository, cli)
     if unlinked is not None:
         done.actions.append((
-            "unlinked from your repository in the registry the layers the original does not "
-            "use, so that the next push uploads them again" if unlinked else
-            "the registry holds no other layer in your repository", unlinked))
+            "unlinked from your repository in the registry the blobs that none of its tags "
+            "uses (an earlier run's changed layer, its configuration and build record), so "
+            "that the next push uploads them again" if unlinked else
+            "your repository in the registry holds no blob that none of its tags uses", unlinked))
         return done
     registry.stop_registry(remove=True, client=cli)
     with contextlib.suppress(docker.errors.NotFound):
@@ -186,12 +187,15 @@ def _forget_other_blobs(reg: Registry, ref: str, cli: docker.DockerClient
     if code != 0:
         return None
     doomed = [f"sha256:{d}" for d in out.decode().split() if f"sha256:{d}" not in keep]
+    unlinked = []
     with api_session(reg) as session:
         for digest in doomed:
             resp = session.delete(f"{reg.api_url}/v2/{path}/blobs/{digest}", timeout=10)
-            if resp.status_code not in (202, 404):
+            if resp.status_code == 202:
+                unlinked.append(digest)
+            elif resp.status_code != 404:  # 404: unlinked before (its folder stays)
                 return None
-    return curl(reg, *(f"/v2/{path}/blobs/{d}" for d in doomed), method="DELETE")
+    return curl(reg, *(f"/v2/{path}/blobs/{d}" for d in unlinked), method="DELETE")
 
 
 def image_layer_pushes(pushed: PushResult, reg: Registry,

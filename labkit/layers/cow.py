@@ -172,7 +172,8 @@ def _sizes_rw(cli: docker.DockerClient) -> dict[str, int]:
 
 
 def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] | None = None,
-         client: docker.DockerClient | None = None) -> pd.DataFrame:
+         client: docker.DockerClient | None = None, engine_storage: bool = False,
+         ) -> pd.DataFrame:
     """Start N containers from one image for each N and measure what they add (DEMO_COLUMNS).
 
     The containers are started one after the other up to the largest N, and measured
@@ -181,6 +182,9 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
     time, starting those N. They need no network (``--network none``: the demo is about
     disk, and a network interface per container is most of a start's time in DinD). Every
     container is labelled ``cow-demo`` and removed again, even on failure.
+    ``engine_storage=True`` also measures the engine's whole layer storage (``docker system
+    df``, ``layers_bytes_*``) before and with N running; it costs seconds per measurement
+    on an engine holding many images, so the columns are None without it.
 
     ``written_bytes`` is what the containers wrote (None for a ``command`` of the caller's);
     ``size_rw_bytes`` what the engine counts for their writable layers: the files' bytes on
@@ -207,7 +211,7 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
 
     _remove_demo(cli)
     try:
-        before = layers_size(cli)
+        before = layers_size(cli) if engine_storage else None
         started: list[Container] = []
         seconds = 0.0
         for n in wanted:
@@ -222,14 +226,16 @@ def demo(image: str, counts: Sequence[int] = (1, 5, 10), command: Sequence[str] 
             for c in fresh:  # each has written its note (a change in its own layer)
                 _wait_until(lambda c=c: wrote(c), timeout=15)
             sizes = _sizes_rw(cli)
-            after = layers_size(cli)
+            after = layers_size(cli) if engine_storage else None
             size_rw = sum(sizes.get(c.id, 0) for c in started)
             rows.append({
                 "containers": n, "start_seconds": seconds, "seconds_per_container": seconds / n,
                 "written_bytes": n * DEMO_NOTE_BYTES if command is None else None,
                 "size_rw_bytes": size_rw, "size_rw_per_container": size_rw // n,
                 "layers_bytes_before": before,
-                "layers_bytes_after": after, "layers_added_bytes": after - before,
+                "layers_bytes_after": after,
+                "layers_added_bytes": after - before if after is not None and before is not None
+                else None,
                 "image_bytes": image_bytes, "full_copies_bytes": n * image_bytes,
             })
     finally:

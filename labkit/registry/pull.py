@@ -21,6 +21,7 @@ from labkit import engine
 from labkit.engine import DockerCommand, RegistryError, html_of, settings
 from labkit.engine import docker as docker_cmd
 from labkit.images import owned
+from labkit.registry.http_commands import CommandLines
 from labkit.registry.model import Registry
 from labkit.registry.server import credentials, resolve_registry
 
@@ -83,20 +84,20 @@ def _tags_of(image: Any) -> list[str]:
 
 
 def forget_local(reference: str, client: docker.DockerClient | None = None
-                 ) -> list[DockerCommand]:
+                 ) -> CommandLines:
     """Remove the image ``reference`` names from this engine, under all of its names.
 
     Only an image of this learner (:mod:`labkit.images.owned`) is removed, with this
     learner's containers that run it; its parent steps stay (``noprune``), so the build
     cache survives. A container or a name that is not this learner's keeps the image:
     :class:`RegistryError` says so.
-    Returns the equivalent commands.
+    Returns the equivalent commands (shown one per line).
     """
     cli = client or engine.client()
     try:
         image = cli.images.get(reference)
     except docker.errors.ImageNotFound:
-        return []
+        return CommandLines()
     recorded = owned.recorded_ids()
     if not owned.is_own_image(image.attrs, recorded):
         raise RegistryError(f"{reference} is not one of your images (none of its names is "
@@ -109,7 +110,7 @@ def forget_local(reference: str, client: docker.DockerClient | None = None
                             f"{', '.join(foreign)}; labkit will not remove them.",
                             f"Remove them yourself if you mean it: `docker image rm "
                             f"{' '.join(foreign)}`.")
-    commands = []
+    commands: list[DockerCommand] = []
     mine = {image.id.removeprefix("sha256:")}
     for c in cli.containers.list(all=True, filters={"ancestor": image.id}):
         if not owned.is_own_container(c.attrs, mine):
@@ -122,7 +123,7 @@ def forget_local(reference: str, client: docker.DockerClient | None = None
             cli.api.remove_image(tag, noprune=True)
     if tags:
         commands.append(docker_cmd("image", "rm", "--no-prune", *tags))
-    return commands
+    return CommandLines(commands)
 
 
 def pull(reference: str, registry: Registry | str | None = None,

@@ -171,9 +171,14 @@ def test_cow_diff_names_the_written_file_and_its_lower_layer(images, client, ana
 
 
 def test_cow_demo_adds_only_writable_layers_and_cleans_up(images, client):
-    df = cow.demo(images["app"], counts=(1, 2), client=client)
+    df = cow.demo(images["app"], counts=(1, 2), client=client, engine_storage=True)
     assert df["containers"].tolist() == [1, 2]
     assert (df["size_rw_bytes"] >= df["containers"] * 4096).all()
+    assert (df["size_rw_bytes"] >= df["written_bytes"]).all()  # measured without a look inside
+    assert df["layers_bytes_before"].notna().all() and df["layers_bytes_after"].notna().all()
+    quick = cow.demo(images["app"], counts=(1,), client=client)  # no docker system df
+    assert quick["layers_added_bytes"].isna().all()
+    assert int(quick["size_rw_per_container"].iloc[0]) >= cow.DEMO_NOTE_BYTES
     assert (df["size_rw_bytes"] < df["image_bytes"] / 100).all()
     left = client.containers.list(all=True, filters={"label": settings().label_filters(
         "cow-demo")})

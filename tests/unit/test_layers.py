@@ -391,7 +391,9 @@ def test_lifecycle_joins_build_history_push_and_manifest():
 
 def _recorded_push(name: str) -> tuple[pd.DataFrame, dict, list[str]]:
     data = json.loads((Path(__file__).parent / "data" / name).read_text())
-    history = pd.DataFrame(data["history"]).assign(created="t")
+    # recorded when history's IMAGE column was called "layer" (06 names it "image" now)
+    history = pd.DataFrame(data["history"]).rename(columns={"layer": "image"}).assign(
+        created="t")
     return history, {"layers": data["manifest_layers"]}, data["diff_ids"]
 
 
@@ -699,6 +701,6 @@ def test_image_ids_diagram_draws_every_layer_on_both_stores():
         assert all(x[7:19] in shown for x in d)
         plt.close(ax.get_figure())
     assert store.table()["compressed"].tolist() == [False, True]
-    assert "unzipped, then sha256" in " ".join(t.get_text() for t in
+    assert "unzipped, sha256" in " ".join(t.get_text() for t in
                                               id_plots.plot_image_ids(store).texts)
     plt.close("all")
