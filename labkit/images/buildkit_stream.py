@@ -34,6 +34,7 @@ _DONE_RE = re.compile(r"^DONE (?P<s>\d+(?:\.\d+)?)s$")
 _FAILED_PREFIXES = ("ERROR: failed to build: failed to solve: ", "ERROR: failed to solve: ",
                     "ERROR: failed to build: ", "ERROR: ")
 #: History keywords whose BuildKit rows made a layer (the rest are metadata).
+_CANCELED = "context canceled"
 LAYER_KEYWORDS = ("RUN", "COPY", "ADD", "WORKDIR")
 
 
@@ -141,7 +142,11 @@ class BuildKitParser:
             if message.startswith(prefix):
                 message = message[len(prefix):]
                 break
-        failed = next((self._by_vertex[v] for v in self.errors if v in self._by_vertex), None)
+        # A failing step cancels the steps running beside it; their "context canceled"
+        # may arrive first, and is never the reason.
+        failing = sorted((v for v in self.errors if v in self._by_vertex),
+                         key=lambda v: _CANCELED in self.errors[v])
+        failed = self._by_vertex[failing[0]] if failing else None
         if failed is not None:
             hint = ("Fix the command of that RUN line (try it first in a container of the "
                     "base image) and build again." if failed.keyword == "RUN"

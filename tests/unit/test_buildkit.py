@@ -139,6 +139,35 @@ def test_a_failing_run_names_its_step_and_output(name):
     assert "RUN line" in (error.hint or "")
 
 
+def test_the_failing_step_is_the_one_that_failed_not_the_one_it_cancelled():
+    # COPY of a missing file fails while the base image is still being resolved:
+    # BuildKit cancels the FROM vertex, and its "context canceled" may be reported first.
+    base, copy = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    lines = [
+        {"vertexes": [{"digest": base, "name": "[1/2] FROM docker.io/library/python:3.11",
+                       "started": "2026-12-05T20:45:26.1Z"}]},
+        {"vertexes": [{"digest": copy, "name": "[2/2] COPY missing.py .",
+                       "started": "2026-12-05T20:45:26.2Z"}]},
+        {"vertexes": [{"digest": base, "name": "[1/2] FROM docker.io/library/python:3.11",
+                       "started": "2026-12-05T20:45:26.1Z",
+                       "completed": "2026-12-05T20:45:26.3Z",
+                       "error": "failed to load ref: context canceled"}]},
+        {"vertexes": [{"digest": copy, "name": "[2/2] COPY missing.py .",
+                       "started": "2026-12-05T20:45:26.2Z",
+                       "completed": "2026-12-05T20:45:26.3Z",
+                       "error": 'failed to calculate checksum of ref x::y: "/missing.py": '
+                                'not found'}]},
+    ]
+    parser = images.RawJsonParser()
+    for line in lines:
+        parser.feed(json.dumps(line) + "\n")
+    parser.feed('ERROR: failed to build: failed to solve: "/missing.py": not found\n')
+    parser.finish()
+    error = parser.failure("FROM python:3.11\nCOPY missing.py .\n")
+    assert error.step == "[2/2] COPY missing.py ."
+    assert "missing.py" in error.message and "canceled" not in error.message
+
+
 def test_a_misspelt_instruction_is_the_same_error_as_with_the_classic_builder():
     text = "FROM python:3.11-slim-bookworm\nRUNN echo hi\n"
     error = parse("syntax.rawjson").failure(text)
