@@ -101,11 +101,27 @@ def plain(value: Any, state_dir: str = "") -> Any:
     return value
 
 
+def merge_streams(outputs: list[Any]) -> list[Any]:
+    """``outputs`` with each run of stream outputs of one name (stdout, stderr) joined into
+    one: the kernel sends a stream in pieces, cut anywhere, even mid-word."""
+    merged: list[Any] = []
+    for out in outputs:
+        last = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and last is not None
+                and last.get("output_type") == "stream" and last.get("name") == out.get("name")):
+            last["text"] = "".join(last["text"]) + "".join(out["text"])
+        else:
+            merged.append(out)
+    return merged
+
+
 def clean_outputs(nb: Any, state_dir: str = "") -> None:
-    """Strip ANSI codes and the state folder's path from every output, and each cell's
-    execution timings."""
+    """Join split streams; strip ANSI codes and the state folder's path from every output,
+    and each cell's execution timings."""
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if "outputs" in cell:
+            cell["outputs"] = merge_streams(cell["outputs"])
         for out in cell.get("outputs", []):
             for key in ("text", "evalue", "traceback"):
                 if key in out:

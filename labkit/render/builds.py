@@ -310,11 +310,13 @@ def frame_html(frame: pd.DataFrame) -> str | None:
 
 
 def enable_command_tables(shell: InteractiveShell) -> None:
-    """Show each DataFrame's equivalent docker command above it in this notebook."""
+    """Show each DataFrame's equivalent docker command above it in this notebook, and its
+    columns in full."""
     import pandas as pd
 
     if shell.display_formatter is None:  # a shell that displays nothing
         return
+    pd.set_option("display.max_colwidth", None)  # digests and caveats whole, never "..."
     formatter = shell.display_formatter.formatters["text/html"]
     formatter.for_type(pd.DataFrame, frame_html)
 

@@ -5,6 +5,7 @@ No engine needed: these read the .ipynb files as GitHub and nbviewer would.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -115,6 +116,29 @@ def test_cleaning_strips_ansi_from_tracebacks_and_streams_and_drops_timings():
     assert cell.outputs[0]["text"] == "red\n"
     assert cell.outputs[1]["traceback"] == ["ZeroDivisionError"]
     assert "execution" not in cell.metadata
+
+
+def test_cleaning_joins_a_stream_the_kernel_sent_in_pieces():
+    import nbformat
+
+    tool = _tool()
+    cell = nbformat.v4.new_code_cell("!docker build .")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="Bu"),
+                    nbformat.v4.new_output("stream", name="stdout", text="ildKit\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="done\n")]
+    tool.clean_outputs(nbformat.v4.new_notebook(cells=[cell]))
+    assert [(o["name"], o["text"]) for o in cell.outputs] == [
+        ("stdout", "BuildKit\n"), ("stderr", "warning\n"), ("stdout", "done\n")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_stored_stream_is_split_in_pieces(path: Path):
+    split = [index for index, cell in enumerate(load(path)["cells"])
+             for a, b in itertools.pairwise(cell.get("outputs", []))
+             if a.get("output_type") == b.get("output_type") == "stream"
+             and a.get("name") == b.get("name")]
+    assert split == [], f"{path.name}: cells {split} store a stream in pieces"
 
 
 def test_the_state_folder_of_the_run_is_no_machine_path_in_an_output():
