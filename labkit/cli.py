@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -183,6 +184,15 @@ def _write_password() -> int:
     return 0
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    """``eval "$(labkit env)"``: a terminal gets what the notebooks' terminal cells have."""
+    from labkit.course.terminal_cells import terminal_environment
+
+    for key, value in terminal_environment().items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     from labkit.cleanup import clean, preview_system_prune
 
@@ -222,6 +232,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("action", choices=["start", "stop", "status", "password"],
                    help="password: write the password to a pipe (for docker login)")
     r.add_argument("--remove", action="store_true", help="with stop: remove the container")
+    sub.add_parser("env", help='what a terminal needs to type the notebooks\' commands: '
+                   'eval "$(labkit env)" sets $LABKIT_USER, $REGISTRY and PATH')
     c = sub.add_parser("clean", help="remove what is yours: the course's containers, "
                        "volumes and networks, your images and the containers that run them")
     c.add_argument("--include-base", action="store_true", help="also the prepared images")
@@ -235,7 +247,7 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor, "prepare": cmd_prepare, "registry": cmd_registry, "clean": cmd_clean,
-    "bundle": cmd_bundle,
+    "bundle": cmd_bundle, "env": cmd_env,
 }
 
 

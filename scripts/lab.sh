@@ -19,8 +19,12 @@ prepare_args=()
 "$BIN/labkit" prepare ${prepare_args[@]+"${prepare_args[@]}"}
 "$BIN/labkit" registry start
 "$BIN/labkit" doctor || echo "lab: labkit doctor reports a problem (above); JupyterLab starts anyway."
+# A terminal opened in JupyterLab gets what the notebooks' terminal cells have: $LABKIT_USER,
+# $REGISTRY and labkit on PATH (elsewhere: eval "$(labkit env)"). It is the server's own
+# shell, not a login shell, whose /etc/profile would reset PATH.
+eval "$("$BIN/labkit" env)"
 mkdir -p notebooks
-lab_args=()
+lab_args=(--ServerApp.terminado_settings=shell_command="$(command -v bash)")
 [[ $(id -u) -eq 0 ]] && lab_args+=(--allow-root)  # e.g. a container or a throwaway VM
 echo "lab: JupyterLab on notebooks/ (the URL with its token follows; Ctrl-C stops it)"
 "$BIN/jupyter" lab --no-browser --port "$PORT" --notebook-dir notebooks \

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from labkit.course.terminal_cells import terminal_environment
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = Path(os.environ.get("LABKIT_ARTIFACTS", ROOT / "artifacts"))
@@ -83,6 +85,7 @@ class LabServer:
     token: str
     root: Path
     log: Path
+    terminal: dict[str, str]  # what `labkit env` gave its terminals
 
     def api(self, path: str, method: str = "GET") -> object:
         """Call the server's REST API (``/api/...``) and return the decoded JSON."""
@@ -140,7 +143,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         (base / name).mkdir()
 
     port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ)
+    terminal = terminal_environment()
+    env = dict(os.environ) | terminal  # as scripts/lab.sh: eval "$(labkit env)"
     # The user's own Jupyter config and settings stay out; the venv's (sys.prefix) apply.
     env.update(JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_DATA_DIR=str(base / "data"),
                JUPYTER_RUNTIME_DIR=str(base / "runtime"))
@@ -163,7 +167,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=root, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
-    server = LabServer(f"http://127.0.0.1:{port}", token, root, log)
+    server = LabServer(f"http://127.0.0.1:{port}", token, root, log, terminal)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while not _answers(f"{server.url}/api/status?token={token}"):

@@ -1,4 +1,5 @@
-"""A terminal of the lab runs the docker CLI of the lab's environment, as its kernels do.
+"""A terminal of the lab runs the docker CLI of the lab's environment, as its kernels do, and
+has what the notebooks' terminal cells use ($LABKIT_USER, $REGISTRY, labkit on PATH).
 
 `make test` gives each engine its own docker CLI first on PATH (testbed.dind); what a
 learner types in a JupyterLab terminal must reach the same CLI, with the same DOCKER_CONFIG,
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from tornado.websocket import websocket_connect
+
+from labkit.course.terminal_cells import terminal_environment
 
 if TYPE_CHECKING:  # the fixture's type; conftest modules are not imported by name
     from conftest import LabServer
@@ -54,7 +57,8 @@ def test_a_terminal_runs_the_environments_docker_cli(lab_server: LabServer) -> N
     terminal = lab_server.api("/api/terminals", method="POST")
     assert isinstance(terminal, dict)
     try:
-        line = (f"echo WHICH=$(command -v docker) CONFIG=${{DOCKER_CONFIG:-none}}; "
+        line = (f"echo WHICH=$(command -v docker) CONFIG=${{DOCKER_CONFIG:-none}} "
+                f"USER=$LABKIT_USER REGISTRY=${{REGISTRY:-none}} LABKIT=$(command -v labkit); "
                 f"docker version --format '{FORMAT}'")
         # a thread of its own: the browser tests' Playwright keeps an event loop running here
         with ThreadPoolExecutor(1) as apart:
@@ -65,3 +69,9 @@ def test_a_terminal_runs_the_environments_docker_cli(lab_server: LabServer) -> N
     assert f"WHICH={docker} " in out, out
     assert f"CONFIG={os.environ.get('DOCKER_CONFIG', 'none')}" in out, out
     assert expected in out, out
+    # what the notebooks' terminal cells use: the course user, its registry, labkit
+    wanted = lab_server.terminal
+    assert wanted["LABKIT_USER"] == terminal_environment()["LABKIT_USER"]
+    assert f"USER={wanted['LABKIT_USER']} " in out, out
+    assert f"REGISTRY={wanted.get('REGISTRY', 'none')} " in out, out
+    assert f"LABKIT={shutil.which('labkit', path=wanted.get('PATH'))}" in out, out

@@ -228,3 +228,20 @@ def test_clean_prunes_the_build_cache_only_when_asked(monkeypatch: pytest.Monkey
     assert "other learners use this engine" in capsys.readouterr().out
     assert cli.main(["clean", "--build-cache"]) == 0
     assert asked == [None, True]
+
+
+def test_labkit_env_gives_a_terminal_the_course_user_and_labkit(tmp_path) -> None:
+    """`eval "$(labkit env)"` in bash, with no engine to ask about a registry."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    labkit = Path(sys.executable).parent / "labkit"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LABKIT_USER": "ann o'neil",
+           "LABKIT_STATE_DIR": str(tmp_path / "state"), "DOCKER_HOST": "tcp://127.0.0.1:9",
+           "DOCKER_CONFIG": str(tmp_path / "docker")}
+    script = f'eval "$({labkit} env)"; printf "%s|%s|%s" "$LABKIT_USER" ' \
+             '"${REGISTRY-unset}" "$(command -v labkit)"'
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                         timeout=60, check=True, cwd=os.getcwd()).stdout
+    assert out == f"ann o'neil|unset|{labkit}"
