@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from labkit.engine import LabkitError, settings
+from labkit.engine import settings
 
 
 def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -25,21 +25,3 @@ def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:
         env["PATH"] = changed["PATH"] = os.pathsep.join(p for p in (bindir, path) if p)
     return changed
 
-
-def terminal_environment() -> dict[str, str]:
-    """What a terminal beside the notebooks needs to type the cells' commands: the course
-    user, this Python's ``labkit`` first on PATH, and ``$REGISTRY`` when the learner's
-    registry runs (or one is configured). ``labkit env`` prints it for ``eval``."""
-    from labkit.registry import configured_registry, find_registry
-
-    env = {"LABKIT_USER": os.environ.get("LABKIT_USER") or settings().user}
-    changed = prepare(dict(os.environ))
-    if "PATH" in changed:
-        env["PATH"] = changed["PATH"]
-    try:
-        registry = configured_registry() or find_registry()
-    except LabkitError:  # no engine answers: the rest still helps
-        registry = None
-    if registry is not None:
-        env["REGISTRY"] = registry.address
-    return env
