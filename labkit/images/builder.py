@@ -233,6 +233,11 @@ def _notify(observers: Sequence[BuildObserver], events: list[BuildEvent]) -> Non
             seen.update(events)
 
 
+#: The engine lost a snapshot while BuildKit used it (containerd store, another build or
+#: clean-up at the same moment): the same build then works.
+_SNAPSHOT_RACE = re.compile(r"snapshot \S+ does not exist: not found")
+
+
 def _fail(observers: Sequence[BuildObserver], error: LabkitError) -> LabkitError:
     for seen in observers:
         seen.fail(error)
@@ -293,9 +298,11 @@ def _remember_steps(cli: docker.DockerClient, image_id: str, tag: str) -> None:
 
 def _run_buildkit(path: Path, full_tag: str, dockerfile: str, nocache: bool, text: str,
                   command: DockerCommand, observers: Sequence[BuildObserver],
-                  choice: BuilderChoice, target: str | None) -> tuple[str, list[BuildStep]]:
+                  choice: BuilderChoice, target: str | None,
+                  retry: bool = True) -> tuple[str, list[BuildStep]]:
     """``docker build --progress=rawjson|plain --iidfile F -t TAG [-f D] [--no-cache] PATH``,
-    read live from the CLI's stderr."""
+    read live from the CLI's stderr. A build that meets the containerd store's snapshot race
+    (a snapshot removed by another clean-up while BuildKit reads it) runs once more."""
     parser: RawJsonParser | PlainParser = (RawJsonParser() if choice.progress == "rawjson"
                                            else PlainParser())
     with tempfile.TemporaryDirectory(prefix="labkit-build-") as tmp:
@@ -324,6 +331,9 @@ def _run_buildkit(path: Path, full_tag: str, dockerfile: str, nocache: bool, tex
             code = proc.wait()
         _notify(observers, parser.finish())
         image_id = iidfile.read_text(encoding="utf-8").strip() if iidfile.exists() else ""
+    if code != 0 and retry and _SNAPSHOT_RACE.search("\n".join(parser.trailer)):
+        return _run_buildkit(path, full_tag, dockerfile, nocache, text, command, observers,
+                             choice, target, retry=False)
     if code != 0:
         refused = next((line for line in parser.trailer
                         if "invalid tag" in line or "invalid reference format" in line), None)
