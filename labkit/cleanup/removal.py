@@ -5,7 +5,8 @@ What goes (:mod:`labkit.images.owned` decides whose an object is):
 - containers labkit labelled for this learner, and containers of this learner's images
   (a plain ``docker run`` typed in the terminal);
 - this learner's images: every tag under the learner's name (``student/app``,
-  ``localhost:5000/student/app``), and the untagged images labkit recorded building;
+  ``localhost:5000/student/app``), and the untagged images labkit recorded (its builds,
+  the classic builder's steps of them, and what it saw under the learner's name);
 - the volumes and networks labkit labelled for this learner (labkit creates them itself);
 - the build cache, only when no other learner uses the engine or when asked
   (:mod:`labkit.cleanup.build_cache`).

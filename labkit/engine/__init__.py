@@ -53,8 +53,10 @@ from .disk import (
 )
 from .engine_info import (
     EngineInfo,
+    clock,
     image_store,
     info,
+    timestamp,
 )
 from .error_translation import (
     RAW_ERRORS,
@@ -166,6 +168,7 @@ __all__ = [
     "build_observers",
     "check_engine",
     "client",
+    "clock",
     "connect",
     "containers_with_size",
     "describe_engine",
@@ -179,6 +182,7 @@ __all__ = [
     "image_store",
     "images",
     "info",
+    "timestamp",
     "invalid_name",
     "is_invalid_name",
     "is_local",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import docker
@@ -82,3 +83,16 @@ def info(cli: docker.DockerClient | None = None) -> EngineInfo:
         bind_ip=bind_ip(),
         transport=transport(),
     )
+
+
+def timestamp(text: str) -> datetime:
+    """A time as the engine writes it (RFC 3339, nanoseconds, ``Z``), e.g. an image's
+    ``Created``; to the microsecond."""
+    return datetime.fromisoformat(text)
+
+
+@boundary("ask the engine for its time")
+def clock(cli: docker.DockerClient | None = None) -> datetime:
+    """The engine's own time now (``docker info``'s SystemTime): what its records (an
+    image's ``Created``) compare with, whatever this machine's clock says."""
+    return timestamp(str((cli or client()).info()["SystemTime"]))

@@ -98,12 +98,12 @@ def plot_image_ids(ids: ImageIds, ax: Axes | None = None) -> Axes:
         y = head_y - 0.45 * (row + 1)
         blob = ids.blobs[i] if i < len(ids.blobs) else None
         if blob is not None:
-            kind = "gzip" if blob.compressed else "tar"
+            kind = blob.media_type.rsplit("+", 1)[-1] if blob.compressed else "tar"
             box(cols["blob"], y, f"{_short(blob.digest)} {kind:>4} {_mb(blob.size):>9}",
                 "lightblue" if blob.compressed else "white")
             same = blob.digest == ids.diff_ids[i]
             arrow(cols["blob"] + 1.55, y, cols["diff"] - 0.9, y,
-                  "same bytes" if same else "unzipped, then sha256")
+                  "same bytes" if same else "unzipped, sha256")
         else:
             box(cols["blob"], y, "(made at push)", "white", dashed=True)
         box(cols["diff"], y, _short(ids.diff_ids[i]), "white")

@@ -164,3 +164,13 @@ def test_a_remote_engine_without_the_opt_in_says_how_to_reach_its_ports(monkeypa
     engine.require_reachable("x", REMOTE)
     config.use(config.Settings(user="u1", publish_host="localhost"))  # forwarded by hand
     engine.require_reachable("x", REMOTE)
+
+
+def test_engine_times_read_with_nanoseconds_and_z() -> None:
+    from datetime import UTC, datetime
+
+    from labkit import engine as labkit_engine
+
+    stamp = labkit_engine.timestamp("2026-12-05T23:40:15.275256541Z")
+    assert stamp == datetime(2026, 12, 5, 23, 40, 15, 275256, tzinfo=UTC)
+    assert labkit_engine.timestamp("2026-12-05T23:40:15Z") < stamp

@@ -701,6 +701,6 @@ def test_image_ids_diagram_draws_every_layer_on_both_stores():
         assert all(x[7:19] in shown for x in d)
         plt.close(ax.get_figure())
     assert store.table()["compressed"].tolist() == [False, True]
-    assert "unzipped, then sha256" in " ".join(t.get_text() for t in
+    assert "unzipped, sha256" in " ".join(t.get_text() for t in
                                               id_plots.plot_image_ids(store).texts)
     plt.close("all")
