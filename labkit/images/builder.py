@@ -39,6 +39,7 @@ from labkit.engine import (
 )
 from labkit.engine import docker as docker_cmd
 from labkit.images.build_cache import parent_chain
+from labkit.images.build_context import cli_context
 from labkit.images.build_stream import (
     TAIL_LINES,
     BuildEvent,
@@ -406,13 +407,15 @@ def _final_from(dockerfile_text: str) -> str | None:
 def _run_classic(path: Path, full_tag: str, dockerfile: str, nocache: bool, text: str,
                  command: DockerCommand, observers: Sequence[BuildObserver],
                  cli: docker.DockerClient, target: str | None) -> tuple[str, list[BuildStep]]:
-    """The classic builder through the Engine API, streamed (no label: the same image as
-    the learner's ``docker build -t NAME .`` with this builder)."""
+    """The classic builder through the Engine API, streamed, with the context the docker CLI
+    would send (no label: the same image, and the same cache, as the learner's
+    ``docker build -t NAME .`` with this builder)."""
     parser = BuildStreamParser()
     try:
         stream: Iterable[Mapping[str, Any]] = cli.api.build(
-            path=str(path), tag=full_tag, dockerfile=dockerfile, rm=True, forcerm=True,
-            decode=True, pull=False, nocache=nocache, target=target,
+            fileobj=cli_context(path, dockerfile), custom_context=True, tag=full_tag,
+            dockerfile=dockerfile, rm=True, forcerm=True, decode=True, pull=False,
+            nocache=nocache, target=target,
         )
         for chunk in stream:
             _notify(observers, parser.feed(chunk))
