@@ -3,9 +3,12 @@ its page. The proof that the registry makes an image available anywhere, not onl
 engine that built it.
 
 The second engine is a ``docker:dind`` container of the learner's own engine, named and
-labelled as the learner's (the clean-up removes it, and nobody else's). It joins a network
-of its own with the registry container, so it reaches the registry by that container's
-name; it trusts the registry's CA (``/etc/docker/certs.d/NAME:5000/ca.crt``, no engine
+labelled as the learner's (the clean-up removes it, and nobody else's). It starts on the
+registry container's network and reaches the registry by that container's name, which
+``--add-host`` maps to the registry's address there. (Connecting the registry to a network
+of its own instead would be tidier, but ``docker network connect`` may move a published
+port that the engine chose itself, moby#44137: the learner's ``localhost:PORT`` would stop
+answering.) It trusts the registry's CA (``/etc/docker/certs.d/NAME:5000/ca.crt``, no engine
 restart needed) and logs in with the password on stdin. Everything inside it is done by its
 own docker CLI (``docker exec``): the commands shown are the ones a learner types.
 
@@ -13,7 +16,7 @@ What happened to each layer is read from the facts, not from printed text: the s
 engine's image store before the pull (empty), the image it holds after it, and the
 registry's own access log (which blobs it sent to that engine, and how many bytes).
 
-The second engine, its volume and its network are removed at the end, also on failure.
+The second engine and its volume are removed at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from labkit.registry.tls import CA_FILE
 if TYPE_CHECKING:
     import pandas as pd
 
-#: The role label of the second engine and of its network.
+#: The role label of the second engine.
 ROLE = "second-engine"
 #: The port the registry serves on inside its container (what the second engine dials).
 REGISTRY_PORT = 5000
@@ -158,7 +161,7 @@ class ElsewhereResult:
 
 
 def engine_name() -> str:
-    """The second engine's container (and its network): ``<learner>-elsewhere``."""
+    """The second engine's container: ``<learner>-elsewhere``."""
     return settings().container_name("elsewhere")
 
 
@@ -178,17 +181,18 @@ def run_flags(options: dict[str, Any]) -> list[str]:
     return flags
 
 
-def plan(reference: str, registry_name: str, username: str,
+def plan(reference: str, registry_name: str, username: str, network: str, address: str,
          options: dict[str, Any] = PRIVILEGED) -> list[DockerCommand]:
     """The plain docker commands of the whole experiment, in order (``reference`` as the
-    second engine names it: ``REGISTRY_CONTAINER:5000/USER/NAME:TAG``)."""
+    second engine names it: ``REGISTRY_CONTAINER:5000/USER/NAME:TAG``; ``network`` and
+    ``address``: the registry container's network and its address there)."""
     name = engine_name()
     host = f"{registry_name}:{REGISTRY_PORT}"
     return [
-        docker_cmd("network", "create", name),
-        docker_cmd("network", "connect", name, registry_name),
-        docker_cmd("run", "-d", *run_flags(options), "--name", name, "--network", name,
-                   DIND_IMAGE),
+        docker_cmd("container", "inspect", "--format",
+                   f"{{{{.NetworkSettings.Networks.{network}.IPAddress}}}}", registry_name),
+        docker_cmd("run", "-d", *run_flags(options), "--name", name, "--network", network,
+                   "--add-host", f"{registry_name}:{address}", DIND_IMAGE),
         docker_cmd("exec", name, "docker", "version"),
         docker_cmd("exec", name, "mkdir", "-p", certs_dir(host)),
         docker_cmd("cp", f"{registry_name}:{CONFIG_DIR}/{CA_FILE}", CA_FILE),
@@ -200,8 +204,6 @@ def plan(reference: str, registry_name: str, username: str,
         docker_cmd("exec", name, "docker", "run", "-d", "--name", APP_NAME, reference),
         docker_cmd("exec", name, "docker", "exec", APP_NAME, "python", "-c", FETCH),
         docker_cmd("rm", "-f", "-v", name),
-        docker_cmd("network", "disconnect", name, registry_name),
-        docker_cmd("network", "rm", name),
     ]
 
 
@@ -273,24 +275,19 @@ def _ours(labels: dict[str, str] | None) -> bool:
     return all((labels or {}).get(k) == v for k, v in wanted.items())
 
 
-def _network(cli: docker.DockerClient, registry_container: Any) -> Any:
-    """The second engine's network, with the registry on it (made, or a leftover reused)."""
-    name = engine_name()
-    found = cli.networks.list(names=[name])
-    network = next((n for n in found if n.name == name), None)
-    if network is not None and not _ours(network.attrs.get("Labels")):
-        raise RegistryError(f"A network named {name} exists but labkit did not create it.",
-                            f"Remove it (`docker network rm {name}`) or set LABKIT_USER to "
-                            "another name.")
-    if network is None:
-        network = cli.networks.create(name, labels=settings().labels(ROLE))
+def registry_network(registry_container: Any) -> tuple[str, str]:
+    """The registry container's network and its address there (its first network)."""
     registry_container.reload()
-    if name not in (registry_container.attrs["NetworkSettings"].get("Networks") or {}):
-        network.connect(registry_container)
-    return network
+    networks = registry_container.attrs["NetworkSettings"].get("Networks") or {}
+    for name, endpoint in sorted(networks.items()):
+        if endpoint.get("IPAddress"):
+            return name, str(endpoint["IPAddress"])
+    raise RegistryError(f"The registry {registry_container.name} has no network address.",
+                        "Re-create it: `labkit registry start`.")
 
 
-def _start(cli: docker.DockerClient) -> tuple[Any, dict[str, Any]]:
+def _start(cli: docker.DockerClient, network: str, hosts: dict[str, str]
+           ) -> tuple[Any, dict[str, Any]]:
     """Start the second engine: privileged, else with every capability the engine grants.
     :class:`NestedEngineRefused` when the engine refuses both."""
     name = engine_name()
@@ -298,7 +295,7 @@ def _start(cli: docker.DockerClient) -> tuple[Any, dict[str, Any]]:
     refusals = []
     for options in (PRIVILEGED, CAPABILITIES, {**CAPABILITIES, "cap_drop": []}):
         try:
-            return _create(cli, name, options), options
+            return _create(cli, name, options, network, hosts), options
         except APIError as exc:
             refusals.append(str(exc.explanation or exc))
             _remove_container(cli, name)
@@ -307,13 +304,15 @@ def _start(cli: docker.DockerClient) -> tuple[Any, dict[str, Any]]:
         f"({refusals[0]}) and one with every capability ({refusals[-1]}).", CANNOT_HINT)
 
 
-def _create(cli: docker.DockerClient, name: str, options: dict[str, Any]) -> Any:
-    """Create and start the second engine's container on its network, with ``options``."""
+def _create(cli: docker.DockerClient, name: str, options: dict[str, Any], network: str,
+            hosts: dict[str, str]) -> Any:
+    """Create and start the second engine's container on ``network``, with ``options`` and
+    the ``hosts`` entries (``--add-host``)."""
     kwargs = dict(options)
     security = kwargs.pop("security_opt", [])
     config = cli.api.create_host_config(
-        network_mode=name, security_opt=[s for s in security if s != UNCONFINED_PATHS] or None,
-        **kwargs)
+        network_mode=network, extra_hosts=hosts,
+        security_opt=[s for s in security if s != UNCONFINED_PATHS] or None, **kwargs)
     if UNCONFINED_PATHS in security:
         config["MaskedPaths"], config["ReadonlyPaths"] = [], []
     created = cli.api.create_container(DIND_IMAGE, name=name, labels=settings().labels(ROLE),
@@ -369,31 +368,24 @@ def _engine_facts(container: Any) -> tuple[str, str]:
 
 
 @contextmanager
-def _second_engine(cli: docker.DockerClient, registry_container: Any
-                   ) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """The second engine, started on its network; removed with its volume, and the network
-    with it, whatever happens."""
-    network = _network(cli, registry_container)
+def _second_engine(cli: docker.DockerClient, registry_container: Any, network: str,
+                   address: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The second engine, started on the registry's network; removed with its volume,
+    whatever happens."""
     try:
-        container, options = _start(cli)
+        container, options = _start(cli, network, {registry_container.name: address})
         yield container, options
     finally:
         _remove_container(cli, engine_name())
-        with suppress(APIError, NotFound):
-            network.disconnect(registry_container, force=True)
-        with suppress(NotFound):
-            network.remove()
 
 
 def leftovers(client: docker.DockerClient | None = None) -> list[str]:
-    """What of the second engine is still on the learner's engine (its container, its
-    network): empty after :func:`pull_elsewhere`."""
+    """What of the second engine is still on the learner's engine (its container): empty
+    after :func:`pull_elsewhere`."""
     cli = client or engine.client()
     name = engine_name()
-    found = [f"container {c.name}" for c in cli.containers.list(all=True, filters={"name": name})
-             if c.name == name]
-    found += [f"network {n.name}" for n in cli.networks.list(names=[name]) if n.name == name]
-    return found
+    return [f"container {c.name}" for c in cli.containers.list(all=True, filters={"name": name})
+            if c.name == name]
 
 
 def _registry_container(cli: docker.DockerClient, reg: Registry) -> Any:
@@ -424,6 +416,7 @@ def pull_elsewhere(reference: str, registry: Registry | str | None = None,
     path = repository_path(reg, repo)
     host = f"{registry_container.name}:{REGISTRY_PORT}"
     there = f"{host}/{path}:{tag}"
+    network, address = registry_network(registry_container)
     try:
         cli.images.get(DIND_IMAGE)
     except docker.errors.ImageNotFound:
@@ -442,18 +435,19 @@ def pull_elsewhere(reference: str, registry: Registry | str | None = None,
         step(f"starting a second engine ({DIND_IMAGE}) as the container {engine_name()}")
         started = time.perf_counter()
         try:
-            with _second_engine(cli, registry_container) as (box, options):
+            with _second_engine(cli, registry_container, network, address) as (box, options):
                 version = _wait_ready(box)
                 seconds["start"] = time.perf_counter() - started
                 result = _inside(cli, box, reg, registry_container, host, path, tag, there,
-                                 version, step, seconds)
+                                 version, step, seconds, network)
                 result.flags = " ".join(run_flags(options))
                 result.commands = tuple(plan(there, registry_container.name, reg.username,
-                                             options))
+                                             network, address, options))
         except NestedEngineRefused as exc:
             raise NestedEngineRefused(exc.message, exc.hint, plan="\n".join(
-                f"$ {c}" for c in plan(there, registry_container.name, reg.username))) from None
-        step("the second engine, its volume and its network are removed")
+                f"$ {c}" for c in plan(there, registry_container.name, reg.username,
+                                       network, address))) from None
+        step("the second engine and its volume are removed")
         result.removed = not leftovers(cli)
         result.steps = steps
         return result
@@ -464,7 +458,8 @@ def pull_elsewhere(reference: str, registry: Registry | str | None = None,
 
 def _inside(cli: docker.DockerClient, box: Any, reg: Registry, registry_container: Any,
             host: str, path: str, tag: str, there: str, version: str,
-            step: Callable[[str], None], seconds: dict[str, float]) -> ElsewhereResult:
+            step: Callable[[str], None], seconds: dict[str, float], network: str
+            ) -> ElsewhereResult:
     """Trust, log in, pull, run and ask, inside the second engine ``box``."""
     ca = read_config_file(registry_container, f"{CONFIG_DIR}/{CA_FILE}")
     if not ca:
@@ -482,7 +477,7 @@ def _inside(cli: docker.DockerClient, box: Any, reg: Registry, registry_containe
                             "re-creates it with a certificate for its name.")
     images_before, layers_before = _store(box)
     box.reload()
-    ip = box.attrs["NetworkSettings"]["Networks"][engine_name()]["IPAddress"]
+    ip = box.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
     since = _epoch(box.attrs["State"]["StartedAt"]) - 1
     step(f"pulling {there} into the second engine")
     started = time.perf_counter()
