@@ -86,18 +86,28 @@ def execute(path: Path, scratch: Path, timeout: int, record_timing: bool = False
 LOCAL = "local"
 #: What a stored output says instead of the run's labkit state folder (a temporary path).
 STATE_FOLDER = "<the labkit state folder>"
+#: What it says instead of the docker CLI's configuration folder (``docker login`` names it).
+DOCKER_CONFIG_FOLDER = "~/.docker"
 
 
-def plain(value: Any, state_dir: str = "") -> Any:
+def docker_config_dir() -> str:
+    """The docker CLI's configuration folder here: ``$DOCKER_CONFIG``, else ``~/.docker``."""
+    return os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+
+
+def plain(value: Any, state_dir: str = "", docker_config: str = "") -> Any:
     """``value`` (text, a list of lines, or JSON data) without ANSI escapes in its strings,
-    and with ``state_dir`` (a machine path) named :data:`STATE_FOLDER`."""
+    with ``state_dir`` (a machine path) named :data:`STATE_FOLDER` and ``docker_config``
+    :data:`DOCKER_CONFIG_FOLDER`."""
     if isinstance(value, str):
         text = strip_ansi(value)
-        return text.replace(state_dir, STATE_FOLDER) if state_dir else text
+        for path, name in ((state_dir, STATE_FOLDER), (docker_config, DOCKER_CONFIG_FOLDER)):
+            text = text.replace(path.rstrip("/"), name) if path else text
+        return text
     if isinstance(value, list):
-        return [plain(x, state_dir) for x in value]
+        return [plain(x, state_dir, docker_config) for x in value]
     if isinstance(value, dict):
-        return {k: plain(v, state_dir) for k, v in value.items()}
+        return {k: plain(v, state_dir, docker_config) for k, v in value.items()}
     return value
 
 
@@ -115,9 +125,9 @@ def merge_streams(outputs: list[Any]) -> list[Any]:
     return merged
 
 
-def clean_outputs(nb: Any, state_dir: str = "") -> None:
-    """Join split streams; strip ANSI codes and the state folder's path from every output,
-    and each cell's execution timings."""
+def clean_outputs(nb: Any, state_dir: str = "", docker_config: str = "") -> None:
+    """Join split streams; strip ANSI codes and the paths of the state folder and the docker
+    CLI's configuration from every output, and each cell's execution timings."""
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if "outputs" in cell:
@@ -125,9 +135,9 @@ def clean_outputs(nb: Any, state_dir: str = "") -> None:
         for out in cell.get("outputs", []):
             for key in ("text", "evalue", "traceback"):
                 if key in out:
-                    out[key] = plain(out[key], state_dir)
+                    out[key] = plain(out[key], state_dir, docker_config)
             if "data" in out:
-                out["data"] = plain(out["data"], state_dir)
+                out["data"] = plain(out["data"], state_dir, docker_config)
 
 
 def referenced_models(nb: Any) -> set[str]:
@@ -180,7 +190,7 @@ def store(paths: list[Path], out: Path | None, spec: str, run_id: str, timeout: 
             print(f"notebooks: {path.name} ran in {time.monotonic() - started:.1f} s",
                   flush=True)
     for path, nb in zip(paths, executed, strict=True):
-        clean_outputs(nb, os.environ.get("LABKIT_STATE_DIR", ""))
+        clean_outputs(nb, os.environ.get("LABKIT_STATE_DIR", ""), docker_config_dir())
         prune_widget_state(nb)
         nb.metadata["labkit"] = copy.deepcopy(stamp)
         target = (out or path.parent) / path.name

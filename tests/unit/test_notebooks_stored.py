@@ -65,6 +65,26 @@ def test_no_ansi_escape_in_any_output(path: Path):
     assert found == [], f"{path.name}: cells {found} store ANSI escape codes"
 
 
+#: What an output made on a learner's machine never shows: a port open to every address, a
+#: container's own address on a DinD engine (unreachable from the learner's browser), or a
+#: folder of the machine that ran it.
+NOT_A_LEARNERS_VIEW = re.compile(
+    r"0\.0\.0\.0|\b172\.(1[6-9]|2\d|3[01])\.\d+\.\d+|/root/|/home/\w|/tmp/labkit-|/work/")
+
+
+#: Flask's own log lines, read from inside its container (03 explains them): where it
+#: listens, and whom it served.
+FLASK_LOG_LINE = re.compile(r"^( \* Running on .*|\S+ - - \[[^\]]+\] \"[A-Z]+ .*)$", re.M)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_output_shows_an_open_port_a_dind_address_or_a_machine_path(path: Path):
+    found = sorted({(index, m.group(0)) for index, out in outputs(load(path))
+                    for value in strings(out)
+                    for m in NOT_A_LEARNERS_VIEW.finditer(FLASK_LOG_LINE.sub("", value))})
+    assert found == [], f"{path.name}: (cell, what) {found}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_widget_output_has_a_readable_fallback(path: Path):
     bare = []
@@ -151,6 +171,18 @@ def test_the_state_folder_of_the_run_is_no_machine_path_in_an_output():
     tool.clean_outputs(nbformat.v4.new_notebook(cells=[cell]), "/tmp/run-state")
     assert cell.outputs[0]["data"]["text/plain"] == (
         f"Registry(ca_file='{tool.STATE_FOLDER}/student-ca.pem')")
+
+
+def test_docker_logins_credentials_file_is_named_as_a_learner_has_it():
+    import nbformat
+
+    tool = _tool()
+    cell = nbformat.v4.new_code_cell("%%bash")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
+        "WARNING! Your password will be stored unencrypted in /srv/ci/cfg/config.json.\n"))]
+    tool.clean_outputs(nbformat.v4.new_notebook(cells=[cell]), "/tmp/run-state", "/srv/ci/cfg/")
+    assert cell.outputs[0]["text"] == (
+        "WARNING! Your password will be stored unencrypted in ~/.docker/config.json.\n")
 
 
 def test_widget_state_is_kept_only_for_displayed_widgets_and_their_children():
