@@ -206,8 +206,8 @@ def parser() -> argparse.ArgumentParser:
                        "volumes and networks, your images and the containers that run them")
     c.add_argument("--include-base", action="store_true", help="also the prepared images")
     c.add_argument("--build-cache", action="store_true",
-                   help="also prune the build cache when other learners share the engine "
-                   "(it names no owner: theirs goes too)")
+                   help="also prune the build cache (it names no owner: every build's "
+                   "cache on the engine goes, not only the course's)")
     c.add_argument("--preview", action="store_true",
                    help="only show what `docker system prune` would remove")
     return top

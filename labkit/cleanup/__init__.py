@@ -1,5 +1,5 @@
 """Clean-up of what is this learner's (:mod:`labkit.images.owned` decides), the build cache
-(pruned only when no other learner shares the engine, or when asked), the bytes a removal
+(pruned only when asked: it names no owner), the bytes a removal
 really frees (module ``freed``: each layer once), a preview of what a plain prune would
 take, and what on a shared engine belongs to other learners.
 """

@@ -3,10 +3,10 @@ and ``docker builder prune``.
 
 BuildKit keeps the result of each build step as a cache record of its own (``docker buildx
 du``, the Build Cache row of ``docker system df``); removing an image leaves its cache
-behind, and ``docker builder prune`` empties it. A cache record names no owner: on an
-engine several learners share, a prune takes everyone's cache. So clean-up prunes it only
-when no other learner's images or containers are on the engine (:mod:`labkit.images.owned`'s
-rule), or when asked to. The classic builder keeps no such records: its cache is the
+behind, and ``docker builder prune`` empties it. A cache record names no owner: a prune
+takes the cache of every build on the engine, the course's, the learner's other projects'
+and other learners'. So clean-up prunes it only when asked to, and says who else builds
+here (:mod:`labkit.images.owned`'s rule). The classic builder keeps no such records: its cache is the
 untagged parent images of each build, which go with the image.
 """
 
@@ -23,8 +23,8 @@ from labkit.engine import docker as docker_cmd
 from labkit.images import owned
 from labkit.learners import is_learner_name
 
-SHARED_NOTE = ("BuildKit's cache records name no owner, so on an engine other learners "
-               "share, `docker builder prune` would take their cache too: clean-up keeps it "
+SHARED_NOTE = ("BuildKit's cache records name no owner, so `docker builder prune` would take "
+               "the cache of every build here, not only the course's: clean-up keeps it "
                "unless you ask (`clean(build_cache_prune=True)`, `labkit clean --build-cache`).")
 CLASSIC_NOTE = ("This engine holds no BuildKit cache: the classic builder's cache is the "
                 "untagged parent images of each build, and they go with your images.")
@@ -88,8 +88,8 @@ class BuildCacheDecision:
 
 def decide(asked: bool | None, client: docker.DockerClient | None = None,
            df: dict[str, Any] | None = None) -> BuildCacheDecision:
-    """Prune when ``asked`` is True, never when False; when None, only if this learner is
-    alone on the engine. ``df``: the engine's ``docker system df`` answer, if at hand."""
+    """Prune only when ``asked`` is True (None and False keep it: a record names no owner,
+    and nothing tells the course's builds from the learner's other ones). ``df``: the engine's ``docker system df`` answer, if at hand."""
     cli = client or engine.client()
     cache = BuildCacheUsage.of(df) if df is not None else usage(cli)
     others = other_learners(cli)
@@ -104,8 +104,7 @@ def decide(asked: bool | None, client: docker.DockerClient | None = None,
                                   f"({', '.join(others)}). {SHARED_NOTE}", others, cache)
     if not cache.records:
         return BuildCacheDecision(False, CLASSIC_NOTE, others, cache)
-    return BuildCacheDecision(True, "Build cache pruned: no other learner uses this engine.",
-                              others, cache)
+    return BuildCacheDecision(False, f"Build cache kept. {SHARED_NOTE}", others, cache)
 
 
 def prune(client: docker.DockerClient | None = None) -> tuple[int, int]:

@@ -8,8 +8,8 @@ What goes (:mod:`labkit.images.owned` decides whose an object is):
   ``localhost:5000/student/app``), and the untagged images labkit recorded (its builds,
   the classic builder's steps of them, and what it saw under the learner's name);
 - the volumes and networks labkit labelled for this learner (labkit creates them itself);
-- the build cache, only when no other learner uses the engine or when asked
-  (:mod:`labkit.cleanup.build_cache`).
+- the build cache only when asked (:mod:`labkit.cleanup.build_cache`): its records name
+  no owner, so a prune takes everyone's.
 
 Images are removed by name (``docker image rm student/app:latest``), never forced: a name
 another learner gave the same image keeps it, and so does a container another learner
@@ -356,9 +356,8 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
     under the learner's, and labkit's recorded builds), labkit's volumes and networks for
     this learner; keep the prepared base images unless asked.
 
-    The build cache is pruned when ``build_cache_prune`` is True, or when it is None and no
-    other learner uses the engine (:func:`labkit.cleanup.build_cache.decide`). Safe to
-    repeat. ``show`` displays the report in a notebook.
+    The build cache is pruned only when ``build_cache_prune`` is True
+    (:func:`labkit.cleanup.build_cache.decide`). Safe to repeat. ``show`` displays the report in a notebook.
     """
     import pandas as pd
     cli = _client(client)

@@ -343,11 +343,14 @@ def test_build_cache_is_kept_while_another_learner_uses_the_engine() -> None:
         "kept (shared engine)"]
 
 
-def test_build_cache_is_pruned_when_alone() -> None:
+def test_build_cache_is_kept_when_alone_unless_asked() -> None:
     fake = cleanup_client()
     fake.api.containers_ = [c for c in fake.api.containers_ if c["Id"] != "c4" * 32]
     fake.api.images_ = [i for i in fake.api.images_ if i["Id"] != "sha256:i3"]
     report = cleanup.clean(client=fake, show=False)
+    assert fake.api.build_cache_pruned == 0
+    assert "Build cache kept" in report.build_cache and "not only the course's" in report.build_cache
+    report = cleanup.clean(client=fake, show=False, build_cache_prune=True)
     assert fake.api.build_cache_pruned == 1
     assert (report.counts["build cache"], report.reclaimed["build cache"]) == (1, 11)
     assert str(report.commands[-1]) == "docker builder prune --all --force"
@@ -359,7 +362,7 @@ def test_cache_bytes_an_image_shares_are_not_counted_twice() -> None:
     df = fake._df
     fake._df = lambda: {**df(), "BuildCache": [{"ID": "b1", "Size": 11, "InUse": False,
                                                  "Shared": True}]}
-    report = cleanup.clean(client=fake, show=False)
+    report = cleanup.clean(client=fake, show=False, build_cache_prune=True)
     assert fake.api.build_cache_pruned == 1
     assert report.reclaimed["build cache"] == 0
 
