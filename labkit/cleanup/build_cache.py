@@ -6,8 +6,8 @@ du``, the Build Cache row of ``docker system df``); removing an image leaves its
 behind, and ``docker builder prune`` empties it. A cache record names no owner: a prune
 takes the cache of every build on the engine, the course's, the learner's other projects'
 and other learners'. So clean-up prunes it only when asked to, and says who else builds
-here (:mod:`labkit.images.owned`'s rule). The classic builder keeps no such records: its cache is the
-untagged parent images of each build, which go with the image.
+here (:mod:`labkit.images.owned`'s rule). The classic builder keeps no such records: its
+cache is the untagged parent images of each build, which go with the image.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ class BuildCacheDecision:
 def decide(asked: bool | None, client: docker.DockerClient | None = None,
            df: dict[str, Any] | None = None) -> BuildCacheDecision:
     """Prune only when ``asked`` is True (None and False keep it: a record names no owner,
-    and nothing tells the course's builds from the learner's other ones). ``df``: the engine's ``docker system df`` answer, if at hand."""
+    and nothing tells the course's builds from the learner's other ones). ``df``: the
+    engine's ``docker system df`` answer, if at hand."""
     cli = client or engine.client()
     cache = BuildCacheUsage.of(df) if df is not None else usage(cli)
     others = other_learners(cli)

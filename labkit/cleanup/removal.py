@@ -357,7 +357,8 @@ def clean(include_base: bool = False, client: docker.DockerClient | None = None,
     this learner; keep the prepared base images unless asked.
 
     The build cache is pruned only when ``build_cache_prune`` is True
-    (:func:`labkit.cleanup.build_cache.decide`). Safe to repeat. ``show`` displays the report in a notebook.
+    (:func:`labkit.cleanup.build_cache.decide`). Safe to repeat. ``show`` displays the report
+    in a notebook.
     """
     import pandas as pd
     cli = _client(client)

@@ -349,7 +349,8 @@ def test_build_cache_is_kept_when_alone_unless_asked() -> None:
     fake.api.images_ = [i for i in fake.api.images_ if i["Id"] != "sha256:i3"]
     report = cleanup.clean(client=fake, show=False)
     assert fake.api.build_cache_pruned == 0
-    assert "Build cache kept" in report.build_cache and "not only the course's" in report.build_cache
+    assert "Build cache kept" in report.build_cache
+    assert "not only the course's" in report.build_cache
     report = cleanup.clean(client=fake, show=False, build_cache_prune=True)
     assert fake.api.build_cache_pruned == 1
     assert (report.counts["build cache"], report.reclaimed["build cache"]) == (1, 11)
