@@ -72,9 +72,11 @@ NOT_A_LEARNERS_VIEW = re.compile(
     r"0\.0\.0\.0|\b172\.(1[6-9]|2\d|3[01])\.\d+\.\d+|/root/|/home/\w|/tmp/labkit-|/work/")
 
 
-#: Flask's own log lines, read from inside its container (03 explains them): where it
-#: listens, and whom it served.
-FLASK_LOG_LINE = re.compile(r"^( \* Running on .*|\S+ - - \[[^\]]+\] \"[A-Z]+ .*)$", re.M)
+#: What shows those addresses for a reason: Flask's own log lines, read from inside its
+#: container (03 explains them), app.py's ``host="0.0.0.0"``, and the registry's address on
+#: its network that 05b's second engine is given (``--add-host NAME:IP``).
+FLASK_LOG_LINE = re.compile(r"^( \* Running on .*|\S+ - - \[[^\]]+\] \"[A-Z]+ .*)$"
+                            r"|host=\"0\.0\.0\.0\"|--add-host \S+:[\d.]+", re.M)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
