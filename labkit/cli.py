@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pandas as pd
 
-from labkit import engine
 from labkit.course import doctor_checks, render_checks
+from labkit.course.terminal_cells import terminal_environment
 from labkit.engine import RAW_ERRORS, EngineIncompatible, EngineUnavailable, LabkitError, translate
 
 
@@ -130,25 +128,6 @@ def _write_ca() -> int:
         return 2
     print(reg.ca_file)
     return 0
-
-
-def terminal_environment() -> dict[str, str]:
-    """What a terminal beside the notebooks needs to type the cells' commands: the course
-    user, this Python's ``labkit`` first on PATH, and ``$REGISTRY`` when the learner's
-    registry runs (or one is configured)."""
-    from labkit.registry import configured_registry, find_registry
-
-    env = {"LABKIT_USER": os.environ.get("LABKIT_USER") or engine.settings().user}
-    bindir, path = str(Path(sys.executable).parent), os.environ.get("PATH", "")
-    if bindir not in path.split(os.pathsep):
-        env["PATH"] = os.pathsep.join(p for p in (bindir, path) if p)
-    try:
-        registry = configured_registry() or find_registry()
-    except LabkitError:  # no engine answers: the rest still helps
-        registry = None
-    if registry is not None:
-        env["REGISTRY"] = registry.address
-    return env
 
 
 def cmd_env(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from labkit.engine import settings
+from labkit.engine import LabkitError, settings
 
 
 def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -25,3 +25,23 @@ def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:
         env["PATH"] = changed["PATH"] = os.pathsep.join(p for p in (bindir, path) if p)
     return changed
 
+
+
+def terminal_environment() -> dict[str, str]:
+    """What a terminal beside the notebooks needs to type the cells' commands (``eval
+    "$(labkit env)"``): what :func:`prepare` gives a cell, the course user and this Python's
+    ``labkit`` first on PATH, and ``$REGISTRY`` when the learner's registry runs (or one is
+    configured)."""
+    from labkit.registry import configured_registry, find_registry
+
+    environ = dict(os.environ)
+    changed = prepare(environ)
+    env = {"LABKIT_USER": environ["LABKIT_USER"], **{k: v for k, v in changed.items()
+                                                      if k == "PATH"}}
+    try:
+        registry = configured_registry() or find_registry()
+    except LabkitError:  # no engine answers: the rest still helps
+        registry = None
+    if registry is not None:
+        env["REGISTRY"] = registry.address
+    return env
