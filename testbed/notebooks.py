@@ -55,7 +55,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 _MODEL_REF = re.compile(r"IPY_MODEL_([0-9a-f]+)")
 COURSE_GOAL_S = 60.0
 CELL_GOAL_S = 3.0
-_SAYS_HOW_LONG = re.compile(r"\btakes? (about|around|up to|roughly)\s+\d+(\s*[-–]\s*\d+)?\s*"
+_SAYS_HOW_LONG = re.compile(r"\btakes?\s+(about|around|up to|roughly)\s+\d+(\s*[-–]\s*\d+)?\s*"
                             r"(s\b|seconds|min)", re.IGNORECASE)
 
 

@@ -44,3 +44,9 @@ def test_report_says_when_the_course_is_over_its_goal():
     lines = bench.report(bench.cell_times("08", executed([2.0] * 31)))
     assert any("OVER the 60 s goal" in line for line in lines)
     assert not any("SLOW" in line for line in lines)
+
+
+def test_a_duration_may_wrap_onto_the_next_line():
+    assert bench.says_how_long("The build takes\nabout 5 s the first time.")
+    assert bench.says_how_long("The next cell takes about 10–60 s, on a busy engine.")
+    assert not bench.says_how_long("The build takes a few seconds.")
