@@ -9,8 +9,7 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from labkit.course import doctor_checks, render_checks
-from labkit.course.terminal_cells import terminal_environment
+from labkit.course import doctor_checks, render_checks, terminal_environment
 from labkit.engine import RAW_ERRORS, EngineIncompatible, EngineUnavailable, LabkitError, translate
 
 

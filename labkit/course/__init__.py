@@ -43,6 +43,7 @@ from .notebook import (
     read_image_file,
     setup,
 )
+from .terminal_cells import terminal_environment
 from .workspace import (
     APP_NAME,
     APP_TEMPLATE,
@@ -90,6 +91,7 @@ __all__ = [
     "render_checks",
     "run_locally",
     "setup",
+    "terminal_environment",
     "write_app",
     "write_dockerfile",
 ]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 from tornado.websocket import websocket_connect
 
-from labkit.course.terminal_cells import terminal_environment
+from labkit.course import terminal_environment
 
 if TYPE_CHECKING:  # the fixture's type; conftest modules are not imported by name
     from conftest import LabServer
