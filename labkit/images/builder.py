@@ -10,7 +10,6 @@ facts and a :class:`BuildResult`. Rendering lives in :mod:`labkit.render.builds`
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import tempfile
@@ -261,8 +260,14 @@ def _build(path: Path, name: str, tag: str, dockerfile: str, nocache: bool,
         text = stage_text(text, target)  # what the build reads: the stages up to the target
     for base in base_images(text):
         require_image(base, client=cli)
-    with contextlib.suppress(docker.errors.NotFound):  # what this build may untag stays ours
+    try:  # what this build may untag stays ours
         note_named([cli.api.inspect_image(full_tag)])
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if is_invalid_name(exc):  # the name the build would give: said before it starts
+            raise invalid_name("image", full_tag, exc, command) from exc
+        raise
     observers = build_observers(command, show, observer)
     started = time.monotonic()
     if choice.buildkit:

@@ -106,6 +106,11 @@ ACCESS_LINE = re.compile(r'^(?P<client>\S+) \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]
                          r'/v2/(?P<repo>\S+?)/blobs/(?P<digest>sha256:[0-9a-f]{64}) [^"]*" '
                          r'(?P<status>\d{3}) (?P<bytes>\d+|-)')
 PULL_LINE = re.compile(r"^(?P<layer>[0-9a-f]{12}): (?P<status>.+?)\s*$")
+#: How the second engine's runtime says it may not set up a container's cgroups: its own
+#: engine is rootless or locked down (the classroom's), which keeps them read-only to it.
+CONFINED = re.compile(r"(apply|create|set|join) cgroup|cgroup configuration|/sys/fs/cgroup\S*: "
+                      r"(read-only file system|permission denied|operation not permitted)",
+                      re.IGNORECASE)
 
 
 @dataclass
@@ -117,6 +122,8 @@ class ElsewhereResult:
     pull, the bytes the registry's access log says it sent to the second engine for it, and
     what ``docker pull`` printed for it. ``repo_digest`` is the digest the second engine
     holds the image by; ``registry_digest`` the one the registry's tag points to.
+    ``not_run`` says why the second engine could not run the image (its own engine keeps
+    cgroups read-only: rootless, or a classroom's); empty when the app ran and answered.
     """
 
     reference: str
@@ -131,6 +138,7 @@ class ElsewhereResult:
     commands: tuple[DockerCommand, ...]
     flags: str
     registry_digest: str = ""
+    not_run: str = ""
     removed: bool = False
     steps: list[str] = field(default_factory=list)
 
@@ -150,7 +158,7 @@ class ElsewhereResult:
         lines = [f"$ {c}" for c in self.commands]
         lines.append(f"{self.reference} on a second engine (Docker {self.engine_version}, "
                      f"{self.image_store}): {self.downloaded} of {len(self.layers)} layers "
-                     f"downloaded; the app answered {self.answer!r}")
+                     f"downloaded; " + (self.not_run or f"the app answered {self.answer!r}"))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -221,6 +229,19 @@ def blobs_sent(log: str, client_ip: str) -> dict[str, int]:
             continue
         sent[m["digest"]] = sent.get(m["digest"], 0) + int(m["bytes"])
     return sent
+
+
+def confined(run_output: str) -> str:
+    """Why the second engine could not start a container, when its own engine confines it
+    (cgroups it may not write); empty for any other failure."""
+    if not CONFINED.search(run_output):
+        return ""
+    reason = next((line.strip() for line in run_output.splitlines() if CONFINED.search(line)),
+                  run_output.strip())
+    return ("the second engine pulled the image but could not run it: this engine keeps "
+            "cgroups read-only to the containers it runs (a rootless engine, such as a "
+            f"classroom's, does), so an engine inside cannot start containers ({reason}). "
+            "Run the image on a machine of your own to see it answer.")
 
 
 def pull_statuses(text: str) -> dict[str, str]:
@@ -498,11 +519,13 @@ def _inside(cli: docker.DockerClient, box: Any, reg: Registry, registry_containe
     step(f"running it in the second engine and asking {APP_URL} from inside its container")
     started = time.perf_counter()
     code, out = _in(box, "docker", "run", "-d", "--name", APP_NAME, there)
-    if code:
+    not_run, answer = (confined(out) if code else ""), ""
+    if code and not not_run:
         raise RegistryError(f"The second engine could not run {there}: {out.strip()}")
-    code, answer = _in(box, "docker", "exec", APP_NAME, "python", "-c", FETCH_RETRYING)
+    if not not_run:
+        code, answer = _in(box, "docker", "exec", APP_NAME, "python", "-c", FETCH_RETRYING)
     seconds["run and ask"] = time.perf_counter() - started
-    if code:
+    if code and not not_run:
         _, logs = _in(box, "docker", "logs", "--tail", "20", APP_NAME)
         raise RegistryError(f"The app did not answer in the second engine: {answer.strip()}\n"
                             f"{logs.strip()}")
@@ -512,4 +535,4 @@ def _inside(cli: docker.DockerClient, box: Any, reg: Registry, registry_containe
         images_before=len(images_before), layers=rows,
         repo_digest=digests[0].split("@", 1)[1] if digests else "",
         answer=answer.strip(), seconds=seconds, commands=(), flags="",
-        registry_digest=str(info.get("digest") or ""))
+        registry_digest=str(info.get("digest") or ""), not_run=not_run)

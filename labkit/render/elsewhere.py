@@ -60,7 +60,7 @@ def elsewhere_html(result: elsewhere.ElsewhereResult) -> str:
         "image platform": result.platform,
         "digest there": result.repo_digest,
         "digest of the registry's tag": result.registry_digest,
-        "the app answered": result.answer,
+        "the app answered": result.answer if not result.not_run else result.not_run,
         "seconds": ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()),
         "second engine removed": "yes" if result.removed else "NO",
     }

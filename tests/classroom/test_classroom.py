@@ -203,6 +203,17 @@ def test_each_learner_runs_every_notebook(hub: Hub) -> None:
         MEASURED["notebooks_at_once"] = dict(zip(LEARNERS, pool.map(run, LEARNERS), strict=True))
 
 
+def test_an_engine_inside_a_learners_engine_pulls_but_starts_no_container(hub: Hub) -> None:
+    """05b's second engine, in a classroom: the learner's rootless engine runs it and it pulls
+    every layer (05b's checks passed above), but cgroups stay read-only to it, so it starts no
+    container of its own; the notebook says so instead of claiming an answer."""
+    done = hub.exec(LEARNERS[0], "cat", "05b-pull-and-repeat.ipynb")
+    assert done.returncode == 0, done.stderr
+    said = json.dumps(json.loads(done.stdout)["cells"])
+    assert "every layer was downloaded from the registry" in said
+    assert "could not run it" in said and "read-only" in said
+
+
 def test_each_learner_sees_only_their_own_engine(hub: Hub) -> None:
     # the course's clean-up (07) removed what the steps made: each learner makes one of each
     for name in LEARNERS:

@@ -119,3 +119,15 @@ def test_step_progress_prints_each_step_outside_a_notebook(capsys) -> None:
     progress.close()
     assert capsys.readouterr().out.strip().endswith("s  pulling")
     assert progress._html("done").text == "app on a second engine: done"
+
+
+def test_a_confined_engine_is_named_as_the_reason_the_app_did_not_run() -> None:
+    classroom = ("docker: Error response from daemon: failed to create shim task: OCI runtime "
+                 "create failed: runc create failed: unable to start container process: unable "
+                 "to apply cgroup configuration: mkdir /sys/fs/cgroup/cpuset/docker: read-only "
+                 "file system: unknown.")
+    said = elsewhere.confined(classroom)
+    assert "could not run it" in said and "rootless" in said
+    assert "read-only file system" in said
+    assert elsewhere.confined("docker: Error response from daemon: No such image: x.") == ""
+    assert elsewhere.confined("") == ""
