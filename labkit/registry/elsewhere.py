@@ -4,12 +4,14 @@ engine that built it.
 
 The second engine is a ``docker:dind`` container of the learner's own engine, named and
 labelled as the learner's (the clean-up removes it, and nobody else's). It starts on the
-registry container's network and reaches the registry by that container's name, which
-``--add-host`` maps to the registry's address there. (Connecting the registry to a network
-of its own instead would be tidier, but ``docker network connect`` may move a published
-port that the engine chose itself, moby#44137: the learner's ``localhost:PORT`` would stop
-answering.) It trusts the registry's CA (``/etc/docker/certs.d/NAME:5000/ca.crt``, no engine
-restart needed) and logs in with the password on stdin. Everything inside it is done by its
+registry container's network and reaches the registry by that container's name: a
+user-defined network resolves it, and on Docker's default ``bridge``, which resolves no
+names, ``--link`` writes it into the second engine's ``/etc/hosts``. (Connecting the
+registry to a network of its own instead would be tidier, but ``docker network connect``
+may move a published port that the engine chose itself, moby#44137: the learner's
+``localhost:PORT`` would stop answering.) It trusts the registry's CA
+(``/etc/docker/certs.d/NAME:5000/ca.crt``, no engine restart needed) and logs in with the
+password on stdin. Everything inside it is done by its
 own docker CLI (``docker exec``): the commands shown are the ones a learner types.
 
 What happened to each layer is read from the facts, not from printed text: the second
@@ -59,6 +61,8 @@ from labkit.registry.tls import CA_FILE
 if TYPE_CHECKING:
     import pandas as pd
 
+#: Docker's default network, which resolves no container names.
+DEFAULT_BRIDGE = "bridge"
 #: The role label of the second engine.
 ROLE = "second-engine"
 #: The port the registry serves on inside its container (what the second engine dials).
@@ -189,18 +193,24 @@ def run_flags(options: dict[str, Any]) -> list[str]:
     return flags
 
 
-def plan(reference: str, registry_name: str, username: str, network: str, address: str,
+def links(network: str, registry_name: str) -> dict[str, str]:
+    """How the second engine finds the registry by name on ``network``: a ``--link`` on
+    Docker's default bridge (it resolves no container names), nothing on a network that
+    does."""
+    return {registry_name: registry_name} if network == DEFAULT_BRIDGE else {}
+
+
+def plan(reference: str, registry_name: str, username: str, network: str,
          options: dict[str, Any] = PRIVILEGED) -> list[DockerCommand]:
     """The plain docker commands of the whole experiment, in order (``reference`` as the
-    second engine names it: ``REGISTRY_CONTAINER:5000/USER/NAME:TAG``; ``network`` and
-    ``address``: the registry container's network and its address there)."""
+    second engine names it: ``REGISTRY_CONTAINER:5000/USER/NAME:TAG``; ``network``: the
+    registry container's)."""
     name = engine_name()
     host = f"{registry_name}:{REGISTRY_PORT}"
+    link = [x for other in links(network, registry_name) for x in ("--link", other)]
     return [
-        docker_cmd("container", "inspect", "--format",
-                   f"{{{{.NetworkSettings.Networks.{network}.IPAddress}}}}", registry_name),
         docker_cmd("run", "-d", *run_flags(options), "--name", name, "--network", network,
-                   "--add-host", f"{registry_name}:{address}", DIND_IMAGE),
+                   *link, DIND_IMAGE),
         docker_cmd("exec", name, "docker", "version"),
         docker_cmd("exec", name, "mkdir", "-p", certs_dir(host)),
         docker_cmd("cp", f"{registry_name}:{CONFIG_DIR}/{CA_FILE}", CA_FILE),
@@ -296,18 +306,18 @@ def _ours(labels: dict[str, str] | None) -> bool:
     return all((labels or {}).get(k) == v for k, v in wanted.items())
 
 
-def registry_network(registry_container: Any) -> tuple[str, str]:
-    """The registry container's network and its address there (its first network)."""
+def registry_network(registry_container: Any) -> str:
+    """The registry container's network (its first one with an address)."""
     registry_container.reload()
     networks = registry_container.attrs["NetworkSettings"].get("Networks") or {}
     for name, endpoint in sorted(networks.items()):
         if endpoint.get("IPAddress"):
-            return name, str(endpoint["IPAddress"])
+            return str(name)
     raise RegistryError(f"The registry {registry_container.name} has no network address.",
                         "Re-create it: `labkit registry start`.")
 
 
-def _start(cli: docker.DockerClient, network: str, hosts: dict[str, str]
+def _start(cli: docker.DockerClient, network: str, linked: dict[str, str]
            ) -> tuple[Any, dict[str, Any]]:
     """Start the second engine: privileged, else with every capability the engine grants.
     :class:`NestedEngineRefused` when the engine refuses both."""
@@ -316,7 +326,7 @@ def _start(cli: docker.DockerClient, network: str, hosts: dict[str, str]
     refusals = []
     for options in (PRIVILEGED, CAPABILITIES, {**CAPABILITIES, "cap_drop": []}):
         try:
-            return _create(cli, name, options, network, hosts), options
+            return _create(cli, name, options, network, linked), options
         except APIError as exc:
             refusals.append(str(exc.explanation or exc))
             _remove_container(cli, name)
@@ -326,13 +336,13 @@ def _start(cli: docker.DockerClient, network: str, hosts: dict[str, str]
 
 
 def _create(cli: docker.DockerClient, name: str, options: dict[str, Any], network: str,
-            hosts: dict[str, str]) -> Any:
+            linked: dict[str, str]) -> Any:
     """Create and start the second engine's container on ``network``, with ``options`` and
-    the ``hosts`` entries (``--add-host``)."""
+    the ``linked`` containers (``--link``)."""
     kwargs = dict(options)
     security = kwargs.pop("security_opt", [])
     config = cli.api.create_host_config(
-        network_mode=network, extra_hosts=hosts,
+        network_mode=network, links=linked or None,
         security_opt=[s for s in security if s != UNCONFINED_PATHS] or None, **kwargs)
     if UNCONFINED_PATHS in security:
         config["MaskedPaths"], config["ReadonlyPaths"] = [], []
@@ -389,12 +399,12 @@ def _engine_facts(container: Any) -> tuple[str, str]:
 
 
 @contextmanager
-def _second_engine(cli: docker.DockerClient, registry_container: Any, network: str,
-                   address: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+def _second_engine(cli: docker.DockerClient, registry_container: Any, network: str
+                   ) -> Iterator[tuple[Any, dict[str, Any]]]:
     """The second engine, started on the registry's network; removed with its volume,
     whatever happens."""
     try:
-        container, options = _start(cli, network, {registry_container.name: address})
+        container, options = _start(cli, network, links(network, registry_container.name))
         yield container, options
     finally:
         _remove_container(cli, engine_name())
@@ -437,7 +447,7 @@ def pull_elsewhere(reference: str, registry: Registry | str | None = None,
     path = repository_path(reg, repo)
     host = f"{registry_container.name}:{REGISTRY_PORT}"
     there = f"{host}/{path}:{tag}"
-    network, address = registry_network(registry_container)
+    network = registry_network(registry_container)
     try:
         cli.images.get(DIND_IMAGE)
     except docker.errors.ImageNotFound:
@@ -456,18 +466,18 @@ def pull_elsewhere(reference: str, registry: Registry | str | None = None,
         step(f"starting a second engine ({DIND_IMAGE}) as the container {engine_name()}")
         started = time.perf_counter()
         try:
-            with _second_engine(cli, registry_container, network, address) as (box, options):
+            with _second_engine(cli, registry_container, network) as (box, options):
                 version = _wait_ready(box)
                 seconds["start"] = time.perf_counter() - started
                 result = _inside(cli, box, reg, registry_container, host, path, tag, there,
                                  version, step, seconds, network)
                 result.flags = " ".join(run_flags(options))
                 result.commands = tuple(plan(there, registry_container.name, reg.username,
-                                             network, address, options))
+                                             network, options))
         except NestedEngineRefused as exc:
             raise NestedEngineRefused(exc.message, exc.hint, plan="\n".join(
                 f"$ {c}" for c in plan(there, registry_container.name, reg.username,
-                                       network, address))) from None
+                                       network))) from None
         step("the second engine and its volume are removed")
         result.removed = not leftovers(cli)
         result.steps = steps

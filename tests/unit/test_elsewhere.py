@@ -82,11 +82,12 @@ def test_run_flags_are_what_a_learner_types() -> None:
 def test_the_plan_is_plain_docker_and_never_holds_the_password(course_settings) -> None:
     course_settings(user="ann")
     lines = [str(c) for c in elsewhere.plan("ann-registry:5000/ann/app:latest",
-                                            "ann-registry", "ann", "bridge", "172.17.0.5")]
-    assert lines[0] == ("docker container inspect --format "
-                        "'{{.NetworkSettings.Networks.bridge.IPAddress}}' ann-registry")
-    assert lines[1] == ("docker run -d --privileged --name ann-elsewhere --network bridge "
-                        "--add-host ann-registry:172.17.0.5 docker:dind")
+                                            "ann-registry", "ann", "bridge")]
+    assert lines[0] == ("docker run -d --privileged --name ann-elsewhere --network bridge "
+                        "--link ann-registry docker:dind")
+    on_its_own = elsewhere.plan("r:5000/ann/app:latest", "r", "ann", "ann-net")
+    assert str(on_its_own[0]) == ("docker run -d --privileged --name ann-elsewhere "
+                                  "--network ann-net docker:dind")
     assert ("labkit registry password | docker exec -i ann-elsewhere docker login "
             "ann-registry:5000 -u ann --password-stdin") in lines
     assert "docker exec ann-elsewhere docker pull ann-registry:5000/ann/app:latest" in lines

@@ -73,10 +73,9 @@ NOT_A_LEARNERS_VIEW = re.compile(
 
 
 #: What shows those addresses for a reason: Flask's own log lines, read from inside its
-#: container (03 explains them), app.py's ``host="0.0.0.0"``, and the registry's address on
-#: its network that 05b's second engine is given (``--add-host NAME:IP``).
+#: container (03 explains them), and app.py's ``host="0.0.0.0"``.
 FLASK_LOG_LINE = re.compile(r"^( \* Running on .*|\S+ - - \[[^\]]+\] \"[A-Z]+ .*)$"
-                            r"|host=\"0\.0\.0\.0\"|--add-host \S+:[\d.]+", re.M)
+                            r"|host=\"0\.0\.0\.0\"", re.M)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
