@@ -26,7 +26,6 @@ def prepare(environ: dict[str, str] | None = None) -> dict[str, str]:
     return changed
 
 
-
 def terminal_environment() -> dict[str, str]:
     """What a terminal beside the notebooks needs to type the cells' commands (``eval
     "$(labkit env)"``): what :func:`prepare` gives a cell, the course user and this Python's
@@ -36,8 +35,9 @@ def terminal_environment() -> dict[str, str]:
 
     environ = dict(os.environ)
     changed = prepare(environ)
-    env = {"LABKIT_USER": environ["LABKIT_USER"], **{k: v for k, v in changed.items()
-                                                      if k == "PATH"}}
+    env = {"LABKIT_USER": environ["LABKIT_USER"]}
+    if "PATH" in changed:
+        env["PATH"] = changed["PATH"]
     try:
         registry = configured_registry() or find_registry()
     except LabkitError:  # no engine answers: the rest still helps

@@ -301,11 +301,6 @@ def _remove_container(cli: docker.DockerClient, name: str) -> None:
         cli.containers.get(name).remove(force=True, v=True)
 
 
-def _ours(labels: dict[str, str] | None) -> bool:
-    wanted = settings().labels(ROLE)
-    return all((labels or {}).get(k) == v for k, v in wanted.items())
-
-
 def registry_network(registry_container: Any) -> str:
     """The registry container's network (its first one with an address)."""
     registry_container.reload()
@@ -528,21 +523,29 @@ def _inside(cli: docker.DockerClient, box: Any, reg: Registry, registry_containe
     engine_version, store = _engine_facts(box)
     step(f"running it in the second engine and asking {APP_URL} from inside its container")
     started = time.perf_counter()
-    code, out = _in(box, "docker", "run", "-d", "--name", APP_NAME, there)
-    not_run, answer = (confined(out) if code else ""), ""
-    if code and not not_run:
-        raise RegistryError(f"The second engine could not run {there}: {out.strip()}")
-    if not not_run:
-        code, answer = _in(box, "docker", "exec", APP_NAME, "python", "-c", FETCH_RETRYING)
+    answer, not_run = _run_and_ask(box, there)
     seconds["run and ask"] = time.perf_counter() - started
-    if code and not not_run:
-        _, logs = _in(box, "docker", "logs", "--tail", "20", APP_NAME)
-        raise RegistryError(f"The app did not answer in the second engine: {answer.strip()}\n"
-                            f"{logs.strip()}")
     return ElsewhereResult(
         reference=there, engine_version=engine_version or version, image_store=store,
         platform=f"{image.get('Os', '?')}/{image.get('Architecture', '?')}",
         images_before=len(images_before), layers=rows,
         repo_digest=digests[0].split("@", 1)[1] if digests else "",
-        answer=answer.strip(), seconds=seconds, commands=(), flags="",
+        answer=answer, seconds=seconds, commands=(), flags="",
         registry_digest=str(info.get("digest") or ""), not_run=not_run)
+
+
+def _run_and_ask(box: Any, there: str) -> tuple[str, str]:
+    """Run ``there`` in the second engine and ask the app for its page: ``(answer, "")``, or
+    ``("", why)`` when the second engine's own engine lets it start no container."""
+    code, out = _in(box, "docker", "run", "-d", "--name", APP_NAME, there)
+    if code:
+        why = confined(out)
+        if why:
+            return "", why
+        raise RegistryError(f"The second engine could not run {there}: {out.strip()}")
+    code, answer = _in(box, "docker", "exec", APP_NAME, "python", "-c", FETCH_RETRYING)
+    if code:
+        _, logs = _in(box, "docker", "logs", "--tail", "20", APP_NAME)
+        raise RegistryError(f"The app did not answer in the second engine: {answer.strip()}\n"
+                            f"{logs.strip()}")
+    return answer.strip(), ""
